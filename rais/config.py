@@ -1,0 +1,470 @@
+"""The configuration file: TOML in, a frozen :class:`Config` out.
+
+Every key is described once, in a table of :class:`_Field` specs per
+section, so that checking, defaults and error wording stay uniform. Loading
+collects every problem before giving up, one line each, in the form
+``PATH: section.key: what is wrong``, so an operator fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import math
+import os
+import re
+import shlex
+import tomllib
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from rais.ids import MAX_HOST, ClusterId, HostClusterId
+from rais.keys import KeyFileError, Keyring, load_keyring
+
+ROLES = ("active", "standby", "master")
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_MULTICAST_SCOPE = ipaddress.IPv4Network("239.0.0.0/8")
+_ANY = "0.0.0.0"
+
+
+class ConfigError(ValueError):
+    """A configuration file is unreadable or invalid; ``problems`` says why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@attrs.frozen
+class Command:
+    """A start or stop command; with ``shell``, argv is ``("/bin/sh", "-c", text)``."""
+
+    argv: tuple[str, ...]
+    shell: bool = False
+
+
+@attrs.frozen
+class ClusterConfig:
+    id: ClusterId
+    key_file: str
+    keyring: Keyring
+    group: str
+    port: int
+    interface: str
+    heartbeat_interval: float
+    dead_after: int
+    ttl: int
+
+
+@attrs.frozen
+class NodeConfig:
+    host_id: int
+    address: str
+    role: str
+    priority: int
+    control: tuple[str, int]
+    state_dir: str
+    preempt: bool
+
+
+@attrs.frozen
+class ServiceConfig:
+    name: str
+    probe: str
+    port: int | None
+    running: bool
+    start: Command | None
+    stop: Command | None
+    timeout: float
+    options: Mapping[str, object]
+
+
+@attrs.frozen
+class PolicyConfig:
+    name: str
+    replicas: int
+    max_cpu: float | None
+    max_latency_ms: float | None
+
+
+@attrs.frozen
+class Config:
+    path: str
+    cluster: ClusterConfig
+    node: NodeConfig
+    services: Mapping[str, ServiceConfig]
+    policies: Mapping[str, PolicyConfig]
+
+    @property
+    def self_id(self) -> HostClusterId:
+        return HostClusterId.of(self.cluster.id, self.node.host_id)
+
+
+# --- field specs ------------------------------------------------------------
+
+# A check takes a TOML value and returns the converted value, or raises
+# ValueError whose message is the "what is wrong" part of a problem line.
+Check = Callable[[Any], Any]
+
+_REQUIRED = object()
+
+_TYPE_NAMES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a float",
+    str: "a string",
+    list: "an array",
+    dict: "a table",
+    datetime.datetime: "a date-time",
+    datetime.date: "a date",
+    datetime.time: "a time",
+}
+
+
+def _type_name(value: object) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _expect(value: object, expected: str, *kinds: type) -> None:
+    # Exact type match: bool subclasses int, but `port = true` is a mistake.
+    if type(value) not in kinds:
+        raise ValueError(f"expected {expected}, got {_type_name(value)}")
+
+
+@attrs.frozen
+class _Field:
+    key: str
+    check: Check
+    default: Any = _REQUIRED  # the value used when the key is absent (already converted)
+
+
+def _ranged(kinds: tuple[type, ...], expected: str, low: float, high: float | None = None,
+            *, low_open: bool = False) -> Check:
+    if high is None:
+        text = f"greater than {low:g}" if low_open else f"at least {low:g}"
+    else:
+        text = f"over {low:g} and at most {high:g}" if low_open else f"{low:g}..{high:g}"
+
+    def check(value: Any) -> Any:
+        _expect(value, expected, *kinds)
+        # TOML allows inf and nan; neither is a usable interval or limit.
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value}")
+        above = value > low if low_open else value >= low
+        if not (above and (high is None or value <= high)):
+            raise ValueError(f"must be {text}, got {value}")
+        return kinds[-1](value)  # float for numbers, so `timeout = 5` reads as 5.0
+
+    return check
+
+
+def _integer(low: int, high: int) -> Check:
+    return _ranged((int,), "an integer", low, high)
+
+
+def _number(low: float, high: float | None = None, *, low_open: bool = False) -> Check:
+    return _ranged((int, float), "a number", low, high, low_open=low_open)
+
+
+def _boolean(value: Any) -> bool:
+    _expect(value, "a boolean (true or false)", bool)
+    return value
+
+
+def _text(parse: Callable[[str], Any] = str, expected: str = "a string") -> Check:
+    def check(value: Any) -> Any:
+        _expect(value, expected, str)
+        if not value:
+            raise ValueError("must not be empty")
+        return parse(value)
+
+    return check
+
+
+def _choice(options: tuple[str, ...]) -> Check:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {text!r}")
+        return text
+
+    return _text(parse)
+
+
+def _path(base: str) -> Check:
+    def parse(text: str) -> str:
+        if "\0" in text:
+            raise ValueError("must not contain a NUL character")
+        # Relative to the config file, not to wherever the daemon was started.
+        return os.path.normpath(os.path.join(base, text))
+
+    return _text(parse)
+
+
+def _parse_cluster_id(text: str) -> ClusterId:
+    # ClusterId's own message would say "cluster id 0"; name it as written.
+    if text == "0.0":
+        raise ValueError("0.0 is not a valid cluster id (0.0 means no cluster)")
+    return ClusterId.parse(text)
+
+
+def _parse_ipv4(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 address") from None
+
+
+def _parse_group(text: str) -> str:
+    group = _parse_ipv4(text)
+    if ipaddress.IPv4Address(group) not in _MULTICAST_SCOPE:
+        raise ValueError(f"{group} is outside 239.0.0.0/8 (administratively scoped multicast)")
+    return group
+
+
+def _parse_host(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    name = text[:-1] if text.endswith(".") else text
+    labels = name.split(".")
+    # An all-digit last label means a mistyped IPv4 address, not a hostname.
+    if len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit():
+        return text
+    raise ValueError(f"{text!r} is not an IP address or hostname")
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """Split ``"HOST:PORT"`` (IPv6 as ``"[::1]:PORT"``) into ``(host, port)``."""
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep:
+            raise ValueError(f"{text!r} is not [IPV6-ADDRESS]:PORT")
+        try:
+            host = str(ipaddress.IPv6Address(host))
+        except ValueError:
+            raise ValueError(f"{text!r}: {host!r} is not an IPv6 address") from None
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            raise ValueError(f"{text!r} is not HOST:PORT")
+        if ":" in host:
+            raise ValueError(f"{text!r}: put an IPv6 address in brackets, like [::1]:8470")
+        try:
+            host = _parse_host(host)
+        except ValueError as e:
+            raise ValueError(f"{text!r}: {e}") from None
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{text!r}: port {port!r} must be 1..65535")
+    return host, int(port)
+
+
+def _command(shell: bool) -> Check:
+    def check(value: Any) -> Command:
+        if type(value) is str and shell:
+            if not value.strip():
+                raise ValueError("must not be empty")
+            return Command(("/bin/sh", "-c", value), shell=True)
+        if type(value) is str:
+            try:
+                argv = shlex.split(value)
+            except ValueError as e:
+                raise ValueError(f"cannot split into words: {e}") from None
+        elif type(value) is list:
+            if shell:
+                raise ValueError("with shell = true, give one string for /bin/sh -c, not an array")
+            for number, item in enumerate(value, 1):
+                if type(item) is not str:
+                    raise ValueError(f"item {number} is {_type_name(item)}, expected a string")
+            argv = value
+        else:
+            raise ValueError(f"expected a string or an array of strings, got {_type_name(value)}")
+        if not argv or not argv[0]:
+            raise ValueError("must name a program to run")
+        return Command(tuple(argv))
+
+    return check
+
+
+_PORT = _integer(1, 65535)
+
+
+def _cluster_fields(base: str) -> tuple[_Field, ...]:
+    return (
+        _Field("id", _text(_parse_cluster_id, 'a string like "1.2"')),
+        _Field("key_file", _path(base)),
+        _Field("group", _text(_parse_group), None),  # None: derived from the id below
+        _Field("port", _PORT, 5150),
+        _Field("interface", _text(_parse_ipv4), _ANY),
+        _Field("heartbeat_interval", _number(0.05, 60), 1.0),
+        _Field("dead_after", _integer(2, 1000), 3),
+        _Field("ttl", _integer(1, 255), 1),
+    )
+
+
+def _node_fields(base: str) -> tuple[_Field, ...]:
+    return (
+        _Field("host_id", _integer(1, MAX_HOST)),
+        _Field("address", _text(_parse_host), None),  # None: cluster.interface, below
+        _Field("role", _choice(ROLES), "active"),
+        _Field("priority", _integer(0, 255), 100),
+        _Field("control", _text(parse_hostport, 'a string "HOST:PORT"'), ("127.0.0.1", 8470)),
+        _Field("state_dir", _path(base), "/var/lib/rais"),
+        _Field("preempt", _boolean, False),
+    )
+
+
+def _service_fields(shell: bool) -> tuple[_Field, ...]:
+    # Any key of [services.NAME] not listed here is a probe option.
+    return (
+        _Field("probe", _text()),
+        _Field("port", _PORT, None),
+        _Field("running", _boolean, False),
+        _Field("start", _command(shell), None),
+        _Field("stop", _command(shell), None),
+        _Field("shell", _boolean, False),
+        _Field("timeout", _number(0, low_open=True), 10.0),
+    )
+
+
+_POLICY_FIELDS = (
+    _Field("replicas", _integer(1, 1000), 1),
+    _Field("max_cpu", _number(0, 1, low_open=True), None),
+    _Field("max_latency_ms", _number(0, low_open=True), None),
+)
+
+
+# --- loading ----------------------------------------------------------------
+
+Report = Callable[[tuple[str, ...], str], None]
+
+
+def _dotted(where: tuple[str, ...]) -> str:
+    # Quote keys as TOML would, so `services."www.example".probe` is unambiguous.
+    return ".".join(k if _BARE_KEY.fullmatch(k) else json.dumps(k, ensure_ascii=False) for k in where)
+
+
+def _table(value: Any, where: tuple[str, ...], report: Report) -> dict[str, Any] | None:
+    if type(value) is not dict:
+        report(where, f"expected a table, got {_type_name(value)}")
+        return None
+    return value
+
+
+def _read(table: dict[str, Any], where: tuple[str, ...], fields: tuple[_Field, ...],
+          report: Report, *, extras: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Check ``table`` against ``fields``; unknown keys go to ``extras`` if given."""
+    values = {}
+    for field in fields:
+        if field.key not in table:
+            if field.default is _REQUIRED:
+                report(where + (field.key,), "missing required key")
+            else:
+                values[field.key] = field.default
+            continue
+        try:
+            values[field.key] = field.check(table[field.key])
+        except ValueError as e:
+            report(where + (field.key,), str(e))
+    known = {field.key for field in fields}
+    for key, value in table.items():
+        if key in known:
+            continue
+        if extras is None:
+            report(where + (key,), "unknown key")
+        else:
+            extras[key] = value
+    return values
+
+
+def _named_tables(doc: dict[str, Any], section: str, report: Report) -> dict[str, dict[str, Any]]:
+    """The ``[SECTION.NAME]`` tables, each name checked."""
+    tables = {}
+    for name, value in (_table(doc.get(section, {}), (section,), report) or {}).items():
+        if not _NAME.fullmatch(name):
+            report((section, name), "invalid name: use 1 to 64 of A-Z a-z 0-9 _ . -")
+        table = _table(value, (section, name), report)
+        if table is not None:
+            tables[name] = table
+    return tables
+
+
+def _parse_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read: {e.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: TOML syntax: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([f"{path}: TOML syntax: {e}"]) from None
+
+
+def load_config(path: str, role: str | None = None, host_id: int | None = None) -> Config:
+    """Read and check the config file at ``path``; ``role`` and ``host_id``
+    (from command-line flags) replace the file's values before checking."""
+    doc = _parse_file(path)
+    base = os.path.dirname(os.path.abspath(path))
+    problems: list[str] = []
+
+    def report(where: tuple[str, ...], message: str) -> None:
+        problems.append(f"{path}: {_dotted(where)}: {message}")
+
+    for section in doc:
+        if section not in ("cluster", "node", "services", "policy"):
+            report((section,), "unknown section")
+
+    cluster = _read(_table(doc.get("cluster", {}), ("cluster",), report) or {}, ("cluster",),
+                    _cluster_fields(base), report)
+    # group absent from the file (None) takes its default from a valid id.
+    if "id" in cluster and "group" in cluster and cluster["group"] is None:
+        cluster["group"] = f"239.192.{cluster['id'].value >> 8}.{cluster['id'].value & 0xFF}"
+    if "key_file" in cluster:
+        try:
+            cluster["keyring"] = load_keyring(cluster["key_file"])
+        except KeyFileError as e:
+            report(("cluster", "key_file"), str(e))
+
+    node_table = dict(_table(doc.get("node", {}), ("node",), report) or {})
+    for key, override in (("role", role), ("host_id", host_id)):
+        if override is not None:
+            node_table[key] = override
+    node = _read(node_table, ("node",), _node_fields(base), report)
+    if "address" in node and node["address"] is None:
+        # The address peers use must be concrete; 0.0.0.0 only says "listen everywhere".
+        if cluster.get("interface") == _ANY:
+            report(("node", "address"), f"missing required key (cluster.interface is {_ANY})")
+        else:
+            node["address"] = cluster.get("interface")
+
+    services = {}
+    for name, table in _named_tables(doc, "services", report).items():
+        options: dict[str, Any] = {}
+        values = _read(table, ("services", name), _service_fields(table.get("shell") is True),
+                       report, extras=options)
+        values.pop("shell", None)  # carried by each Command instead
+        services[name] = dict(values, name=name, options=MappingProxyType(options))
+
+    policies = {}
+    for name, table in _named_tables(doc, "policy", report).items():
+        policies[name] = dict(_read(table, ("policy", name), _POLICY_FIELDS, report), name=name)
+
+    # Every value left missing above was reported, so no problems means
+    # every record below gets all of its fields.
+    if problems:
+        raise ConfigError(problems)
+    return Config(
+        path=path,
+        cluster=ClusterConfig(**cluster),
+        node=NodeConfig(**node),
+        services=MappingProxyType({name: ServiceConfig(**v) for name, v in services.items()}),
+        policies=MappingProxyType({name: PolicyConfig(**v) for name, v in policies.items()}),
+    )

@@ -1,0 +1,48 @@
+"""The readable form of a node's status document, for `rais status` and the status page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(value: Any, suffix: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def _rate(bps: int | None) -> str:
+    if bps is None:
+        return "-"
+    for unit in ("B/s", "kB/s", "MB/s"):
+        if bps < 1000:
+            return f"{bps:.0f}{unit}"
+        bps /= 1000
+    return f"{bps:.0f}GB/s"
+
+
+COLUMNS = ("HOST", "ADDRESS", "ROLE", "PRI", "STATUS", "HEARD", "CPU", "NET IN", "NET OUT")
+
+
+def render_status(doc: dict[str, Any]) -> str:
+    lines = [
+        f"node {doc['self']}  cluster {doc['cluster']}  role {doc['role']}  "
+        f"term {doc['term']}  master {doc['master'] or 'none'}  generation {doc['generation']}",
+    ]
+    rows = [COLUMNS, (doc["self"], doc["address"], doc["role"], str(doc["priority"]),
+                      "self", "-", "-", "-", "-")]
+    for h in doc["hosts"]:
+        rows.append((
+            h["id"], h["address"], h["role"], str(h["priority"]), h["status"],
+            _fmt(h["last_heard"], "s"), _fmt(h["cpu"]),
+            _rate(h["net_rx_bps"]), _rate(h["net_tx_bps"]),
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    traffic = doc.get("traffic")
+    if traffic:
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(traffic["dropped"].items())) or "none"
+        lines.append(f"datagrams: received {traffic['received']}, sent {traffic['sent']}, dropped: {dropped}")
+    return "\n".join(lines) + "\n"

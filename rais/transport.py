@@ -1,0 +1,133 @@
+"""The multicast datagram protocol: datagrams in, node inputs; node output, datagrams out.
+
+Nothing here decides anything. It authenticates and decodes what arrives,
+drops and counts what is bad, hands the rest to the pure Node, and seals
+and multicasts what the node wants said.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+from rais.keys import Keyring
+from rais.membership import Transition
+from rais.node import DuplicateId, Node
+from rais.wire import ReplayGuard, WireError, open_datagram, seal
+
+# Log the first bad datagram of each reason, then one in this many, so an
+# attacker or a misconfigured neighbour cannot flood the log.
+LOG_EVERY = 1000
+
+
+class NodeProtocol(DatagramProtocol):
+    log = Logger()
+
+    def __init__(
+        self,
+        node: Node,
+        keyring: Keyring,
+        group: str,
+        port: int,
+        interface: str,
+        ttl: int,
+        clock: IReactorTime,
+        load: Callable[[float], object] | None = None,
+    ) -> None:
+        self.node = node
+        self.keyring = keyring
+        self.group = group
+        self.port = port
+        self.interface = interface
+        self.ttl = ttl
+        self.clock = clock
+        self.load = load
+        self.guard = ReplayGuard()
+        self.sequence = 0
+        self.received = 0
+        self.sent = 0
+        self.dropped: Counter[str] = Counter()
+
+    def startProtocol(self) -> None:
+        self.transport.setTTL(self.ttl)
+        # Loopback mode lets several nodes on one machine hear each other.
+        self.transport.setLoopbackMode(True)
+        if self.interface != "0.0.0.0":
+            self.transport.setOutgoingInterface(self.interface)
+        d = self.transport.joinGroup(self.group, self.interface)
+        d.addCallbacks(
+            lambda _: self.log.info(
+                "joined {group} port {port} on {interface}",
+                group=self.group, port=self.port, interface=self.interface,
+            ),
+            lambda f: self.log.failure("cannot join {group} on {interface}", f,
+                                       group=self.group, interface=self.interface),
+        )
+
+    def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
+        source = f"{addr[0]}:{addr[1]}"
+        try:
+            datagram = open_datagram(data, self.keyring, self.node.identity.id.cluster, self.guard)
+        except WireError as e:
+            self._drop(e.reason, source, str(e))
+            return
+        self.received += 1
+        try:
+            event = self.node.receive(self.clock.seconds(), datagram, source)
+        except Exception:
+            # A bug must cost one datagram, never the node.
+            self.log.failure("node failed on a datagram from {source}", source=source)
+            self._drop("internal", source, "node error")
+            return
+        self._report(event)
+
+    def _drop(self, reason: str, source: str, detail: str) -> None:
+        self.dropped[reason] += 1
+        count = self.dropped[reason]
+        if count == 1 or count % LOG_EVERY == 0:
+            self.log.warn(
+                "dropped datagram from {source}: {reason} ({detail}); {count} so far",
+                source=source, reason=reason, detail=detail, count=count,
+            )
+
+    def _report(self, event: Transition | DuplicateId | None) -> None:
+        if isinstance(event, DuplicateId):
+            self._drop("duplicate-id", event.source, f"another node uses {event.id}")
+        elif isinstance(event, Transition):
+            self.log.info(
+                "host {host} is {new} (was {old}){restarted}",
+                host=str(event.id), new=event.new, old=event.old or "unknown",
+                restarted=", restarted" if event.restarted else "",
+            )
+
+    def tick(self) -> None:
+        for change in self.node.tick(self.clock.seconds()):
+            self._report(change)
+
+    def beat(self) -> None:
+        now = self.clock.seconds()
+        load = self.load(now) if self.load else None
+        self.send(self.node.heartbeat(load))
+
+    def send(self, message: object) -> None:
+        if self.transport is None:
+            return
+        self.sequence += 1
+        data = seal(
+            self.keyring, self.node.identity.id, self.node.boot_epoch,
+            self.sequence, self.node.term, message,
+        )
+        try:
+            self.transport.write(data, (self.group, self.port))
+        except OSError as e:
+            # No route while an interface is down: keep running, say so once a while.
+            self._drop("send-error", "self", e.strerror or str(e))
+            return
+        self.sent += 1
+
+    def counters(self) -> dict[str, object]:
+        return {"received": self.received, "sent": self.sent, "dropped": dict(self.dropped)}

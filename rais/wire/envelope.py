@@ -1,0 +1,239 @@
+"""Sealing and opening datagrams: the authenticated Envelope around a Message.
+
+A datagram is one DER Envelope ``{header, body, tag}``; ``tag`` is
+HMAC-SHA256 over the header TLV and body TLV bytes exactly as sent. Opening
+checks the cheap things first and decodes the body only once the tag and the
+replay guard have accepted it, so unauthenticated input never reaches the
+message decoder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import attrs
+from pyasn1.codec.der import decoder as der_decoder
+from pyasn1.codec.der import encoder as der_encoder
+from pyasn1.error import PyAsn1Error
+from pyasn1.type import constraint, namedtype, univ
+
+from rais.ids import ClusterId, HostClusterId, IdError
+from rais.keys import Keyring
+from rais.wire.messages import (
+    MAX_BODY,
+    REASONS,
+    U64_MAX,
+    WireError,
+    context,
+    decode_message,
+    encode_message,
+    ranged,
+)
+
+__all__ = [
+    "MAX_DATAGRAM",
+    "PROTOCOL_VERSION",
+    "REASONS",
+    "Datagram",
+    "EnvelopeAsn1",
+    "HeaderAsn1",
+    "ReplayGuard",
+    "WireError",
+    "open_datagram",
+    "seal",
+]
+
+PROTOCOL_VERSION = 1
+MAX_DATAGRAM = 1400  # bytes: fits an Ethernet MTU with IP/UDP headers, so no fragments
+TAG_SIZE = 32  # full HMAC-SHA256, untruncated
+
+# Identifier octets of the Envelope and its components (AUTOMATIC TAGS).
+_SEQUENCE = 0x30
+_HEADER = 0xA0  # [0] constructed
+_BODY = 0x81  # [1] primitive
+_TAG = 0x82  # [2] primitive
+
+
+# --- pyasn1 classes, mirroring rais.asn ---
+
+
+class HostClusterIdAsn1(univ.Integer):
+    subtypeSpec = univ.Integer.subtypeSpec + constraint.ValueRangeConstraint(1, 2**32 - 1)
+
+
+class HeaderAsn1(univ.Sequence):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("version", ranged(0, 0, 255)),
+        namedtype.NamedType("keyId", ranged(1, 0, 0xFFFF)),
+        namedtype.NamedType("sender", HostClusterIdAsn1().subtype(implicitTag=context(2))),
+        namedtype.NamedType("bootEpoch", ranged(3, 0, U64_MAX)),
+        namedtype.NamedType("sequence", ranged(4, 0, U64_MAX)),
+        namedtype.NamedType("term", ranged(5, 0, U64_MAX)),
+    )
+
+
+class EnvelopeAsn1(univ.Sequence):
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("header", HeaderAsn1().subtype(implicitTag=context(0))),
+        namedtype.NamedType(
+            "body",
+            univ.OctetString().subtype(
+                subtypeSpec=constraint.ValueSizeConstraint(0, MAX_BODY), implicitTag=context(1)
+            ),
+        ),
+        namedtype.NamedType(
+            "tag",
+            univ.OctetString().subtype(
+                subtypeSpec=constraint.ValueSizeConstraint(TAG_SIZE, TAG_SIZE), implicitTag=context(2)
+            ),
+        ),
+    )
+
+
+# The header as it appears inside the Envelope, [0]-tagged; sealing and opening
+# handle it alone so the HMAC covers its exact bytes.
+_HEADER_SPEC = EnvelopeAsn1.componentType.getTypeByPosition(0)
+
+
+class ReplayGuard:
+    """Per sender, the highest (boot epoch, sequence) accepted; pure, no clock."""
+
+    def __init__(self) -> None:
+        self._latest: dict[HostClusterId, tuple[int, int]] = {}
+
+    def check(self, sender: HostClusterId, boot_epoch: int, sequence: int) -> None:
+        """Record (boot_epoch, sequence) for sender, or raise replay/stale-epoch."""
+        seen = self._latest.get(sender)
+        if seen is not None:
+            epoch, highest = seen
+            if boot_epoch < epoch:
+                raise WireError("stale-epoch", f"{sender} epoch {boot_epoch} is older than {epoch}")
+            # A higher epoch is a reboot: its sequence numbers start afresh.
+            if boot_epoch == epoch and sequence <= highest:
+                raise WireError("replay", f"{sender} sequence {sequence} is not after {highest}")
+        self._latest[sender] = (boot_epoch, sequence)
+
+
+@attrs.frozen
+class Datagram:
+    key_id: int
+    sender: HostClusterId
+    boot_epoch: int
+    sequence: int
+    term: int
+    message: Any
+
+
+def _der_tlv(identifier: int, content: bytes) -> bytes:
+    # Callers keep content under 64 KiB, so at most two length octets.
+    n = len(content)
+    if n < 0x80:
+        return bytes((identifier, n)) + content
+    if n < 0x100:
+        return bytes((identifier, 0x81, n)) + content
+    return bytes((identifier, 0x82, n >> 8, n & 0xFF)) + content
+
+
+def seal(
+    keyring: Keyring, sender: HostClusterId, boot_epoch: int, sequence: int, term: int, message: Any
+) -> bytes:
+    """One datagram carrying ``message``, signed with the keyring's signing key.
+
+    Raises ValueError for out-of-range fields or a result over MAX_DATAGRAM.
+    """
+    if type(sender) is not HostClusterId:
+        raise ValueError(f"sender {sender!r} must be a HostClusterId")
+    for name, value in (("boot_epoch", boot_epoch), ("sequence", sequence), ("term", term)):
+        if type(value) is not int or not 0 <= value <= U64_MAX:
+            raise ValueError(f"{name} {value!r} must be an integer 0..{U64_MAX}")
+    key = keyring.signing
+    header = _HEADER_SPEC.clone()
+    try:
+        for position, value in enumerate(
+            (PROTOCOL_VERSION, key.id, sender.value, boot_epoch, sequence, term)
+        ):
+            header.setComponentByPosition(position, value)
+        header_der = der_encoder.encode(header)
+    except PyAsn1Error as e:  # only the key id can still be out of range
+        raise ValueError(f"cannot encode header: {e}") from None
+    body = encode_message(message)
+    if len(body) > MAX_BODY:
+        raise ValueError(f"message of {len(body)} bytes is over {MAX_BODY}")
+    signed = header_der + _der_tlv(_BODY, body)
+    tag = hmac.digest(key.secret, signed, hashlib.sha256)
+    datagram = _der_tlv(_SEQUENCE, signed + _der_tlv(_TAG, tag))
+    if len(datagram) > MAX_DATAGRAM:
+        raise ValueError(f"datagram of {len(datagram)} bytes is over {MAX_DATAGRAM}")
+    return datagram
+
+
+def _read_tlv(data: bytes, pos: int, end: int, identifier: int) -> tuple[int, int]:
+    """(start, end) of the contents of the TLV at ``pos``, which must be strict DER.
+
+    Only one- and two-octet long lengths exist below MAX_DATAGRAM; anything
+    longer, indefinite (0x80) or non-minimal is malformed.
+    """
+    if end - pos < 2 or data[pos] != identifier:
+        raise WireError("malformed", f"expected identifier 0x{identifier:02x} at offset {pos}")
+    first = data[pos + 1]
+    pos += 2
+    if first < 0x80:
+        length = first
+    elif first == 0x81 and pos < end and data[pos] >= 0x80:
+        length = data[pos]
+        pos += 1
+    elif first == 0x82 and end - pos >= 2 and data[pos] != 0:
+        length = (data[pos] << 8) | data[pos + 1]
+        pos += 2
+    else:
+        raise WireError("malformed", f"bad length octets at offset {pos - 1}")
+    if length > end - pos:
+        raise WireError("malformed", f"length {length} at offset {pos} overruns its container")
+    return pos, pos + length
+
+
+def _decode_header(der: bytes) -> tuple[int, int, int, int, int, int]:
+    try:
+        value, rest = der_decoder.decode(der, asn1Spec=_HEADER_SPEC)
+        fields = tuple(int(value.getComponentByPosition(i)) for i in range(6))
+        canonical = not rest and der_encoder.encode(value) == der
+    except Exception as e:  # pyasn1 raises many types on hostile input, none may escape
+        raise WireError("malformed", f"undecodable header ({type(e).__name__})") from None
+    if not canonical:
+        raise WireError("malformed", "header is not canonical DER")
+    return fields  # type: ignore[return-value]
+
+
+def open_datagram(data: bytes, keyring: Keyring, cluster: ClusterId, guard: ReplayGuard) -> Datagram:
+    """Authenticate and decode one datagram; raises only WireError."""
+    if len(data) > MAX_DATAGRAM:
+        raise WireError("oversized", f"{len(data)} bytes")
+    start, end = _read_tlv(data, 0, len(data), _SEQUENCE)
+    if end != len(data):
+        raise WireError("malformed", f"{len(data) - end} trailing bytes")
+    header_end = _read_tlv(data, start, end, _HEADER)[1]
+    body_start, body_end = _read_tlv(data, header_end, end, _BODY)
+    tag_start, tag_end = _read_tlv(data, body_end, end, _TAG)
+    if tag_end != end or tag_end - tag_start != TAG_SIZE:
+        raise WireError("malformed", "bad tag length or trailing components")
+
+    version, key_id, sender_value, boot_epoch, sequence, term = _decode_header(data[start:header_end])
+    if version != PROTOCOL_VERSION:
+        raise WireError("version", f"protocol version {version}, expected {PROTOCOL_VERSION}")
+    try:
+        sender = HostClusterId(sender_value)
+    except IdError as e:
+        raise WireError("malformed", str(e)) from None
+    if sender.cluster != cluster:
+        raise WireError("other-cluster", f"sender {sender} is not in cluster {cluster}")
+    key = keyring.find(key_id)
+    if key is None:
+        raise WireError("unknown-key", f"key id {key_id}")
+    expected = hmac.digest(key.secret, data[start:body_end], hashlib.sha256)
+    if not hmac.compare_digest(expected, data[tag_start:tag_end]):
+        raise WireError("bad-tag", f"from {sender} with key id {key_id}")
+    guard.check(sender, boot_epoch, sequence)
+    message = decode_message(data[body_start:body_end])
+    return Datagram(key_id, sender, boot_epoch, sequence, term, message)

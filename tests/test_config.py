@@ -1,0 +1,513 @@
+"""Tests for rais.config: the example file, defaults, overrides and every kind of problem."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rais.config import (
+    ROLES,
+    Command,
+    ConfigError,
+    load_config,
+    parse_hostport,
+)
+from rais.ids import ClusterId, HostClusterId
+from rais.keys import write_new_key_file
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "etc" / "rais.toml"
+
+# The smallest valid file; values are raw TOML so tests can write any type.
+BASE = {
+    "cluster": {"id": '"1.2"', "key_file": '"rais.key"'},
+    "node": {"host_id": "7", "address": '"10.0.0.7"'},
+}
+
+
+def render(sections: dict[str, dict[str, str]]) -> str:
+    lines = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {value}" for key, value in keys.items() if value is not None)
+    return "\n".join(lines) + "\n"
+
+
+def write(folder: Path, changes: dict[str, dict[str, str | None]] | None = None,
+          extra: str = "", name: str = "rais.toml") -> str:
+    """Write BASE with ``changes`` (a None value drops the key) plus ``extra`` text."""
+    sections = {section: dict(keys) for section, keys in BASE.items()}
+    for section, keys in (changes or {}).items():
+        sections.setdefault(section, {}).update(keys)
+    path = folder / name
+    path.write_text(render(sections) + extra)
+    return str(path)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    write_new_key_file(str(tmp_path / "rais.key"))
+    return tmp_path
+
+
+def problems(path: str, **overrides: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, **overrides)
+    assert str(info.value) == "\n".join(info.value.problems)
+    return info.value.problems
+
+
+def only_problem(path: str, **overrides: object) -> str:
+    found = problems(path, **overrides)
+    assert len(found) == 1, found
+    return found[0]
+
+
+# --- the example file -------------------------------------------------------
+
+
+def test_example_file_validates(tmp_path: Path) -> None:
+    path = tmp_path / "rais.toml"
+    # state_dir must point somewhere this test may write.
+    text = EXAMPLE.read_text().replace('state_dir = "/var/lib/rais"', 'state_dir = "state"')
+    assert 'state_dir = "state"' in text
+    path.write_text(text)
+    write_new_key_file(str(tmp_path / "rais.key"))
+
+    config = load_config(str(path))
+
+    assert config.path == str(path)
+    assert config.cluster.id == ClusterId.parse("1.2")
+    assert config.cluster.key_file == str(tmp_path / "rais.key")
+    assert config.node.state_dir == str(tmp_path / "state")
+    assert config.self_id == HostClusterId.parse("1.2.0.1")
+    web = config.services["web"]
+    assert web.probe == "http"
+    assert web.start == Command(("/usr/sbin/nginx",))
+    assert web.stop == Command(("/usr/sbin/nginx", "-s", "quit"))
+    assert dict(web.options) == {"path": "/health"}
+    assert config.policies["web"].max_cpu == 0.8
+
+
+def test_example_file_documents_every_key() -> None:
+    text = EXAMPLE.read_text()
+    for key in ("id", "key_file", "group", "port", "interface", "heartbeat_interval", "dead_after",
+                "ttl", "host_id", "address", "role", "priority", "control", "state_dir", "preempt",
+                "probe", "running", "start", "stop", "shell", "timeout", "replicas", "max_cpu",
+                "max_latency_ms"):
+        assert f"\n{key} = " in text, key
+
+
+# --- defaults and overrides -------------------------------------------------
+
+
+def test_defaults(folder: Path) -> None:
+    path = write(folder, {"cluster": {"interface": '"10.0.0.7"'}, "node": {"address": None}},
+                 extra='[services.db]\nprobe = "tcp"\n[policy.db]\n')
+    config = load_config(path)
+
+    cluster, node = config.cluster, config.node
+    assert cluster.group == "239.192.1.2"
+    assert cluster.port == 5150
+    assert cluster.heartbeat_interval == 1.0 and type(cluster.heartbeat_interval) is float
+    assert cluster.dead_after == 3
+    assert cluster.ttl == 1
+    assert cluster.keyring.signing.id == 1
+    assert node.address == "10.0.0.7"  # from cluster.interface
+    assert node.role == "active"
+    assert node.priority == 100
+    assert node.control == ("127.0.0.1", 8470)
+    assert node.state_dir == "/var/lib/rais"
+    assert node.preempt is False
+    db = config.services["db"]
+    assert (db.name, db.port, db.running, db.start, db.stop, db.timeout) == ("db", None, False, None, None, 10.0)
+    assert dict(db.options) == {}
+    policy = config.policies["db"]
+    assert (policy.name, policy.replicas, policy.max_cpu, policy.max_latency_ms) == ("db", 1, None, None)
+
+
+def test_default_interface_and_group_follow_cluster_id(folder: Path) -> None:
+    config = load_config(write(folder, {"cluster": {"id": '"200.7"'}}))
+    assert config.cluster.interface == "0.0.0.0"
+    assert config.cluster.group == "239.192.200.7"
+
+
+def test_every_key_set(folder: Path) -> None:
+    path = write(folder, {
+        "cluster": {"group": '"239.1.2.3"', "port": "6000", "interface": '"10.0.0.7"',
+                    "heartbeat_interval": "0.25", "dead_after": "5", "ttl": "4"},
+        "node": {"address": '"db1.example.com"', "role": '"master"', "priority": "0",
+                 "control": '"[::1]:9000"', "state_dir": '"/srv/rais"', "preempt": "true"},
+    })
+    config = load_config(path)
+    assert (config.cluster.group, config.cluster.port, config.cluster.interface) == ("239.1.2.3", 6000, "10.0.0.7")
+    assert (config.cluster.heartbeat_interval, config.cluster.dead_after, config.cluster.ttl) == (0.25, 5, 4)
+    node = config.node
+    assert (node.address, node.role, node.priority, node.control, node.state_dir, node.preempt) == (
+        "db1.example.com", "master", 0, ("::1", 9000), "/srv/rais", True)
+
+
+def test_integer_heartbeat_interval_becomes_float(folder: Path) -> None:
+    config = load_config(write(folder, {"cluster": {"heartbeat_interval": "2"}}))
+    assert config.cluster.heartbeat_interval == 2.0 and type(config.cluster.heartbeat_interval) is float
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_override(folder: Path, role: str) -> None:
+    config = load_config(write(folder, {"node": {"role": '"standby"'}}), role=role)
+    assert config.node.role == role
+
+
+def test_host_id_override(folder: Path) -> None:
+    config = load_config(write(folder), host_id=300)
+    assert config.node.host_id == 300
+    assert config.self_id == HostClusterId.parse("1.2.1.44")
+
+
+def test_override_supplies_missing_host_id(folder: Path) -> None:
+    assert load_config(write(folder, {"node": {"host_id": None}}), host_id=9).node.host_id == 9
+
+
+def test_bad_overrides_are_reported_under_node(folder: Path) -> None:
+    path = write(folder)
+    assert problems(path, role="boss", host_id=0) == [
+        f"{path}: node.host_id: must be 1..65535, got 0",
+        f"{path}: node.role: must be one of active, standby, master, got 'boss'",
+    ]
+
+
+def test_relative_paths_resolve_against_config_folder(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (folder / "keys").mkdir()
+    shutil.move(str(folder / "rais.key"), str(folder / "keys" / "rais.key"))
+    path = write(folder, {"cluster": {"key_file": '"keys/rais.key"'}, "node": {"state_dir": '"../state"'}})
+    elsewhere = folder / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    config = load_config(os.path.relpath(path))
+
+    assert config.cluster.key_file == str(folder / "keys" / "rais.key")
+    assert config.node.state_dir == str(folder.parent / "state")
+    assert os.path.isabs(config.node.state_dir)
+
+
+# --- services and policies --------------------------------------------------
+
+
+def test_service_commands_and_options(folder: Path) -> None:
+    path = write(folder, extra="""
+[services.web-1]
+probe = "http"
+port = 8080
+running = true
+start = "/usr/bin/web --config '/etc/my web.conf'"
+stop = ["/usr/bin/pkill", "-F", "/run/web.pid"]
+timeout = 3
+path = "/health"
+expect = [200, 204]
+[services.web-1.headers]
+Host = "example.com"
+
+[services."db.main"]
+probe = "tcp"
+shell = true
+start = "pg_ctl start && echo 'up'"
+stop = "pg_ctl stop"
+""")
+    config = load_config(path)
+    web = config.services["web-1"]
+    assert (web.port, web.running, web.timeout) == (8080, True, 3.0)
+    assert web.start == Command(("/usr/bin/web", "--config", "/etc/my web.conf"))
+    assert web.stop == Command(("/usr/bin/pkill", "-F", "/run/web.pid"))
+    assert dict(web.options) == {"path": "/health", "expect": [200, 204], "headers": {"Host": "example.com"}}
+    with pytest.raises(TypeError):
+        web.options["path"] = "/other"  # type: ignore[index]
+    db = config.services["db.main"]
+    assert db.start == Command(("/bin/sh", "-c", "pg_ctl start && echo 'up'"), shell=True)
+    assert db.stop == Command(("/bin/sh", "-c", "pg_ctl stop"), shell=True)
+
+
+def test_records_and_mappings_are_read_only(folder: Path) -> None:
+    config = load_config(write(folder, extra='[services.a]\nprobe = "tcp"\n'))
+    with pytest.raises(AttributeError):
+        config.node.role = "master"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.services["b"] = config.services["a"]  # type: ignore[index]
+
+
+def test_policy_values(folder: Path) -> None:
+    config = load_config(write(folder, extra="[policy.web]\nreplicas = 3\nmax_cpu = 1\nmax_latency_ms = 12.5\n"))
+    policy = config.policies["web"]
+    assert (policy.replicas, policy.max_cpu, policy.max_latency_ms) == (3, 1.0, 12.5)
+
+
+# --- problems, one at a time ------------------------------------------------
+
+
+@pytest.mark.parametrize(("section", "key", "value", "message"), [
+    # wrong types
+    ("cluster", "port", "true", "expected an integer, got a boolean"),
+    ("cluster", "port", '"5150"', "expected an integer, got a string"),
+    ("cluster", "ttl", "1.5", "expected an integer, got a float"),
+    ("cluster", "id", "1.2", 'expected a string like "1.2", got a float'),
+    ("cluster", "heartbeat_interval", "true", "expected a number, got a boolean"),
+    ("cluster", "interface", "[1]", "expected a string, got an array"),
+    ("node", "host_id", "true", "expected an integer, got a boolean"),
+    ("node", "preempt", '"yes"', "expected a boolean (true or false), got a string"),
+    ("node", "preempt", "1", "expected a boolean (true or false), got an integer"),
+    ("node", "state_dir", "1979-05-27", "expected a string, got a date"),
+    ("node", "control", "8470", 'expected a string "HOST:PORT", got an integer'),
+    # out of range
+    ("cluster", "port", "0", "must be 1..65535, got 0"),
+    ("cluster", "port", "65536", "must be 1..65535, got 65536"),
+    ("cluster", "heartbeat_interval", "0.01", "must be 0.05..60, got 0.01"),
+    ("cluster", "heartbeat_interval", "61", "must be 0.05..60, got 61"),
+    ("cluster", "heartbeat_interval", "nan", "must be a finite number, got nan"),
+    ("cluster", "dead_after", "1", "must be 2..1000, got 1"),
+    ("cluster", "ttl", "256", "must be 1..255, got 256"),
+    ("node", "host_id", "0", "must be 1..65535, got 0"),
+    ("node", "host_id", "65536", "must be 1..65535, got 65536"),
+    ("node", "priority", "-1", "must be 0..255, got -1"),
+    ("node", "priority", "256", "must be 0..255, got 256"),
+    # bad values
+    ("cluster", "id", '"0.0"', "0.0 is not a valid cluster id (0.0 means no cluster)"),
+    ("cluster", "id", '"1.256"', "cluster id '1.256': 256 is over 255"),
+    ("cluster", "id", '"1"', "cluster id '1' must be 2 dotted octets"),
+    ("cluster", "id", '""', "must not be empty"),
+    ("cluster", "group", '"224.0.0.1"', "224.0.0.1 is outside 239.0.0.0/8 (administratively scoped multicast)"),
+    ("cluster", "group", '"240.0.0.1"', "240.0.0.1 is outside 239.0.0.0/8 (administratively scoped multicast)"),
+    ("cluster", "group", '"239.1"', "'239.1' is not an IPv4 address"),
+    ("cluster", "interface", '"::1"', "'::1' is not an IPv4 address"),
+    ("node", "role", '"boss"', "must be one of active, standby, master, got 'boss'"),
+    ("node", "address", '"not a host!"', "'not a host!' is not an IP address or hostname"),
+    ("node", "address", '"10.0.0"', "'10.0.0' is not an IP address or hostname"),
+    ("node", "control", '"localhost"', "'localhost' is not HOST:PORT"),
+    ("node", "control", '"localhost:0"', "'localhost:0': port '0' must be 1..65535"),
+    ("node", "control", '"::1:8470"', "'::1:8470': put an IPv6 address in brackets, like [::1]:8470"),
+    ("node", "state_dir", '"a\\u0000b"', "must not contain a NUL character"),
+])
+def test_bad_value(folder: Path, section: str, key: str, value: str, message: str) -> None:
+    path = write(folder, {section: {key: value}})
+    assert only_problem(path) == f"{path}: {section}.{key}: {message}"
+
+
+@pytest.mark.parametrize(("section", "key"), [("cluster", "id"), ("cluster", "key_file"), ("node", "host_id")])
+def test_missing_required_key(folder: Path, section: str, key: str) -> None:
+    path = write(folder, {section: {key: None}})
+    assert only_problem(path) == f"{path}: {section}.{key}: missing required key"
+
+
+def test_address_required_when_interface_is_any(folder: Path) -> None:
+    path = write(folder, {"node": {"address": None}})
+    assert only_problem(path) == f"{path}: node.address: missing required key (cluster.interface is 0.0.0.0)"
+
+
+def test_missing_sections_report_their_required_keys(folder: Path) -> None:
+    path = folder / "rais.toml"
+    path.write_text("")
+    assert problems(str(path)) == [
+        f"{path}: cluster.id: missing required key",
+        f"{path}: cluster.key_file: missing required key",
+        f"{path}: node.host_id: missing required key",
+        f"{path}: node.address: missing required key (cluster.interface is 0.0.0.0)",
+    ]
+
+
+def test_unknown_section(folder: Path) -> None:
+    path = write(folder, extra="[nodes]\nhost_id = 1\n")
+    assert only_problem(path) == f"{path}: nodes: unknown section"
+
+
+def test_unknown_key(folder: Path) -> None:
+    path = write(folder, {"node": {"prio": "3"}})
+    assert only_problem(path) == f"{path}: node.prio: unknown key"
+
+
+def test_unknown_policy_key(folder: Path) -> None:
+    path = write(folder, extra="[policy.web]\nreplica = 2\n")
+    assert only_problem(path) == f"{path}: policy.web.replica: unknown key"
+
+
+def test_section_that_is_not_a_table(folder: Path) -> None:
+    path = folder / "rais.toml"
+    path.write_text('node = 5\nservices = "web"\n' + render({"cluster": BASE["cluster"]}))
+    assert problems(str(path), host_id=1) == [
+        f"{path}: node: expected a table, got an integer",
+        f"{path}: node.address: missing required key (cluster.interface is 0.0.0.0)",
+        f"{path}: services: expected a table, got a string",
+    ]
+
+
+def test_missing_key_file(folder: Path) -> None:
+    os.remove(folder / "rais.key")
+    path = write(folder)
+    key = folder / "rais.key"
+    assert only_problem(path) == (
+        f"{path}: cluster.key_file: {key}: no such file (create one with 'rais keygen {key}')"
+    )
+
+
+def test_key_file_readable_by_others(folder: Path) -> None:
+    os.chmod(folder / "rais.key", 0o644)
+    path = write(folder)
+    assert only_problem(path) == (
+        f"{path}: cluster.key_file: {folder / 'rais.key'} is readable by others (mode 0644); chmod 600 it"
+    )
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("my web", '"my web"'),
+    ("", '""'),
+    ("x" * 65, "x" * 65),
+    ("web/1", '"web/1"'),
+    ("wéb", '"wéb"'),
+])
+def test_bad_service_name(folder: Path, name: str, shown: str) -> None:
+    path = write(folder, extra=f'[services."{name}"]\nprobe = "tcp"\n')
+    assert only_problem(path) == f"{path}: services.{shown}: invalid name: use 1 to 64 of A-Z a-z 0-9 _ . -"
+
+
+def test_bad_policy_name(folder: Path) -> None:
+    path = write(folder, extra='[policy."a b"]\n')
+    assert only_problem(path) == f'{path}: policy."a b": invalid name: use 1 to 64 of A-Z a-z 0-9 _ . -'
+
+
+def test_longest_service_name_is_fine(folder: Path) -> None:
+    name = "A-z_0." + "x" * 58
+    assert name in load_config(write(folder, extra=f'[services."{name}"]\nprobe = "tcp"\n')).services
+
+
+@pytest.mark.parametrize(("lines", "key", "message"), [
+    ("start = 5", "start", "expected a string or an array of strings, got an integer"),
+    ("start = {a = 1}", "start", "expected a string or an array of strings, got a table"),
+    ('stop = ["kill", 9]', "stop", "item 2 is an integer, expected a string"),
+    ("start = []", "start", "must name a program to run"),
+    ('start = "   "', "start", "must name a program to run"),
+    ('start = "run \'x"', "start", "cannot split into words: No closing quotation"),
+    ('shell = true\nstart = ["a", "b"]', "start", "with shell = true, give one string for /bin/sh -c, not an array"),
+    ('shell = true\nstop = " "', "stop", "must not be empty"),
+    ('shell = "yes"', "shell", "expected a boolean (true or false), got a string"),
+    ("port = 70000", "port", "must be 1..65535, got 70000"),
+    ("running = 1", "running", "expected a boolean (true or false), got an integer"),
+    ("timeout = 0", "timeout", "must be greater than 0, got 0"),
+    ("timeout = inf", "timeout", "must be a finite number, got inf"),
+])
+def test_bad_service_key(folder: Path, lines: str, key: str, message: str) -> None:
+    path = write(folder, extra=f'[services.web]\nprobe = "http"\n{lines}\n')
+    assert only_problem(path) == f"{path}: services.web.{key}: {message}"
+
+
+def test_service_without_probe(folder: Path) -> None:
+    path = write(folder, extra="[services.web]\nport = 80\n")
+    assert only_problem(path) == f"{path}: services.web.probe: missing required key"
+
+
+def test_service_that_is_not_a_table(folder: Path) -> None:
+    path = write(folder, extra="[services]\nweb = 80\n")
+    assert only_problem(path) == f"{path}: services.web: expected a table, got an integer"
+
+
+@pytest.mark.parametrize(("line", "key", "message"), [
+    ("replicas = 0", "replicas", "must be 1..1000, got 0"),
+    ("replicas = 1001", "replicas", "must be 1..1000, got 1001"),
+    ("max_cpu = 0", "max_cpu", "must be over 0 and at most 1, got 0"),
+    ("max_cpu = 1.5", "max_cpu", "must be over 0 and at most 1, got 1.5"),
+    ('max_cpu = "50%"', "max_cpu", "expected a number, got a string"),
+    ("max_latency_ms = -1", "max_latency_ms", "must be greater than 0, got -1"),
+])
+def test_bad_policy_key(folder: Path, line: str, key: str, message: str) -> None:
+    path = write(folder, extra=f"[policy.web]\n{line}\n")
+    assert only_problem(path) == f"{path}: policy.web.{key}: {message}"
+
+
+def test_toml_syntax_error(folder: Path) -> None:
+    path = folder / "rais.toml"
+    path.write_text("[cluster]\nid = \n")
+    [problem] = problems(str(path))
+    assert problem.startswith(f"{path}: TOML syntax: ")
+    assert "line 2" in problem
+
+
+def test_not_utf8(folder: Path) -> None:
+    path = folder / "rais.toml"
+    path.write_bytes(b'[cluster]\nid = "\xff"\n')
+    assert problems(str(path)) == [f"{path}: TOML syntax: not UTF-8 text"]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "nope.toml")
+    assert problems(path) == [f"{path}: cannot read: No such file or directory"]
+
+
+def test_folder_instead_of_file(tmp_path: Path) -> None:
+    assert problems(str(tmp_path)) == [f"{tmp_path}: cannot read: Is a directory"]
+
+
+def test_path_is_reported_as_given(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(folder, {"node": {"prio": "1"}})
+    monkeypatch.chdir(folder)
+    assert only_problem("./rais.toml") == "./rais.toml: node.prio: unknown key"
+
+
+def test_all_problems_are_reported_together(folder: Path) -> None:
+    os.remove(folder / "rais.key")
+    path = write(folder, {
+        "cluster": {"id": '"0.0"', "port": "true", "group": '"10.0.0.1"'},
+        "node": {"host_id": None, "prio": "1"},
+    }, extra='[extra]\n[services."bad name"]\nprobe = 1\nstart = 2\nurl = "x"\n[policy.p]\nmax_cpu = 2\n')
+    key = folder / "rais.key"
+    assert problems(path, role="boss") == [
+        f"{path}: extra: unknown section",
+        f"{path}: cluster.id: 0.0 is not a valid cluster id (0.0 means no cluster)",
+        f"{path}: cluster.group: 10.0.0.1 is outside 239.0.0.0/8 (administratively scoped multicast)",
+        f"{path}: cluster.port: expected an integer, got a boolean",
+        f"{path}: cluster.key_file: {key}: no such file (create one with 'rais keygen {key}')",
+        f"{path}: node.host_id: missing required key",
+        f"{path}: node.role: must be one of active, standby, master, got 'boss'",
+        f"{path}: node.prio: unknown key",
+        f'{path}: services."bad name": invalid name: use 1 to 64 of A-Z a-z 0-9 _ . -',
+        f'{path}: services."bad name".probe: expected a string, got an integer',
+        f'{path}: services."bad name".start: expected a string or an array of strings, got an integer',
+        f"{path}: policy.p.max_cpu: must be over 0 and at most 1, got 2",
+    ]
+
+
+# --- parse_hostport ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("127.0.0.1:8470", ("127.0.0.1", 8470)),
+    ("localhost:1", ("localhost", 1)),
+    ("ctl.example.com.:65535", ("ctl.example.com.", 65535)),
+    ("[::1]:8470", ("::1", 8470)),
+    ("[2001:db8::0001]:80", ("2001:db8::1", 80)),
+])
+def test_parse_hostport(text: str, expected: tuple[str, int]) -> None:
+    assert parse_hostport(text) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("8470", "'8470' is not HOST:PORT"),
+    (":8470", "':8470': '' is not an IP address or hostname"),
+    ("host:", "'host:': port '' must be 1..65535"),
+    ("host:http", "'host:http': port 'http' must be 1..65535"),
+    ("host:65536", "'host:65536': port '65536' must be 1..65535"),
+    ("-bad-:80", "'-bad-:80': '-bad-' is not an IP address or hostname"),
+    ("[::1]", "'[::1]' is not [IPV6-ADDRESS]:PORT"),
+    ("[1.2.3.4]:80", "'[1.2.3.4]:80': '1.2.3.4' is not an IPv6 address"),
+])
+def test_parse_hostport_errors(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_hostport(text)
+    assert str(info.value) == message
+
+
+@given(st.integers(1, 65535), st.ip_addresses())
+def test_parse_hostport_round_trip(port: int, address: object) -> None:
+    host = str(address)
+    text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    assert parse_hostport(text) == (host, port)

@@ -1,0 +1,142 @@
+"""The datagram protocol with an in-memory transport and a fake clock."""
+
+from twisted.internet.defer import succeed
+from twisted.internet.task import Clock
+
+from rais.ids import HostClusterId
+from rais.keys import parse_keys
+from rais.node import Identity, Node
+from rais.transport import NodeProtocol
+from rais.wire import Heartbeat, seal
+
+KEYS = parse_keys(["1 " + "ab" * 32])
+OTHER_KEYS = parse_keys(["1 " + "cd" * 32])
+GROUP, PORT = "239.192.1.2", 5150
+
+
+class FakeMulticast:
+    def __init__(self):
+        self.written = []
+        self.joined = []
+
+    def write(self, data, addr):
+        self.written.append((data, addr))
+
+    def setTTL(self, ttl):
+        self.ttl = ttl
+
+    def setLoopbackMode(self, mode):
+        self.loopback = mode
+
+    def setOutgoingInterface(self, addr):
+        self.interface = addr
+        return succeed(None)
+
+    def joinGroup(self, group, interface):
+        self.joined.append((group, interface))
+        return succeed(None)
+
+
+def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1):
+    ident = Identity(HostClusterId.parse(f"1.2.0.{host}"), role, 100, f"10.0.0.{host}")
+    node = Node(ident, epoch, interval, dead_after, clock.seconds())
+    proto = NodeProtocol(node, KEYS, GROUP, PORT, "127.0.0.1", 1, clock)
+    proto.makeConnection(FakeMulticast())
+    return proto
+
+
+def deliver(sender, receivers):
+    """Multicast what sender wrote to every receiver (itself included, as loopback does)."""
+    for data, addr in sender.transport.written:
+        assert addr == (GROUP, PORT)
+        for r in receivers:
+            r.datagramReceived(data, (f"10.0.0.{sender.node.identity.id.host}", PORT))
+    sender.transport.written.clear()
+
+
+def test_joins_the_group_on_the_configured_interface():
+    p = make(1, Clock())
+    assert p.transport.joined == [(GROUP, "127.0.0.1")]
+    assert p.transport.interface == "127.0.0.1" and p.transport.loopback
+
+
+def test_nodes_hear_each_other_and_notice_silence():
+    clock = Clock()
+    a, b, c = make(1, clock, "master"), make(2, clock), make(3, clock, "standby")
+    nodes = [a, b, c]
+    for p in nodes:
+        p.beat()
+    for p in nodes:
+        deliver(p, nodes)
+    status = b.node.status(clock.seconds())
+    assert [(h["id"], h["role"], h["status"]) for h in status["hosts"]] == [
+        ("1.2.0.1", "master", "up"), ("1.2.0.3", "standby", "up")]
+    assert status["master"] == "1.2.0.1"
+    assert b.counters() == {"received": 3, "sent": 1, "dropped": {}}
+
+    # c goes silent; a and b keep beating.
+    for _ in range(4):
+        clock.advance(1.0)
+        for p in (a, b):
+            p.beat()
+            deliver(p, nodes)
+        for p in nodes:
+            p.tick()
+    hosts = {h["id"]: h["status"] for h in b.node.status(clock.seconds())["hosts"]}
+    assert hosts == {"1.2.0.1": "up", "1.2.0.3": "down"}
+
+
+def test_bad_datagrams_are_dropped_and_counted_by_reason():
+    clock = Clock()
+    a, b = make(1, clock), make(2, clock)
+    a.beat()
+    (good, _), = a.transport.written
+    b.datagramReceived(good, ("10.0.0.1", PORT))
+    b.datagramReceived(good, ("10.0.0.1", PORT))                       # replayed
+    b.datagramReceived(good[:-1] + bytes([good[-1] ^ 1]), ("10.0.0.1", PORT))  # tampered tag
+    forged = seal(OTHER_KEYS, HostClusterId.parse("1.2.0.9"), 1, 1, 0, Heartbeat("active", 1, 0, "x"))
+    b.datagramReceived(forged, ("10.0.0.9", PORT))                     # wrong key
+    other = seal(KEYS, HostClusterId.parse("1.3.0.9"), 1, 1, 0, Heartbeat("active", 1, 0, "x"))
+    b.datagramReceived(other, ("10.0.0.9", PORT))                      # other cluster
+    b.datagramReceived(b"\x30\x03junk", ("10.0.0.9", PORT))            # malformed
+    b.datagramReceived(b"\x00" * 5000, ("10.0.0.9", PORT))             # oversized
+    assert b.counters()["dropped"] == {
+        "replay": 1, "bad-tag": 2, "other-cluster": 1, "malformed": 1, "oversized": 1}
+    assert [str(h["id"]) for h in b.node.status(clock.seconds())["hosts"]] == ["1.2.0.1"]
+
+
+def test_own_datagrams_are_ignored_and_a_duplicate_id_is_counted():
+    clock = Clock()
+    a = make(1, clock, epoch=1)
+    twin = make(1, clock, epoch=2)
+    a.beat()
+    twin.beat()
+    deliver(a, [a])
+    deliver(twin, [a])
+    assert a.counters()["dropped"] == {"duplicate-id": 1}
+    assert a.node.status(clock.seconds())["hosts"] == []
+
+
+def test_a_node_error_costs_one_datagram_not_the_node():
+    clock = Clock()
+    a, b = make(1, clock), make(2, clock)
+
+    def broken(*args):
+        raise RuntimeError("bug")
+
+    b.node.receive = broken
+    a.beat()
+    deliver(a, [b])
+    assert b.counters()["dropped"] == {"internal": 1}
+
+
+def test_a_send_error_is_counted_and_the_node_keeps_going():
+    clock = Clock()
+    a = make(1, clock)
+
+    def unreachable(data, addr):
+        raise OSError(101, "Network is unreachable")
+
+    a.transport.write = unreachable
+    a.beat()
+    assert a.counters() == {"received": 0, "sent": 0, "dropped": {"send-error": 1}}
