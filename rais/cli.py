@@ -11,19 +11,23 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from rais.config import ROLES, ConfigError, load_config, parse_hostport
+from rais.keys import MAX_KEY_ID
 from rais.statusview import render_status
 
 DEFAULT_CONTROL = "127.0.0.1:8470"
 TIMEOUT = 5.0
 
 
-def _host_id(text: str) -> int:
-    if not (text.isascii() and text.isdigit()):
-        raise argparse.ArgumentTypeError(f"expected an integer 1..65535, got {text!r}")
-    return int(text)
+def _ranged(low: int, high: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer {low}..{high}, got {text!r}")
+        return int(text)
+    return convert
 
 
 def check_config(args: argparse.Namespace) -> int:
@@ -100,12 +104,12 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("path")
     p.add_argument("--role", choices=ROLES, help="check as if started with --role")
-    p.add_argument("--host-id", type=_host_id, help="check as if started with --host-id")
+    p.add_argument("--host-id", type=_ranged(1, 0xFFFF), help="check as if started with --host-id")
     p.set_defaults(run=check_config)
 
     p = sub.add_parser("keygen", help="write a new random cluster key file (mode 0600)")
     p.add_argument("path")
-    p.add_argument("--id", type=int, default=1, help="key id (0..65535, default 1)")
+    p.add_argument("--id", type=_ranged(0, MAX_KEY_ID), default=1, help="key id (0..65535, default 1)")
     p.set_defaults(run=keygen)
 
     p = sub.add_parser("status", help="show what a running node sees")

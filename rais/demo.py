@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(2)
     except KeyboardInterrupt:
         print()
+    except (RuntimeError, TimeoutError) as e:
+        print(f"the cluster did not start: {e}", file=sys.stderr)
+        return 1
     finally:
         print("stopping the nodes ...")
         cluster.stop_all()

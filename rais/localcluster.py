@@ -21,7 +21,6 @@ import attrs
 from rais.cli import fetch_status
 from rais.keys import write_new_key_file
 
-
 # The twistd script installed beside this interpreter (a venv's bin folder).
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
@@ -126,7 +125,7 @@ class LocalCluster:
                     break
                 except OSError:
                     if time.monotonic() > deadline:
-                        raise TimeoutError(f"node {node.host_id} not ready: {self.tail(node)}")
+                        raise TimeoutError(f"node {node.host_id} not ready: {self.tail(node)}") from None
                     time.sleep(0.1)
 
     def kill(self, node: LocalNode, sig: int = signal.SIGKILL) -> None:

@@ -40,7 +40,7 @@ def render_status(doc: dict[str, Any]) -> str:
             _rate(h["net_rx_bps"]), _rate(h["net_tx_bps"]),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     traffic = doc.get("traffic")
     if traffic:
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(traffic["dropped"].items())) or "none"

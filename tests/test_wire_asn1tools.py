@@ -14,9 +14,7 @@ from rais.keys import Key, Keyring
 from rais.wire import (
     PROTOCOL_VERSION,
     REGISTRY,
-    ROLES,
     Heartbeat,
-    Load,
     ReplayGuard,
     decode_message,
     encode_message,
@@ -24,20 +22,11 @@ from rais.wire import (
     schema_text,
     seal,
 )
+from tests.strategies import U64, heartbeats
 
-U64 = 2**64 - 1
 CLUSTER = ClusterId.parse("1.2")
 RING = Keyring((Key(3, bytes(range(32))),))
 
-loads = st.builds(Load, st.integers(0, 1000), st.integers(0, U64), st.integers(0, U64))
-heartbeats = st.builds(
-    Heartbeat,
-    role=st.sampled_from(ROLES),
-    priority=st.integers(0, 255),
-    generation=st.integers(0, U64),
-    address=st.text(st.characters(blacklist_categories=("Cs",)), max_size=255),
-    load=st.none() | loads,
-)
 headers = st.fixed_dictionaries(
     {
         "sender": st.integers(1, 0xFFFF).map(lambda host: HostClusterId.of(CLUSTER, host)),

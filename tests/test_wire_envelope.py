@@ -14,20 +14,19 @@ from rais.keys import Key, Keyring
 from rais.wire import (
     MAX_DATAGRAM,
     PROTOCOL_VERSION,
-    ROLES,
     Datagram,
     Heartbeat,
     Load,
     ReplayGuard,
     WireError,
     encode_message,
+    envelope,
     open_datagram,
     seal,
 )
-from rais.wire import envelope
 from rais.wire.envelope import EnvelopeAsn1
+from tests.strategies import U64, heartbeats
 
-U64 = 2**64 - 1
 CLUSTER = ClusterId.parse("1.2")
 SENDER = HostClusterId.of(CLUSTER, 7)
 KEY1 = Key(1, bytes(range(32)))
@@ -35,15 +34,6 @@ KEY2 = Key(2, bytes(range(32, 64)))
 RING = Keyring((KEY1,))
 HB = Heartbeat("active", 100, 5, "192.0.2.7:7000", Load(250, 1000, 2000))
 
-loads = st.builds(Load, st.integers(0, 1000), st.integers(0, U64), st.integers(0, U64))
-heartbeats = st.builds(
-    Heartbeat,
-    role=st.sampled_from(ROLES),
-    priority=st.integers(0, 255),
-    generation=st.integers(0, U64),
-    address=st.text(st.characters(blacklist_categories=("Cs",)), max_size=255),
-    load=st.none() | loads,
-)
 
 
 def build(

@@ -10,7 +10,16 @@ from hypothesis import strategies as st
 
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import Key, Keyring
-from rais.wire import Heartbeat, Load, ReplayGuard, WireError, decode_message, encode_message, open_datagram, seal
+from rais.wire import (
+    Heartbeat,
+    Load,
+    ReplayGuard,
+    WireError,
+    decode_message,
+    encode_message,
+    open_datagram,
+    seal,
+)
 
 CLUSTER = ClusterId.parse("1.2")
 SENDER = HostClusterId.of(CLUSTER, 7)
