@@ -26,8 +26,9 @@ test: install
 demo: install
 	$(PY) -m rais.demo
 
+# BENCH= names benchmark modules in bench/ (default: all of them).
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -61,6 +61,7 @@ class ClusterConfig:
     heartbeat_interval: float
     dead_after: int
     ttl: int
+    quorum: bool
 
 
 @attrs.frozen
@@ -306,6 +307,7 @@ def _cluster_fields(base: str) -> tuple[_Field, ...]:
         _Field("heartbeat_interval", _number(0.05, 60), 1.0),
         _Field("dead_after", _integer(2, 1000), 3),
         _Field("ttl", _integer(1, 255), 1),
+        _Field("quorum", _boolean, False),
     )
 
 

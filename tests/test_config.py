@@ -96,7 +96,7 @@ def test_example_file_validates(tmp_path: Path) -> None:
 def test_example_file_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     for key in ("id", "key_file", "group", "port", "interface", "heartbeat_interval", "dead_after",
-                "ttl", "host_id", "address", "role", "priority", "control", "state_dir", "preempt",
+                "ttl", "quorum", "host_id", "address", "role", "priority", "control", "state_dir", "preempt",
                 "probe", "running", "start", "stop", "shell", "timeout", "replicas", "max_cpu",
                 "max_latency_ms"):
         assert f"\n{key} = " in text, key
@@ -116,6 +116,7 @@ def test_defaults(folder: Path) -> None:
     assert cluster.heartbeat_interval == 1.0 and type(cluster.heartbeat_interval) is float
     assert cluster.dead_after == 3
     assert cluster.ttl == 1
+    assert cluster.quorum is False
     assert cluster.keyring.signing.id == 1
     assert node.address == "10.0.0.7"  # from cluster.interface
     assert node.role == "active"
