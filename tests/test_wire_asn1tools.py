@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import Key, Keyring
 from rais.wire import (
+    MESSAGES,
     PROTOCOL_VERSION,
-    REGISTRY,
-    Heartbeat,
     ReplayGuard,
     decode_message,
     encode_message,
@@ -22,7 +21,10 @@ from rais.wire import (
     schema_text,
     seal,
 )
-from tests.strategies import U64, heartbeats
+from rais.wire.rows import ROWS, decode_row
+from rais.wire.schema import _camel
+from tests.asn1dict import choice_value
+from tests.strategies import U64, messages, rows
 
 CLUSTER = ClusterId.parse("1.2")
 RING = Keyring((Key(3, bytes(range(32))),))
@@ -47,15 +49,8 @@ def spec():
         return asn1tools.compile_files(str(path), "der")
 
 
-def as_dict(hb: Heartbeat) -> dict:
-    value = {"role": hb.role, "priority": hb.priority, "generation": hb.generation, "address": hb.address}
-    if hb.load is not None:
-        value["load"] = {
-            "cpuPermille": hb.load.cpu_permille,
-            "netRxBytesPerSec": hb.load.net_rx_bps,
-            "netTxBytesPerSec": hb.load.net_tx_bps,
-        }
-    return value
+def as_dict(record):
+    return choice_value(MESSAGES, record)
 
 
 def test_schema_text_is_the_shipped_file():
@@ -63,29 +58,41 @@ def test_schema_text_is_the_shipped_file():
         assert schema_text() == path.read_text("utf-8")
 
 
-def test_registry_matches_module(spec):
-    choice = spec.types["Message"].type
-    assert choice.has_extension_marker  # so later messages can be added compatibly
-    in_module = {member.name: bytes(member.tag) for member in choice.members}
+@pytest.mark.parametrize("choice", [MESSAGES, ROWS], ids=lambda c: c.name)
+def test_registry_matches_module(spec, choice):
+    module = spec.types[choice.name].type
+    assert module.has_extension_marker  # so later alternatives can be added compatibly
+    in_module = {member.name: bytes(member.tag) for member in module.members}
     # Each alternative is a constructed SEQUENCE with a low context tag: one octet 0xA0 | n.
-    in_registry = {kind.name: bytes([0xA0 | kind.tag]) for kind in REGISTRY.values()}
+    in_registry = {name: bytes([0xA0 | tag]) for name, (tag, _record) in choice.alternatives.items()}
     assert in_registry == in_module
-    for kind in REGISTRY.values():
-        assert choice.name_to_member[kind.name].type_name == kind.asn1.__name__.removesuffix("Asn1")
+    for name, (_tag, record) in choice.alternatives.items():
+        assert module.name_to_member[name].type_name == record.__name__
+        members = spec.types[record.__name__].type.root_members
+        ours = [(_camel(name), optional) for name, _kind, optional in record.__wire_components__]
+        assert ours == [(m.name, m.optional) for m in members], record.__name__
 
 
-@settings(max_examples=100, deadline=None)
-@given(hb=heartbeats)
-def test_message_encodings_identical(spec, hb):
-    ours = encode_message(hb)
-    theirs = spec.encode("Message", ("heartbeat", as_dict(hb)))
+@settings(max_examples=300, deadline=None)
+@given(message=messages)
+def test_message_encodings_identical(spec, message):
+    ours = encode_message(message)
+    theirs = spec.encode("Message", as_dict(message))
     assert ours == theirs
-    assert spec.decode("Message", ours) == ("heartbeat", as_dict(hb))
-    assert decode_message(theirs) == hb
+    assert spec.decode("Message", ours) == as_dict(message)
+    assert decode_message(theirs) == message
+
+
+@settings(max_examples=200, deadline=None)
+@given(row=rows)
+def test_row_encodings_identical(spec, row):
+    assert row.der == spec.encode("TableRow", choice_value(ROWS, row))
+    assert spec.decode("TableRow", row.der) == choice_value(ROWS, row)
+    assert decode_row(row.der) == row
 
 
 @settings(max_examples=100, deadline=None)
-@given(header=headers, hb=heartbeats)
+@given(header=headers, hb=messages)
 def test_sealed_datagram_read_by_asn1tools(spec, header, hb):
     data = seal(RING, header["sender"], header["bootEpoch"], header["sequence"], header["term"], hb)
     envelope = spec.decode("Envelope", data)
@@ -95,16 +102,16 @@ def test_sealed_datagram_read_by_asn1tools(spec, header, hb):
         "sender": header["sender"].value,
         **{k: header[k] for k in ("bootEpoch", "sequence", "term")},
     }
-    assert spec.decode("Message", envelope["body"]) == ("heartbeat", as_dict(hb))
+    assert spec.decode("Message", envelope["body"]) == as_dict(hb)
     assert spec.encode("Envelope", envelope) == data
 
 
 @settings(max_examples=50, deadline=None)
-@given(header=headers, hb=heartbeats)
+@given(header=headers, hb=messages)
 def test_asn1tools_datagram_opened(spec, header, hb):
     envelope = {
         "header": {"version": PROTOCOL_VERSION, "keyId": 3, **header, "sender": header["sender"].value},
-        "body": spec.encode("Message", ("heartbeat", as_dict(hb))),
+        "body": spec.encode("Message", as_dict(hb)),
         "tag": bytes(32),
     }
     unsigned = spec.encode("Envelope", envelope)

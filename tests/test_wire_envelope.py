@@ -18,6 +18,7 @@ from rais.wire import (
     Heartbeat,
     Load,
     ReplayGuard,
+    Vote,
     WireError,
     encode_message,
     envelope,
@@ -32,6 +33,8 @@ SENDER = HostClusterId.of(CLUSTER, 7)
 KEY1 = Key(1, bytes(range(32)))
 KEY2 = Key(2, bytes(range(32, 64)))
 RING = Keyring((KEY1,))
+# Small enough for short-form DER lengths, so framing tests can edit bytes by offset.
+SMALL = Vote(5, HostClusterId.parse("1.2.0.7"), True)
 HB = Heartbeat("active", 100, 5, "192.0.2.7:7000", Load(250, 1000, 2000))
 
 
@@ -202,12 +205,12 @@ def test_key_rotation():
     ],
 )
 def test_framing_rejected(mangle):
-    data = seal(RING, SENDER, 1, 1, 0, HB)
+    data = seal(RING, SENDER, 1, 1, 0, SMALL)
     assert reason(mangle(data)) == "malformed"
 
 
 def test_non_canonical_header_rejected():
-    data = seal(RING, SENDER, 1, 1, 0, HB)
+    data = seal(RING, SENDER, 1, 1, 0, SMALL)
     # version 1 as 0x0001: a valid BER integer, but not DER.
     assert data[4:7] == b"\x80\x01\x01"
     bad = b"\x30" + bytes([data[1] + 1]) + b"\xa0" + bytes([data[3] + 1]) + b"\x80\x02\x00\x01" + data[7:]
@@ -215,7 +218,7 @@ def test_non_canonical_header_rejected():
 
 
 def test_header_missing_field_rejected():
-    data = seal(RING, SENDER, 1, 1, 0, HB)
+    data = seal(RING, SENDER, 1, 1, 0, SMALL)
     term = b"\x85\x01\x00"
     assert data[4 + data[3] - 3 : 4 + data[3]] == term  # the header's last field
     bad = b"\x30" + bytes([data[1] - 3]) + b"\xa0" + bytes([data[3] - 3]) + data[4:].replace(term, b"", 1)

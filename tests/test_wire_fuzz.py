@@ -20,6 +20,7 @@ from rais.wire import (
     open_datagram,
     seal,
 )
+from tests.strategies import messages
 
 CLUSTER = ClusterId.parse("1.2")
 SENDER = HostClusterId.of(CLUSTER, 7)
@@ -27,18 +28,23 @@ RING = Keyring((Key(1, bytes(range(32))),))
 HB = Heartbeat("standby", 9, 77, "198.51.100.3:7000", Load(999, 12345, 2**63))
 DATAGRAM = seal(RING, SENDER, 3, 4, 5, HB)
 BODY = encode_message(HB)
+_OUTER = 2 + (DATAGRAM[1] & 0x7F if DATAGRAM[1] & 0x80 else 0)  # past the outer SEQUENCE's T and L
+HEADER = DATAGRAM[_OUTER : _OUTER + 2 + DATAGRAM[_OUTER + 1]]  # the header TLV (short-form length)
 
 
 def length_offsets(der: bytes, start: int = 0, end: int | None = None) -> list[int]:
-    """Offsets of every TLV's length octet, for DER with short-form lengths only."""
+    """Offsets of every TLV's first length octet (short or long form)."""
     end = len(der) if end is None else end
     offsets = []
     while start < end:
-        assert der[start + 1] < 0x80
         offsets.append(start + 1)
-        content, start = start + 2, start + 2 + der[start + 1]
-        if der[content - 2] & 0x20:  # constructed: its contents are TLVs too
-            offsets += length_offsets(der, content, start)
+        first = der[start + 1]
+        extra = first & 0x7F if first & 0x80 else 0
+        length = int.from_bytes(der[start + 2 : start + 2 + extra]) if extra else first
+        content = start + 2 + extra
+        if der[start] & 0x20:  # constructed: its contents are TLVs too
+            offsets += length_offsets(der, content, content + length)
+        start = content + length
     return offsets
 
 
@@ -125,8 +131,7 @@ def encode_length(n: int) -> bytes:
 
 def signed(body: bytes) -> bytes:
     """A correctly signed datagram around an arbitrary body, to reach the message decoder."""
-    header = DATAGRAM[2 : 4 + DATAGRAM[3]]
-    inner = header + b"\x81" + encode_length(len(body)) + body
+    inner = HEADER + b"\x81" + encode_length(len(body)) + body
     inner += b"\x82\x20" + hmac.digest(RING.signing.secret, inner, hashlib.sha256)
     return b"\x30" + encode_length(len(inner)) + inner
 
@@ -172,7 +177,17 @@ def test_hostile_bodies_rejected_quickly(body):
 
 def test_helpers_build_valid_datagrams():
     assert signed(BODY) == DATAGRAM
-    header = DATAGRAM[2 : 4 + DATAGRAM[3]]
     with pytest.raises(WireError) as info:
-        open_datagram(as_header(header), RING, CLUSTER, ReplayGuard())
+        open_datagram(as_header(HEADER), RING, CLUSTER, ReplayGuard())
     assert info.value.reason == "bad-tag"  # so the hostile headers above did reach the decoder
+
+
+@FUZZ
+@given(st.data())
+def test_every_message_kind_survives_mutation(data):
+    original = encode_message(data.draw(messages))
+    mutated = data.draw(mutations(original, length_offsets(original)))
+    try:
+        decode_message(mutated)
+    except WireError:
+        pass

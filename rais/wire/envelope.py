@@ -21,16 +21,8 @@ from pyasn1.type import constraint, namedtype, univ
 
 from rais.ids import ClusterId, HostClusterId, IdError
 from rais.keys import Keyring
-from rais.wire.messages import (
-    MAX_BODY,
-    REASONS,
-    U64_MAX,
-    WireError,
-    context,
-    decode_message,
-    encode_message,
-    ranged,
-)
+from rais.wire.messages import MAX_BODY, decode_message, encode_message
+from rais.wire.schema import REASONS, U64_MAX, UInt, WireError, context
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -59,15 +51,15 @@ _TAG = 0x82  # [2] primitive
 # --- pyasn1 classes, mirroring rais.asn ---
 
 
-class HostClusterIdAsn1(univ.Integer):
-    subtypeSpec = univ.Integer.subtypeSpec + constraint.ValueRangeConstraint(1, 2**32 - 1)
+def ranged(number: int, low: int, high: int) -> univ.Integer:
+    return UInt(low, high).spec().subtype(implicitTag=context(number))
 
 
 class HeaderAsn1(univ.Sequence):
     componentType = namedtype.NamedTypes(
         namedtype.NamedType("version", ranged(0, 0, 255)),
         namedtype.NamedType("keyId", ranged(1, 0, 0xFFFF)),
-        namedtype.NamedType("sender", HostClusterIdAsn1().subtype(implicitTag=context(2))),
+        namedtype.NamedType("sender", ranged(2, 1, 2**32 - 1)),
         namedtype.NamedType("bootEpoch", ranged(3, 0, U64_MAX)),
         namedtype.NamedType("sequence", ranged(4, 0, U64_MAX)),
         namedtype.NamedType("term", ranged(5, 0, U64_MAX)),

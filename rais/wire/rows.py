@@ -1,0 +1,133 @@
+"""Table rows: one record per alternative of the TableRow CHOICE in ``rais.asn``.
+
+A row is encoded once: its DER (``der``) and its digest contribution
+(``hash``) are computed on first use and kept, so a sync or a save splices
+the same bytes however many times they are sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+
+import attrs
+
+from rais.ids import HostClusterId
+from rais.wire.messages import (
+    DIGEST,
+    MAX_ADDRESS,
+    MAX_BODY,
+    MAX_NAME,
+    ROLE,
+    U8,
+    U16,
+    RowKey,
+)
+from rais.wire.schema import Choice, Enum, Flag, HostId, Octets, Text, UInt, wire
+
+ROWS = Choice("TableRow", MAX_BODY)
+
+TABLES = ("services", "latency", "cpu", "network", "servers", "policy")
+STATUSES = ("up", "suspect", "down")
+SERVICE_STATES = ("running", "stopped", "failed", "unknown")
+RESULTS = ("none", "ok", "warning", "critical", "unknown")
+
+
+class Row:
+    """What every row record provides; ``key`` names its place in the tables."""
+
+    table: str
+
+    @property
+    def key(self) -> RowKey:
+        return RowKey(self.table, self.host.value, "")  # per-host rows; others override
+
+    @cached_property
+    def der(self) -> bytes:
+        return ROWS.encode(self)
+
+    @cached_property
+    def hash(self) -> int:
+        return int.from_bytes(hashlib.sha256(self.der).digest()[:DIGEST])
+
+
+def decode_row(data: bytes) -> Row:
+    return ROWS.decode(data)
+
+
+@ROWS.register("service", 0)
+@attrs.frozen(cache_hash=True)
+class ServiceRow(Row):
+    table = "services"
+    host: HostClusterId = wire(HostId())
+    name: str = wire(Text(MAX_NAME, 1))
+    probe: str = wire(Text(MAX_NAME))
+    port: int = wire(U16)  # 0: none
+    running: bool = wire(Flag())  # the host declares it running now
+    assigned: bool = wire(Flag())  # the cluster wants it served here
+    can_start: bool = wire(Flag())
+    can_stop: bool = wire(Flag())
+    state: str = wire(Enum(SERVICE_STATES))
+    result: str = wire(Enum(RESULTS))  # the last probe's verdict
+    latency_us: int | None = wire(UInt(), optional=True)
+    detail: str = wire(Text(200))
+    options: str = wire(Text(512))  # probe options, canonical JSON
+    changed_ms: int = wire(UInt())  # master's wall clock when the state last changed
+
+    @property
+    def key(self) -> RowKey:
+        return RowKey(self.table, self.host.value, self.name)
+
+
+@ROWS.register("latency", 1)
+@attrs.frozen(cache_hash=True)
+class LatencyRow(Row):
+    table = "latency"
+    host: HostClusterId = wire(HostId())
+    rtt_us: int = wire(UInt())  # the master's smoothed round trip to the host
+
+
+@ROWS.register("cpu", 2)
+@attrs.frozen(cache_hash=True)
+class CpuRow(Row):
+    table = "cpu"
+    host: HostClusterId = wire(HostId())
+    cpu_permille: int = wire(UInt(0, 1000))
+
+
+@ROWS.register("network", 3)
+@attrs.frozen(cache_hash=True)
+class NetworkRow(Row):
+    table = "network"
+    host: HostClusterId = wire(HostId())
+    rx_bps: int = wire(UInt())
+    tx_bps: int = wire(UInt())
+
+
+@ROWS.register("server", 4)
+@attrs.frozen(cache_hash=True)
+class ServerRow(Row):
+    table = "servers"
+    host: HostClusterId = wire(HostId())
+    role: str = wire(ROLE)
+    configured: str = wire(ROLE)
+    status: str = wire(Enum(STATUSES))
+    priority: int = wire(U8)
+    address: str = wire(Text(MAX_ADDRESS))
+    boot_epoch: int = wire(UInt())
+    last_heard_ms: int = wire(UInt())  # master's wall clock; refreshed, not live
+    catalogue: bytes = wire(Octets(8, 8))  # digest of the services it declared
+
+
+@ROWS.register("policy", 5)
+@attrs.frozen(cache_hash=True)
+class PolicyRow(Row):
+    table = "policy"
+    name: str = wire(Text(MAX_NAME, 1))
+    replicas: int = wire(UInt(1, 1000))
+    max_cpu_permille: int | None = wire(UInt(1, 1000), optional=True)
+    max_latency_us: int | None = wire(UInt(), optional=True)
+
+    @property
+    def key(self) -> RowKey:
+        return RowKey(self.table, 0, self.name)

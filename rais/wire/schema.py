@@ -1,0 +1,349 @@
+"""Declarative ASN.1 records: one attrs class per SEQUENCE, its pyasn1 class derived.
+
+A record declares each component with ``wire(KIND)``; ``@asn1_sequence``
+builds the matching pyasn1 Sequence (AUTOMATIC TAGS: component i carries the
+implicit context tag [i]) and generic conversion both ways. A ``Choice``
+collects records as its alternatives (the Message CHOICE, the TableRow
+CHOICE) and does the DER encoding and the strict decoding. So a new message
+or row is one record here plus one line in ``rais.asn``, which a test checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+from pyasn1.codec.der import decoder as der_decoder
+from pyasn1.codec.der import encoder as der_encoder
+from pyasn1.error import PyAsn1Error
+from pyasn1.type import char, constraint, namedtype, namedval, tag, univ
+
+from rais.ids import HostClusterId
+
+U64_MAX = 2**64 - 1
+WIRE = "rais.wire"  # attrs metadata key
+
+# Every way a datagram can be dropped; receivers count drops by these names.
+REASONS = (
+    "oversized",
+    "malformed",
+    "version",
+    "other-cluster",
+    "unknown-key",
+    "bad-tag",
+    "replay",
+    "stale-epoch",
+)
+
+
+class WireError(Exception):
+    """A datagram or message was rejected; ``reason`` is one of REASONS."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown wire error reason {reason!r}")
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+def context(number: int) -> tag.Tag:
+    """Implicit context tag [number]; pyasn1 keeps the base type's constructed bit."""
+    return tag.Tag(tag.tagClassContext, tag.tagFormatSimple, number)
+
+
+# --- kinds: the ASN.1 type of one component ---
+
+
+class Kind:
+    """How one component is typed, checked and converted."""
+
+    def spec(self) -> Any:
+        raise NotImplementedError
+
+    def check(self, value: Any) -> None:
+        raise NotImplementedError
+
+    def put(self, out: Any, position: int, value: Any) -> None:
+        out.setComponentByPosition(position, value)
+
+    def get(self, component: Any) -> Any:
+        raise NotImplementedError
+
+
+@attrs.frozen
+class UInt(Kind):
+    low: int = 0
+    high: int = U64_MAX
+
+    def spec(self) -> Any:
+        return univ.Integer().subtype(subtypeSpec=constraint.ValueRangeConstraint(self.low, self.high))
+
+    def check(self, value: Any) -> None:
+        # type() not isinstance(): bool is an int but never a valid field.
+        if type(value) is not int or not self.low <= value <= self.high:
+            raise ValueError(f"{value!r} must be an integer {self.low}..{self.high}")
+
+    def get(self, component: Any) -> int:
+        return int(component)
+
+
+@attrs.frozen
+class Enum(Kind):
+    names: tuple[str, ...]
+
+    def spec(self) -> Any:
+        return univ.Enumerated().subtype(
+            namedValues=namedval.NamedValues(*((n, i) for i, n in enumerate(self.names))),
+            subtypeSpec=constraint.SingleValueConstraint(*range(len(self.names))),
+        )
+
+    def check(self, value: Any) -> None:
+        if value not in self.names:
+            raise ValueError(f"{value!r} must be one of {self.names}")
+
+    def put(self, out: Any, position: int, value: Any) -> None:
+        out.setComponentByPosition(position, self.names.index(value))
+
+    def get(self, component: Any) -> str:
+        return self.names[int(component)]
+
+
+@attrs.frozen
+class Text(Kind):
+    high: int
+    low: int = 0
+
+    def spec(self) -> Any:
+        return char.UTF8String().subtype(subtypeSpec=constraint.ValueSizeConstraint(self.low, self.high))
+
+    def check(self, value: Any) -> None:
+        # SIZE of a UTF8String counts characters, not bytes.
+        if type(value) is not str or not self.low <= len(value) <= self.high:
+            raise ValueError(f"{value!r} must be a string of {self.low}..{self.high} characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("not encodable as UTF-8 (lone surrogate)") from None
+
+    def get(self, component: Any) -> str:
+        return str(component)
+
+
+@attrs.frozen
+class Octets(Kind):
+    low: int
+    high: int
+
+    def spec(self) -> Any:
+        return univ.OctetString().subtype(subtypeSpec=constraint.ValueSizeConstraint(self.low, self.high))
+
+    def check(self, value: Any) -> None:
+        if type(value) is not bytes or not self.low <= len(value) <= self.high:
+            raise ValueError(f"{value!r} must be {self.low}..{self.high} bytes")
+
+    def get(self, component: Any) -> bytes:
+        return bytes(component)
+
+
+@attrs.frozen
+class Flag(Kind):
+    def spec(self) -> Any:
+        return univ.Boolean()
+
+    def check(self, value: Any) -> None:
+        if type(value) is not bool:
+            raise ValueError(f"{value!r} must be a bool")
+
+    def get(self, component: Any) -> bool:
+        return bool(component)
+
+
+@attrs.frozen
+class HostId(Kind):
+    """A HostClusterId, INTEGER (1..4294967295) on the wire."""
+
+    def spec(self) -> Any:
+        return univ.Integer().subtype(subtypeSpec=constraint.ValueRangeConstraint(1, 2**32 - 1))
+
+    def check(self, value: Any) -> None:
+        if type(value) is not HostClusterId:
+            raise ValueError(f"{value!r} must be a HostClusterId")
+
+    def put(self, out: Any, position: int, value: HostClusterId) -> None:
+        out.setComponentByPosition(position, value.value)
+
+    def get(self, component: Any) -> HostClusterId:
+        return HostClusterId(int(component))  # IdError is a ValueError: malformed
+
+
+@attrs.frozen
+class Struct(Kind):
+    """A nested SEQUENCE, itself an ``@asn1_sequence`` record."""
+
+    record: type
+
+    def spec(self) -> Any:
+        return self.record.__asn1__()
+
+    def check(self, value: Any) -> None:
+        if type(value) is not self.record:
+            raise ValueError(f"{value!r} must be a {self.record.__name__}")
+
+    def put(self, out: Any, position: int, value: Any) -> None:
+        to_asn1(value, out.getComponentByPosition(position))
+
+    def get(self, component: Any) -> Any:
+        return from_asn1(self.record, component)
+
+
+@attrs.frozen
+class ListOf(Kind):
+    """SEQUENCE (SIZE (0..high)) OF item; a tuple in Python."""
+
+    item: Kind
+    high: int
+
+    def spec(self) -> Any:
+        return univ.SequenceOf(
+            componentType=self.item.spec(), subtypeSpec=constraint.ValueSizeConstraint(0, self.high)
+        )
+
+    def check(self, value: Any) -> None:
+        if type(value) is not tuple or len(value) > self.high:
+            raise ValueError(f"must be a tuple of at most {self.high} items")
+        for item in value:
+            self.item.check(item)
+
+    def put(self, out: Any, position: int, value: tuple) -> None:
+        items = out.getComponentByPosition(position)
+        items.clear()  # instantiated empty, so an empty tuple still encodes as present
+        for index, item in enumerate(value):
+            if isinstance(self.item, Struct):
+                items.setComponentByPosition(index)
+            self.item.put(items, index, item)
+
+    def get(self, component: Any) -> tuple:
+        return tuple(self.item.get(c) for c in component)
+
+
+# --- records ---
+
+
+def wire(kind: Kind, *, optional: bool = False, default: Any = attrs.NOTHING) -> Any:
+    """An attrs field that is one component of the record's SEQUENCE."""
+
+    def validate(_instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value is None and optional:
+            return
+        try:
+            kind.check(value)
+        except ValueError as e:
+            raise ValueError(f"{attribute.name}: {e}") from None
+
+    return attrs.field(default=default, validator=validate, metadata={WIRE: (kind, optional)})
+
+
+def _components(record: type) -> list[tuple[str, Kind, bool]]:
+    return [(f.name, *f.metadata[WIRE]) for f in attrs.fields(record) if WIRE in f.metadata]
+
+
+R = TypeVar("R", bound=type)
+
+
+def asn1_sequence(record: R) -> R:
+    """Give an attrs record with ``wire`` fields its pyasn1 SEQUENCE class, ``__asn1__``."""
+    components = _components(record)
+    named = []
+    for position, (name, kind, optional) in enumerate(components):
+        kind_type = namedtype.OptionalNamedType if optional else namedtype.NamedType
+        named.append(kind_type(_camel(name), kind.spec().subtype(implicitTag=context(position))))
+    record.__asn1__ = type(f"{record.__name__}Asn1", (univ.Sequence,), {
+        "componentType": namedtype.NamedTypes(*named),
+    })
+    record.__wire_components__ = components
+    return record
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
+def to_asn1(record: Any, out: Any) -> None:
+    for position, (name, kind, _optional) in enumerate(record.__wire_components__):
+        value = getattr(record, name)
+        if value is not None:
+            kind.put(out, position, value)
+
+
+def from_asn1(record: type, value: Any) -> Any:
+    fields = {}
+    for position, (name, kind, _optional) in enumerate(record.__wire_components__):
+        component = value.getComponentByPosition(position, default=None, instantiate=False)
+        fields[name] = None if component is None else kind.get(component)
+    return record(**fields)
+
+
+# --- CHOICEs of records ---
+
+
+class Choice:
+    """An ASN.1 CHOICE whose alternatives are records, in tag order."""
+
+    def __init__(self, name: str, max_size: int) -> None:
+        self.name = name
+        self.max_size = max_size
+        self.alternatives: dict[str, tuple[int, type]] = {}
+        self._by_record: dict[type, tuple[str, int]] = {}
+        self._spec: Any = None
+
+    def register(self, name: str, tag_number: int) -> Callable[[R], R]:
+        """Make an attrs record the alternative ``name`` [tag_number]."""
+
+        def register(record: R) -> R:
+            if name in self.alternatives or any(t == tag_number for t, _ in self.alternatives.values()):
+                raise ValueError(f"{self.name} alternative {name!r} [{tag_number}] registered twice")
+            asn1_sequence(record)
+            self.alternatives[name] = (tag_number, record)
+            self._by_record[record] = (name, tag_number)
+            self._spec = None
+            return record
+
+        return register
+
+    def spec(self) -> Any:
+        if self._spec is None:
+            cls = type(f"{self.name}Asn1", (univ.Choice,), {"componentType": namedtype.NamedTypes(*(
+                namedtype.NamedType(name, record.__asn1__().subtype(implicitTag=context(number)))
+                for name, (number, record) in sorted(self.alternatives.items(), key=lambda a: a[1][0])
+            ))})
+            self._spec = cls()
+        return self._spec
+
+    def encode(self, record: Any) -> bytes:
+        """DER of this CHOICE holding ``record``; ValueError if it cannot be encoded."""
+        found = self._by_record.get(type(record))
+        if found is None:
+            raise ValueError(f"{type(record).__name__} is not a {self.name} alternative")
+        choice = self.spec().clone()
+        try:
+            to_asn1(record, choice.getComponentByName(found[0]))
+            return der_encoder.encode(choice)
+        except PyAsn1Error as e:
+            raise ValueError(f"cannot encode {found[0]}: {e}") from None
+
+    def decode(self, data: bytes) -> Any:
+        """The record in one DER value of this CHOICE; WireError("malformed") on anything wrong."""
+        if len(data) > self.max_size:
+            raise WireError("malformed", f"{self.name} of {len(data)} bytes is over {self.max_size}")
+        try:
+            value, rest = der_decoder.decode(data, asn1Spec=self.spec())
+            record = from_asn1(self.alternatives[value.getName()][1], value.getComponent())
+            # DER is canonical: any other encoding of the same value is malformed.
+            canonical = not rest and der_encoder.encode(value) == data
+        except Exception as e:  # pyasn1 raises many types on hostile input, none may escape
+            raise WireError("malformed", f"undecodable {self.name} ({type(e).__name__})") from None
+        if not canonical:
+            raise WireError("malformed", f"{self.name} is not canonical DER")
+        return record
