@@ -28,15 +28,27 @@ class Peer:
 
     id: HostClusterId
     source: str  # where its datagrams come from, "ip:port"
-    role: str
-    priority: int
-    term: int
-    generation: int
-    address: str  # where its services are reached
+    term: int  # the term it follows, from its envelope
     boot_epoch: int
-    load: Load | None
+    beat: Heartbeat  # its latest heartbeat
     first_heard: float
     last_heard: float
+
+    @property
+    def role(self) -> str:
+        return self.beat.role
+
+    @property
+    def priority(self) -> int:
+        return self.beat.priority
+
+    @property
+    def address(self) -> str:
+        return self.beat.address
+
+    @property
+    def load(self) -> Load | None:
+        return self.beat.load
 
 
 @attrs.frozen
@@ -75,13 +87,9 @@ class Membership:
         self._peers[sender] = Peer(
             id=sender,
             source=source,
-            role=beat.role,
-            priority=beat.priority,
             term=term,
-            generation=beat.generation,
-            address=beat.address,
             boot_epoch=boot_epoch,
-            load=beat.load,
+            beat=beat,
             first_heard=old.first_heard if old and old.boot_epoch == boot_epoch else now,
             last_heard=now,
         )

@@ -9,17 +9,22 @@ from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
+from twisted.internet.defer import gatherResults
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
 
-from rais.config import ROLES, Config, ConfigError, load_config
+from rais.catalogue import declarations
+from rais.config import ROLES, Config, ConfigError, PolicyConfig, load_config
 from rais.control import control_site
 from rais.epoch import next_boot_epoch
 from rais.load import LoadSampler
-from rais.node import Identity, Node
+from rais.node import Identity, Node, Timing
+from rais.statefile import StateFileError, TableSaver, load_tables
 from rais.transport import NodeProtocol
+from rais.wire.rows import PolicyRow
 
 # Membership is re-checked this many times per heartbeat interval, so a
 # silent host is marked down within a fraction of an interval of its deadline.
@@ -52,6 +57,10 @@ class Options(usage.Options):
             problems.extend(e.problems)
         else:
             problems.extend(_check_state_dir(self.loaded))
+            try:
+                self.services = declarations(self.loaded.services)
+            except ValueError as e:
+                problems.append(f"{self['config']}: {e}")
         if problems:
             # twistd would print the whole usage text; an operator wants only what is wrong.
             print("\n".join(problems), file=sys.stderr)
@@ -74,10 +83,12 @@ class NodeService(Service):
 
     log = Logger()
 
-    def __init__(self, config: Config, reactor: Any) -> None:
+    def __init__(self, config: Config, services: tuple, reactor: Any) -> None:
         self.config = config
+        self.services = services
         self.reactor = reactor
         self.protocol: NodeProtocol | None = None
+        self.saver: TableSaver | None = None
         self._port = None
         self._loops: list[LoopingCall] = []
 
@@ -86,22 +97,36 @@ class NodeService(Service):
         config, reactor = self.config, self.reactor
         cluster, me = config.cluster, config.node
         now = reactor.seconds()
+        try:
+            tables = load_tables(me.state_dir)
+        except StateFileError as e:
+            self.log.error("saved tables in {dir} are damaged ({why}); moved aside, starting empty",
+                           dir=me.state_dir, why=str(e))
+            tables = None
         node = Node(
-            Identity(config.self_id, me.role, me.priority, me.address),
+            Identity(config.self_id, me.role, me.priority, me.address, me.preempt),
             boot_epoch=next_boot_epoch(me.state_dir, now),
-            interval=cluster.heartbeat_interval,
-            dead_after=cluster.dead_after,
+            timing=Timing(cluster.heartbeat_interval, cluster.dead_after, cluster.quorum),
             now=now,
+            tables=tables,
+            policies=[policy_row(p) for p in config.policies.values()],
+            services=self.services,
+        )
+        pool = reactor.getThreadPool()
+        self.saver = TableSaver(
+            me.state_dir, lambda f, *args: deferToThreadPool(reactor, pool, f, *args), self.log
         )
         self.protocol = NodeProtocol(
             node, cluster.keyring, cluster.group, cluster.port, cluster.interface,
-            cluster.ttl, reactor, LoadSampler(now).sample,
+            cluster.ttl, reactor, LoadSampler(now).sample, self.saver.save,
         )
         self._port = reactor.listenMulticast(cluster.port, self.protocol, listenMultiple=True)
         self.log.info(
-            "node {id} ({role}) in cluster {cluster}, group {group}:{port}, boot epoch {epoch}",
+            "node {id} ({role}) in cluster {cluster}, group {group}:{port}, boot epoch {epoch}, "
+            "tables at generation {generation}",
             id=str(config.self_id), role=me.role, cluster=str(cluster.id),
             group=cluster.group, port=cluster.port, epoch=node.boot_epoch,
+            generation=node.generation,
         )
         interval = cluster.heartbeat_interval
         self._loop(self.protocol.beat, interval)
@@ -122,7 +147,11 @@ class NodeService(Service):
                 loop.stop()
         self._loops.clear()
         port, self._port = self._port, None
-        return port.stopListening() if port is not None else None
+        waits = [port.stopListening()] if port is not None else []
+        if self.saver is not None and self.protocol is not None:
+            self.saver.save(self.protocol.node.tables)  # the newest, whatever was skipped
+            waits.append(self.saver.flush())
+        return gatherResults([d for d in waits if d is not None])
 
     def status(self) -> dict[str, Any]:
         if self.protocol is None:
@@ -132,12 +161,21 @@ class NodeService(Service):
         return doc
 
 
+def policy_row(policy: PolicyConfig) -> PolicyRow:
+    return PolicyRow(
+        policy.name,
+        policy.replicas,
+        None if policy.max_cpu is None else max(1, round(policy.max_cpu * 1000)),
+        None if policy.max_latency_ms is None else round(policy.max_latency_ms * 1000),
+    )
+
+
 def makeService(options: Options) -> MultiService:
     from twisted.internet import reactor  # the shell picks the reactor; nothing below imports it
 
     config: Config = options.loaded
     top = MultiService()
-    node = NodeService(config, reactor)
+    node = NodeService(config, options.services, reactor)
     node.setServiceParent(top)
 
     control = StreamServerEndpointService(

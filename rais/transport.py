@@ -14,9 +14,21 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from rais.election import term_text
 from rais.keys import Keyring
 from rais.membership import Transition
-from rais.node import DuplicateId, Node
+from rais.node import (
+    Applied,
+    BeatNow,
+    Committed,
+    DuplicateId,
+    Node,
+    Output,
+    Persist,
+    RoleChanged,
+    Send,
+)
+from rais.tables import Tables
 from rais.wire import ReplayGuard, WireError, open_datagram, seal
 
 # Log the first bad datagram of each reason, then one in this many, so an
@@ -37,6 +49,7 @@ class NodeProtocol(DatagramProtocol):
         ttl: int,
         clock: IReactorTime,
         load: Callable[[float], object] | None = None,
+        persist: Callable[[Tables], None] | None = None,
     ) -> None:
         self.node = node
         self.keyring = keyring
@@ -46,6 +59,7 @@ class NodeProtocol(DatagramProtocol):
         self.ttl = ttl
         self.clock = clock
         self.load = load
+        self.persist = persist
         self.guard = ReplayGuard()
         self.sequence = 0
         self.received = 0
@@ -77,13 +91,13 @@ class NodeProtocol(DatagramProtocol):
             return
         self.received += 1
         try:
-            event = self.node.receive(self.clock.seconds(), datagram, source)
+            outputs = self.node.receive(self.clock.seconds(), datagram, source)
         except Exception:
             # A bug must cost one datagram, never the node.
             self.log.failure("node failed on a datagram from {source}", source=source)
             self._drop("internal", source, "node error")
             return
-        self._report(event)
+        self._act(outputs)
 
     def _drop(self, reason: str, source: str, detail: str) -> None:
         self.dropped[reason] += 1
@@ -94,24 +108,38 @@ class NodeProtocol(DatagramProtocol):
                 source=source, reason=reason, detail=detail, count=count,
             )
 
-    def _report(self, event: Transition | DuplicateId | None) -> None:
-        if isinstance(event, DuplicateId):
-            self._drop("duplicate-id", event.source, f"another node uses {event.id}")
-        elif isinstance(event, Transition):
-            self.log.info(
-                "host {host} is {new} (was {old}){restarted}",
-                host=str(event.id), new=event.new, old=event.old or "unknown",
-                restarted=", restarted" if event.restarted else "",
-            )
+    def _act(self, outputs: list[Output]) -> None:
+        """Carry out what the node decided, in order."""
+        for out in outputs:
+            if isinstance(out, Send):
+                self.send(out.message)
+            elif isinstance(out, BeatNow):
+                self.beat()
+            elif isinstance(out, Persist):
+                if self.persist is not None:
+                    self.persist(out.tables)
+            elif isinstance(out, RoleChanged):
+                self.log.info("role {old} -> {new} in term {term}: {reason}", old=out.old, new=out.new,
+                              term=term_text(out.term), reason=out.reason)
+            elif isinstance(out, Committed | Applied):
+                self.log.debug("tables at generation {generation} of term {term}",
+                               generation=out.tables.generation, term=term_text(out.tables.term))
+            elif isinstance(out, DuplicateId):
+                self._drop("duplicate-id", out.source, f"another node uses {out.id}")
+            elif isinstance(out, Transition):
+                self.log.info(
+                    "host {host} is {new} (was {old}){restarted}",
+                    host=str(out.id), new=out.new, old=out.old or "unknown",
+                    restarted=", restarted" if out.restarted else "",
+                )
 
     def tick(self) -> None:
-        for change in self.node.tick(self.clock.seconds()):
-            self._report(change)
+        self._act(self.node.tick(self.clock.seconds()))
 
     def beat(self) -> None:
         now = self.clock.seconds()
         load = self.load(now) if self.load else None
-        self.send(self.node.heartbeat(load))
+        self.send(self.node.heartbeat(now, load))
 
     def send(self, message: object) -> None:
         if self.transport is None:

@@ -5,7 +5,7 @@ from twisted.internet.task import Clock
 
 from rais.ids import HostClusterId
 from rais.keys import parse_keys
-from rais.node import Identity, Node
+from rais.node import Identity, Node, Timing
 from rais.transport import NodeProtocol
 from rais.wire import Heartbeat, seal
 
@@ -39,10 +39,13 @@ class FakeMulticast:
 
 def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1):
     ident = Identity(HostClusterId.parse(f"1.2.0.{host}"), role, 100, f"10.0.0.{host}")
-    node = Node(ident, epoch, interval, dead_after, clock.seconds())
-    proto = NodeProtocol(node, KEYS, GROUP, PORT, "127.0.0.1", 1, clock)
+    node = Node(ident, epoch, Timing(interval, dead_after), clock.seconds())
+    proto = NodeProtocol(node, KEYS, GROUP, PORT, "127.0.0.1", 1, clock, persist=SAVED.append)
     proto.makeConnection(FakeMulticast())
     return proto
+
+
+SAVED = []
 
 
 def deliver(sender, receivers):
@@ -69,21 +72,24 @@ def test_nodes_hear_each_other_and_notice_silence():
     for p in nodes:
         deliver(p, nodes)
     status = b.node.status(clock.seconds())
-    assert [(h["id"], h["role"], h["status"]) for h in status["hosts"]] == [
+    assert [(h["id"], h["configured_role"], h["status"]) for h in status["hosts"]] == [
         ("1.2.0.1", "master", "up"), ("1.2.0.3", "standby", "up")]
-    assert status["master"] == "1.2.0.1"
-    assert b.counters() == {"received": 3, "sent": 1, "dropped": {}}
+    assert status["master"] is None  # nobody claims before listening for dead_after intervals
+    assert b.counters() == {"received": 3, "sent": 1, "dropped": {}}  # its own beat looped back too
 
-    # c goes silent; a and b keep beating.
-    for _ in range(4):
-        clock.advance(1.0)
+    # c goes silent; a and b keep beating, and a, the configured master, takes over.
+    for _ in range(16):
+        clock.advance(0.25)
         for p in (a, b):
             p.beat()
             deliver(p, nodes)
         for p in nodes:
             p.tick()
-    hosts = {h["id"]: h["status"] for h in b.node.status(clock.seconds())["hosts"]}
-    assert hosts == {"1.2.0.1": "up", "1.2.0.3": "down"}
+            deliver(p, nodes)
+    status = b.node.status(clock.seconds())
+    assert {h["id"]: h["status"] for h in status["hosts"]} == {"1.2.0.1": "up", "1.2.0.3": "down"}
+    assert status["master"] == "1.2.0.1" and a.node.role == "master"
+    assert SAVED and SAVED[-1].version == a.node.tables.version  # the follower saved what it got
 
 
 def test_bad_datagrams_are_dropped_and_counted_by_reason():
@@ -102,6 +108,7 @@ def test_bad_datagrams_are_dropped_and_counted_by_reason():
     b.datagramReceived(b"\x00" * 5000, ("10.0.0.9", PORT))             # oversized
     assert b.counters()["dropped"] == {
         "replay": 1, "bad-tag": 2, "other-cluster": 1, "malformed": 1, "oversized": 1}
+    assert b.counters()["received"] == 1
     assert [str(h["id"]) for h in b.node.status(clock.seconds())["hosts"]] == ["1.2.0.1"]
 
 

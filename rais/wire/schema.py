@@ -285,6 +285,28 @@ def from_asn1(record: type, value: Any) -> Any:
     return record(**fields)
 
 
+def encode_record(record: Any) -> bytes:
+    """DER of one ``@asn1_sequence`` record on its own (not inside a CHOICE)."""
+    out = record.__asn1__()
+    try:
+        to_asn1(record, out)
+        return der_encoder.encode(out)
+    except PyAsn1Error as e:
+        raise ValueError(f"cannot encode {type(record).__name__}: {e}") from None
+
+
+def decode_record(record: type, data: bytes) -> Any:
+    """The record in DER ``data``; WireError("malformed") on anything wrong."""
+    try:
+        value, rest = der_decoder.decode(data, asn1Spec=record.__asn1__())
+        result = from_asn1(record, value)
+    except Exception as e:  # hostile or damaged input raises many types; none may escape
+        raise WireError("malformed", f"undecodable {record.__name__} ({type(e).__name__})") from None
+    if rest:
+        raise WireError("malformed", f"{len(rest)} bytes after the {record.__name__}")
+    return result
+
+
 # --- CHOICEs of records ---
 
 

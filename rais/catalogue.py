@@ -1,0 +1,115 @@
+"""Service catalogues: what each host declares in its [services.*], carried to the master.
+
+Pure. A host sends its catalogue when the master asks (the master asks when
+a heartbeat's catalogue digest differs from the one in the tables); the
+master turns it into the host's rows of the services table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+
+import attrs
+
+from rais.config import ServiceConfig
+from rais.ids import HostClusterId
+from rais.wire import Catalogue, RowKey, ServiceDecl
+from rais.wire.messages import CATALOGUE
+from rais.wire.rows import ServiceRow
+
+MAX_OPTIONS = 512  # characters of canonical JSON, the SIZE of ServiceDecl.options
+MAX_PER_CHUNK = 64
+CHUNK_BUDGET = 1000  # bytes of declarations per datagram, well under the limit
+
+
+def options_json(options: Mapping[str, object]) -> str:
+    # ASCII only, so the SIZE in characters is also the size in bytes.
+    return json.dumps(dict(options), sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def declarations(services: Mapping[str, ServiceConfig]) -> tuple[ServiceDecl, ...]:
+    """This host's declarations; ValueError naming the service whose options are too long."""
+    decls = []
+    for name in sorted(services):
+        s = services[name]
+        options = options_json(s.options)
+        if len(options) > MAX_OPTIONS:
+            raise ValueError(
+                f"services.{name}: probe options take {len(options)} characters as JSON, "
+                f"at most {MAX_OPTIONS}"
+            )
+        decls.append(ServiceDecl(
+            name, s.probe, s.port or 0, s.running, s.start is not None, s.stop is not None, options
+        ))
+    return tuple(decls)
+
+
+def digest_of(decls: Iterable[ServiceDecl]) -> bytes:
+    text = json.dumps([attrs.astuple(d) for d in decls], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).digest()[:CATALOGUE]
+
+
+def _size(decl: ServiceDecl) -> int:
+    return len(decl.name) + len(decl.probe) + len(decl.options) + 32
+
+
+def catalogue_messages(decls: tuple[ServiceDecl, ...]) -> list[Catalogue]:
+    digest = digest_of(decls)
+    pieces: list[list[ServiceDecl]] = [[]]
+    size = 0
+    for decl in decls:
+        if pieces[-1] and (size + _size(decl) > CHUNK_BUDGET or len(pieces[-1]) == MAX_PER_CHUNK):
+            pieces.append([])
+            size = 0
+        pieces[-1].append(decl)
+        size += _size(decl)
+    return [Catalogue(digest, i, len(pieces), tuple(p)) for i, p in enumerate(pieces)]
+
+
+class CatalogueAssembler:
+    """The master's side: collects each host's catalogue chunks."""
+
+    def __init__(self) -> None:
+        self._parts: dict[HostClusterId, tuple[bytes, int, dict[int, Catalogue]]] = {}
+
+    def receive(self, host: HostClusterId, chunk: Catalogue) -> tuple[bytes, tuple[ServiceDecl, ...]] | None:
+        if chunk.index >= chunk.count:
+            return None  # malformed: it would count towards a chunk that is still missing
+        digest, count, parts = self._parts.get(host, (None, 0, {}))
+        if digest != chunk.digest or count != chunk.count:
+            parts = {}
+        parts[chunk.index] = chunk
+        self._parts[host] = (chunk.digest, chunk.count, parts)
+        if len(parts) < chunk.count:
+            return None
+        del self._parts[host]
+        decls = tuple(d for i in range(chunk.count) for d in parts[i].services)
+        if digest_of(decls) != chunk.digest:
+            return None  # chunks of two catalogues mixed: ask again
+        return chunk.digest, decls
+
+
+def service_rows(
+    host: HostClusterId, decls: tuple[ServiceDecl, ...], existing: Iterable[ServiceRow], now_ms: int
+) -> tuple[list[ServiceRow], list[RowKey]]:
+    """The host's service rows for a new catalogue, keeping what probes learned."""
+    old = {row.name: row for row in existing}
+    rows = []
+    for d in decls:
+        before = old.pop(d.name, None)
+        state = "running" if d.running else "stopped"
+        if before is None:
+            rows.append(ServiceRow(
+                host, d.name, d.probe, d.port, d.running, d.running, d.can_start, d.can_stop,
+                state, "none", None, "", d.options, now_ms,
+            ))
+        else:
+            rows.append(attrs.evolve(
+                before, probe=d.probe, port=d.port, running=d.running, can_start=d.can_start,
+                can_stop=d.can_stop, options=d.options,
+                state=state if before.state in ("running", "stopped") else before.state,
+                changed_ms=now_ms if d.running != before.running else before.changed_ms,
+            ))
+    return rows, [row.key for row in old.values()]

@@ -1,0 +1,239 @@
+"""Many nodes in one process: a simulated multicast network driven by a fake clock.
+
+The nodes are the real ``Node`` state machines; only the network and the
+disk are simulated. The network can drop, duplicate, delay and partition
+datagrams, hosts can be killed, restarted and frozen, and everything runs on
+a ``twisted.internet.task.Clock``, so a run is deterministic for a seed and
+takes no wall time. Used by the model tests and by ``make bench``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+from twisted.internet.task import Clock
+
+from rais.config import ServiceConfig
+from rais.catalogue import declarations
+from rais.ids import ClusterId, HostClusterId
+from rais.keys import Key, Keyring
+from rais.node import BeatNow, Identity, Node, Persist, RoleChanged, Send, Timing
+from rais.tables import Tables
+from rais.wire import Datagram, Load, seal
+from rais.wire.rows import PolicyRow
+
+CLUSTER = ClusterId.parse("1.2")
+SIM_KEYS = Keyring((Key(1, bytes(32)),))
+TICKS_PER_INTERVAL = 4
+
+
+@attrs.frozen
+class Became:
+    """A host took the master role: the invariants are checked on these."""
+
+    host: HostClusterId
+    term: int
+    at: float
+    candidates: tuple[tuple[HostClusterId, str, tuple[int, int]], ...]  # what the others were
+
+
+@attrs.define
+class Faults:
+    loss: float = 0.0  # chance a datagram is lost on its way to one receiver
+    duplicate: float = 0.0  # chance it arrives twice
+    delay: tuple[float, float] = (0.0005, 0.002)  # seconds, uniform
+    groups: list[set[HostClusterId]] | None = None  # partitions; None: everyone reaches everyone
+
+    def reachable(self, a: HostClusterId, b: HostClusterId) -> bool:
+        if self.groups is None:
+            return True
+        return any(a in g and b in g for g in self.groups)
+
+
+class SimHost:
+    def __init__(self, sim: Simulation, node: Node) -> None:
+        self.sim = sim
+        self.node = node
+        self.id = node.id
+        self.alive = True
+        self.frozen = False
+        self.sequence = 0
+        self.saved: Tables | None = None
+        self.sent_bytes = 0
+        self._timers: list[Any] = []
+
+    def start(self) -> None:
+        interval = self.node.timing.interval
+        offset = self.sim.rng.uniform(0, interval)  # hosts do not start in lockstep
+        self._every(interval, self.beat, offset)
+        self._every(interval / TICKS_PER_INTERVAL, self.tick, offset)
+
+    def _every(self, period: float, f: Callable[[], None], first: float) -> None:
+        def fire() -> None:
+            if not self.alive:
+                return
+            if not self.frozen:
+                f()
+            self._timers.append(self.sim.clock.callLater(period, fire))
+
+        self._timers.append(self.sim.clock.callLater(first, fire))
+
+    def stop(self) -> None:
+        self.alive = False
+        for timer in self._timers:
+            if timer.active():
+                timer.cancel()
+        self._timers.clear()
+
+    def beat(self) -> None:
+        now = self.sim.clock.seconds()
+        self.send(self.node.heartbeat(now, self.sim.load_of(self.id)))
+
+    def tick(self) -> None:
+        self.act(self.node.tick(self.sim.clock.seconds()))
+
+    def send(self, message: Any) -> None:
+        self.sequence += 1
+        node = self.node
+        if self.sim.wire:
+            self.sent_bytes += len(seal(SIM_KEYS, self.id, node.boot_epoch, self.sequence, node.term, message))
+        datagram = Datagram(1, self.id, node.boot_epoch, self.sequence, node.term, message)
+        self.sim.multicast(self, datagram)
+
+    def deliver(self, datagram: Datagram) -> None:
+        if self.alive and not self.frozen:
+            self.act(self.node.receive(self.sim.clock.seconds(), datagram, "sim"))
+
+    def act(self, outputs: Iterable[Any]) -> None:
+        for out in outputs:
+            if isinstance(out, Send):
+                self.send(out.message)
+            elif isinstance(out, BeatNow):
+                self.beat()
+            elif isinstance(out, Persist):
+                self.saved = out.tables
+            elif isinstance(out, RoleChanged) and out.new == "master":
+                self.sim.became_master(self, out)
+
+
+class Simulation:
+    def __init__(
+        self,
+        roles: list[str],
+        seed: int = 0,
+        interval: float = 1.0,
+        dead_after: int = 3,
+        quorum: bool = False,
+        services: int = 0,
+        wire: bool = False,
+        policies: Iterable[PolicyRow] = (),
+    ) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_000_000)  # a wall-clock-like start, so epochs and stamps are positive
+        self.rng = random.Random(seed)
+        self.faults = Faults()
+        self.timing = Timing(interval, dead_after, quorum)
+        self.wire = wire
+        self.policies = tuple(policies)
+        self.services = services
+        self.hosts: dict[HostClusterId, SimHost] = {}
+        self.became: list[Became] = []
+        self.delivered = 0
+        for host_id, role in enumerate(roles, 1):
+            self.add(HostClusterId.of(CLUSTER, host_id), role)
+
+    def add(self, hid: HostClusterId, role: str, tables: Tables | None = None, preempt: bool = False) -> SimHost:
+        identity = Identity(hid, role, 100, f"10.0.{hid.host >> 8}.{hid.host & 0xFF}", preempt)
+        node = Node(identity, int(self.clock.seconds() * 1e6), self.timing, self.clock.seconds(),
+                    tables, self.policies, _declarations(self.services))
+        host = self.hosts[hid] = SimHost(self, node)
+        host.start()
+        return host
+
+    def load_of(self, hid: HostClusterId) -> Load:
+        return Load(100 + hid.host % 700, 1000 * hid.host, 2000 * hid.host)
+
+    def multicast(self, sender: SimHost, datagram: Datagram) -> None:
+        faults = self.faults
+        for host in self.hosts.values():
+            if host is sender or not host.alive or not faults.reachable(sender.id, host.id):
+                continue
+            copies = 0 if self.rng.random() < faults.loss else 1
+            if copies and self.rng.random() < faults.duplicate:
+                copies = 2
+            for _ in range(copies):
+                self.clock.callLater(self.rng.uniform(*faults.delay), self._deliver, host, datagram)
+
+    def _deliver(self, host: SimHost, datagram: Datagram) -> None:
+        self.delivered += 1
+        host.deliver(datagram)
+
+    def became_master(self, host: SimHost, change: RoleChanged) -> None:
+        now = self.clock.seconds()
+        others = tuple(
+            (h.id, h.node.role, h.node.tables.version)
+            for h in self.hosts.values() if h is not host and h.alive and not h.frozen
+        )
+        self.became.append(Became(host.id, change.term, now, others))
+
+    # --- driving ---
+
+    def run(self, seconds: float, step: float = 0.05) -> None:
+        end = self.clock.seconds() + seconds
+        while self.clock.seconds() < end:
+            self.clock.advance(min(step, end - self.clock.seconds()))
+
+    def run_until(self, done: Callable[[], bool], limit: float, step: float = 0.05) -> float:
+        """Run until ``done()``; the simulated seconds it took, or raise TimeoutError."""
+        start = self.clock.seconds()
+        while not done():
+            if self.clock.seconds() - start > limit:
+                raise TimeoutError(f"not done after {limit} simulated seconds")
+            self.clock.advance(step)
+        return self.clock.seconds() - start
+
+    def kill(self, hid: HostClusterId) -> None:
+        self.hosts[hid].stop()
+
+    def restart(self, hid: HostClusterId, preempt: bool = False) -> SimHost:
+        old = self.hosts[hid]
+        old.stop()
+        self.clock.advance(0.001)  # a new boot epoch
+        host = self.add(hid, old.node.identity.configured, old.saved, preempt)
+        host.saved = old.saved
+        return host
+
+    def freeze(self, hid: HostClusterId, frozen: bool = True) -> None:
+        self.hosts[hid].frozen = frozen
+
+    # --- what the invariants look at ---
+
+    def alive(self) -> list[SimHost]:
+        return [h for h in self.hosts.values() if h.alive and not h.frozen]
+
+    def masters(self) -> list[SimHost]:
+        return [h for h in self.alive() if h.node.role == "master"]
+
+    def converged(self) -> bool:
+        """One master, followed by every live host, whose tables all equal its own."""
+        masters = self.masters()
+        if len(masters) != 1:
+            return False
+        master = masters[0].node
+        want = (master.tables.version, master.tables.digest)
+        return all(
+            h.node.master_id == master.id and h.node.term == master.term
+            and (h.node.tables.version, h.node.tables.digest) == want
+            for h in self.alive()
+        )
+
+
+def _declarations(count: int) -> tuple:
+    services = {
+        f"svc{i}": ServiceConfig(f"svc{i}", "tcp", 8000 + i, i % 2 == 0, None, None, 10.0, {})
+        for i in range(count)
+    }
+    return declarations(services)
