@@ -40,11 +40,18 @@ class StatusPage(Resource):
         return render_status(self._status()).encode()
 
 
+class QuietSite(Site):
+    """No access log: operators and monitors poll the status often."""
+
+    def log(self, request: Request) -> None:
+        pass
+
+
 def control_site(status: StatusSource) -> Site:
     root = Resource()
     root.putChild(b"", StatusPage(status))
     root.putChild(b"status", StatusPage(status))
     root.putChild(b"status.json", StatusJSON(status))
-    site = Site(root)
+    site = QuietSite(root)
     site.displayTracebacks = False
     return site

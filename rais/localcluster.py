@@ -38,6 +38,7 @@ class LocalNode:
     folder: str
     control_port: int
     process: subprocess.Popen | None = None
+    wanted: bool = False  # started and not deliberately stopped
 
     @property
     def config_path(self) -> str:
@@ -69,6 +70,7 @@ role = "{role}"
 priority = {priority}
 control = "127.0.0.1:{control_port}"
 state_dir = "state"
+
 """
 
 
@@ -80,6 +82,7 @@ class LocalCluster:
         interval: float = 1.0,
         dead_after: int = 3,
         cluster: str = "1.2",
+        extra: str = "",
     ) -> None:
         self.base = base
         self.interval = interval
@@ -98,10 +101,11 @@ class LocalCluster:
                     cluster=cluster, group=self.group, port=self.port, interval=interval,
                     dead_after=dead_after, host_id=host_id, role=role, priority=100,
                     control_port=node.control_port,
-                ))
+                ) + extra)
             self.nodes.append(node)
 
     def start(self, node: LocalNode) -> None:
+        node.wanted = True
         with open(os.path.join(node.folder, "stderr.log"), "ab") as err:
             node.process = subprocess.Popen(
                 [TWISTD, "-n", "--pidfile=", f"--logfile={node.log_path}",
@@ -114,9 +118,9 @@ class LocalCluster:
             self.start(node)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Wait until every running node answers on its control port."""
+        """Wait until every node that should be running answers on its control port."""
         deadline = time.monotonic() + timeout
-        for node in self.nodes:
+        for node in (n for n in self.nodes if n.wanted):
             while True:
                 if node.process is not None and node.process.poll() is not None:
                     raise RuntimeError(f"node {node.host_id} exited: {self.tail(node)}")
@@ -129,11 +133,14 @@ class LocalCluster:
                     time.sleep(0.1)
 
     def kill(self, node: LocalNode, sig: int = signal.SIGKILL) -> None:
+        node.wanted = False
         if node.process is not None:
             node.process.send_signal(sig)
             node.process.wait(timeout=10)
 
     def stop_all(self, timeout: float = 10.0) -> None:
+        for node in self.nodes:
+            node.wanted = False
         running = [n.process for n in self.nodes if n.process and n.process.poll() is None]
         for p in running:
             p.terminate()

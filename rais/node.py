@@ -180,6 +180,7 @@ class Node:
         self._candidacy: _Candidacy | None = None
         self._ballot = Ballot()
         self._seen_term = 0  # the newest term in any header, vote or claim heard
+        self._load: Load | None = None
         self._lost_at: float | None = now
         # Listen before acting: after a start, or after a freeze, hear the cluster first.
         self._quiet_until = now + timing.dead
@@ -196,6 +197,7 @@ class Node:
         return self.tables.generation
 
     def heartbeat(self, now: float, load: Load | None) -> Heartbeat:
+        self._load = load  # a master writes its own figures into the tables too
         tables = self.tables
         echo = None
         if self._master_stamp is not None and self.role != "master":
@@ -449,6 +451,10 @@ class Node:
         own = ServerRow(self.id, "master", me.configured, UP, me.priority, me.address,
                         self.boot_epoch, now_ms, self.catalogue)
         self._stage_server(own, now)
+        self._stage_load(self.id, self._load, now)
+        own_rtt = RowKey("latency", self.id.value, "")
+        if ledger.view(own_rtt) is not None:
+            ledger.stage_remove(own_rtt)  # measured by a former master; ours to ourselves is nil
         self._stage_catalogue(now, self.id, self.catalogue, self.services)
         for peer in self.membership.peers():
             self._stage_peer(peer, now, now_ms)
@@ -472,20 +478,23 @@ class Node:
             beat.address, peer.boot_epoch, int(peer.last_heard * 1000),
             old.catalogue if old is not None else bytes(8),
         ), now)
-        if beat.load is not None:
-            old_cpu = self.ledger.view(RowKey("cpu", peer.id.value, ""))
-            cpu = beat.load.cpu_permille
-            self._stage(CpuRow(peer.id, cpu), now,
-                        old_cpu is None or abs(old_cpu.cpu_permille - cpu) >= CPU_STEP)
-            old_net = self.ledger.view(RowKey("network", peer.id.value, ""))
-            rx, tx = beat.load.net_rx_bps, beat.load.net_tx_bps
-            self._stage(NetworkRow(peer.id, rx, tx), now, old_net is None or
-                        _moved(old_net.rx_bps, rx, RATE_FLOOR) or _moved(old_net.tx_bps, tx, RATE_FLOOR))
+        self._stage_load(peer.id, beat.load, now)
         rtt = self._rtt.get(peer.id)
         if rtt is not None:
             old_rtt = self.ledger.view(RowKey("latency", peer.id.value, ""))
             self._stage(LatencyRow(peer.id, int(rtt)), now,
                         old_rtt is None or _moved(old_rtt.rtt_us, int(rtt), RTT_FLOOR))
+
+    def _stage_load(self, host: HostClusterId, load: Load | None, now: float) -> None:
+        if load is None:
+            return
+        old_cpu = self.ledger.view(RowKey("cpu", host.value, ""))
+        cpu = load.cpu_permille
+        self._stage(CpuRow(host, cpu), now, old_cpu is None or abs(old_cpu.cpu_permille - cpu) >= CPU_STEP)
+        old_net = self.ledger.view(RowKey("network", host.value, ""))
+        rx, tx = load.net_rx_bps, load.net_tx_bps
+        self._stage(NetworkRow(host, rx, tx), now, old_net is None or
+                    _moved(old_net.rx_bps, rx, RATE_FLOOR) or _moved(old_net.tx_bps, tx, RATE_FLOOR))
 
     def _sample_rtt(self, now: float, host: HostClusterId, echo: Echo) -> None:
         rtt = int(now * 1e6) - echo.stamp - echo.held

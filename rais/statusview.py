@@ -23,24 +23,31 @@ def _rate(bps: int | None) -> str:
     return f"{bps:.0f}GB/s"
 
 
-COLUMNS = ("HOST", "ADDRESS", "ROLE", "PRI", "STATUS", "HEARD", "CPU", "NET IN", "NET OUT")
+COLUMNS = ("HOST", "ADDRESS", "ROLE", "PRI", "STATUS", "HEARD", "CPU", "NET IN", "NET OUT", "LATENCY")
 
 
 def render_status(doc: dict[str, Any]) -> str:
+    behind = "  (catching up)" if doc.get("behind") else ""
     lines = [
         f"node {doc['self']}  cluster {doc['cluster']}  role {doc['role']}  "
-        f"term {doc['term']}  master {doc['master'] or 'none'}  generation {doc['generation']}",
+        f"master {doc['master'] or 'none'}  term {doc.get('term_text', doc['term'])}  "
+        f"generation {doc['generation']}{behind}",
     ]
     rows = [COLUMNS, (doc["self"], doc["address"], doc["role"], str(doc["priority"]),
-                      "self", "-", "-", "-", "-")]
+                      "self", "-", "-", "-", "-", "-")]
     for h in doc["hosts"]:
         rows.append((
             h["id"], h["address"], h["role"], str(h["priority"]), h["status"],
             _fmt(h["last_heard"], "s"), _fmt(h["cpu"]),
-            _rate(h["net_rx_bps"]), _rate(h["net_tx_bps"]),
+            _rate(h["net_rx_bps"]), _rate(h["net_tx_bps"]), _fmt(h.get("latency_ms"), "ms"),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    services = doc.get("tables", {}).get("services", [])
+    if services:
+        lines.append("services: " + ", ".join(
+            f"{s['name']}@{s['host']} {s['state']}{' (assigned)' if s['assigned'] else ''}"
+            for s in services))
     traffic = doc.get("traffic")
     if traffic:
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(traffic["dropped"].items())) or "none"

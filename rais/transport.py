@@ -137,9 +137,9 @@ class NodeProtocol(DatagramProtocol):
         self._act(self.node.tick(self.clock.seconds()))
 
     def beat(self) -> None:
-        now = self.clock.seconds()
-        load = self.load(now) if self.load else None
-        self.send(self.node.heartbeat(now, load))
+        load = self.load(self.clock.seconds()) if self.load else None
+        # Stamp after sampling the load, so round trips do not include psutil's time.
+        self.send(self.node.heartbeat(self.clock.seconds(), load))
 
     def send(self, message: object) -> None:
         if self.transport is None:

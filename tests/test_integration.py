@@ -13,25 +13,68 @@ from rais.localcluster import LocalCluster
 pytestmark = pytest.mark.integration
 
 INTERVAL, DEAD_AFTER = 0.2, 3
+DEAD = INTERVAL * DEAD_AFTER
 SLACK = 1.0  # scheduling and polling delay on a loaded 2-core machine
+ROLES = ["master", "active", "active", "standby"]
+SERVICES = """
+[services.web]
+probe = "tcp"
+port = 8080
+running = true
+
+[services.db]
+probe = "tcp"
+port = 5432
+
+[policy.web]
+replicas = 2
+max_cpu = 0.9
+max_latency_ms = 50
+"""
 
 
-def statuses(cluster, node):
+def hid(n):
+    return f"1.2.0.{n}"
+
+
+def statuses(node):
     return {h["id"]: h["status"] for h in node.status()["hosts"]}
 
 
 def wait_for(predicate, timeout, step=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return True
+        try:
+            if predicate():
+                return True
+        except OSError:
+            pass  # a node restarting is briefly not there
         time.sleep(step)
     return predicate()
 
 
+def agreed(nodes):
+    """(master, term) if every node names the same master and term, else None."""
+    docs = [n.status() for n in nodes]
+    views = {(d["master"], d["term"]) for d in docs}
+    if len(views) == 1 and docs[0]["master"] is not None:
+        return views.pop()
+    return None
+
+
+def converged(nodes):
+    docs = [n.status() for n in nodes]
+    return agreed(nodes) and len({(d["generation"], d["digest"]) for d in docs}) == 1
+
+
+def complete(nodes):
+    """Converged, and the master has every host's catalogue in the services table."""
+    return converged(nodes) and len(nodes[0].status()["tables"]["services"]) == 2 * len(ROLES)
+
+
 @pytest.fixture
 def cluster(tmp_path):
-    c = LocalCluster(str(tmp_path), ["master", "active", "standby"], INTERVAL, DEAD_AFTER)
+    c = LocalCluster(str(tmp_path), ROLES, INTERVAL, DEAD_AFTER, extra=SERVICES)
     c.start_all()
     try:
         c.wait_ready()
@@ -48,38 +91,99 @@ def rais_status_json(node):
     return json.loads(out.stdout)
 
 
-def test_three_nodes_see_each_other_and_notice_a_kill(cluster):
-    ids = {n.host_id: f"1.2.0.{n.host_id}" for n in cluster.nodes}
+def test_nodes_see_each_other_elect_the_master_and_notice_a_kill(cluster):
+    nodes = cluster.nodes
+    ids = [hid(n.host_id) for n in nodes]
 
     def all_up():
-        return all(
-            statuses(cluster, n) == {ids[o.host_id]: "up" for o in cluster.nodes if o is not n}
-            for n in cluster.nodes
-        )
+        return all(statuses(n) == {i: "up" for i in ids if i != hid(n.host_id)} for n in nodes)
 
-    assert wait_for(all_up, 10), [n.status() for n in cluster.nodes]
+    assert wait_for(all_up, 10), [n.status() for n in nodes]
+    assert wait_for(lambda: complete(nodes), 10), [n.status() for n in nodes]
 
     # What an operator sees, through the real command.
-    doc = rais_status_json(cluster.nodes[1])
+    doc = rais_status_json(nodes[1])
     assert doc["self"] == "1.2.0.2" and doc["cluster"] == "1.2" and doc["role"] == "active"
-    assert doc["master"] == "1.2.0.1" and doc["term"] == 0 and doc["generation"] == 0
+    assert doc["master"] == "1.2.0.1" and doc["term"] > 0 and doc["generation"] > 0
+    assert doc["master_since"] > 0
     for host in doc["hosts"]:
         assert set(host) >= {"id", "address", "role", "status", "last_heard"}
         assert host["address"] == "127.0.0.1" and host["last_heard"] < 1.0
+    tables = doc["tables"]
+    assert set(tables) == {"services", "latency", "cpu", "network", "servers", "policy"}
+    assert sorted((s["host"], s["name"]) for s in tables["services"]) == sorted(
+        (i, name) for i in ids for name in ("db", "web"))
+    assert [p["name"] for p in tables["policy"]] == ["web"]
     assert doc["traffic"]["dropped"] == {}
 
-    victim, survivors = cluster.nodes[2], cluster.nodes[:2]
+    victim, survivors = nodes[2], [n for n in nodes if n is not nodes[2]]
     cluster.kill(victim, signal.SIGKILL)
     killed = time.monotonic()
-    limit = DEAD_AFTER * INTERVAL + SLACK
-    assert wait_for(lambda: all(statuses(cluster, n)[ids[3]] == "down" for n in survivors), limit), (
+    limit = DEAD + SLACK
+    assert wait_for(lambda: all(statuses(n)[hid(3)] == "down" for n in survivors), limit), (
         [n.status() for n in survivors])
-    elapsed = time.monotonic() - killed
     # Not down before its time either: its last beat left at most one interval before the kill.
-    assert elapsed >= (DEAD_AFTER - 1) * INTERVAL * 0.9
-    for n in survivors:
-        assert statuses(cluster, n) == {ids[o.host_id]: "up" for o in survivors if o is not n} | {
-            ids[3]: "down"}
+    assert time.monotonic() - killed >= (DEAD_AFTER - 1) * INTERVAL * 0.9
+    servers = {r["host"]: r for r in nodes[0].status()["tables"]["servers"]}
+    assert wait_for(lambda: {r["host"]: r for r in nodes[0].status()["tables"]["servers"]}[hid(3)]["status"]
+                    == "down", 2), servers
+
+
+def test_failover_standby_then_active_and_the_old_master_rejoins_without_preempting(cluster):
+    nodes = cluster.nodes
+    assert wait_for(lambda: complete(nodes), 15), [n.status() for n in nodes]
+    old = nodes[0]
+    assert agreed(nodes)[0] == hid(1)
+    time.sleep(1)  # loads and latencies in the tables
+    before = old.status()
+    cluster.kill(old, signal.SIGKILL)
+    killed = time.monotonic()
+    rest = nodes[1:]
+    assert wait_for(lambda: (agreed(rest) or (None,))[0] == hid(4), DEAD + INTERVAL + 1.0), (
+        [n.status() for n in rest])
+    took = time.monotonic() - killed
+    assert took <= DEAD + INTERVAL + 1.0  # dead_after intervals, plus one second
+    assert wait_for(lambda: converged(rest), 5)
+    after = nodes[3].status()
+    assert after["term"] > before["term"] and after["generation"] > before["generation"]
+    for table in ("services", "policy"):
+        assert after["tables"][table] == before["tables"][table], table
+    for table in ("cpu", "network", "servers"):  # every host still there (figures move on)
+        assert {r["host"] for r in after["tables"][table]} == {r["host"] for r in before["tables"][table]}
+    # Round trips are the master's own: the new one drops the row the old one kept for it.
+    assert {r["host"] for r in after["tables"]["latency"]} >= {hid(2), hid(3)}
+    servers = {r["host"]: r for r in after["tables"]["servers"]}
+    assert servers[hid(1)]["status"] == "down" and servers[hid(4)]["role"] == "master"
+
+    cluster.kill(nodes[3], signal.SIGKILL)
+    rest = nodes[1:3]
+    assert wait_for(lambda: (agreed(rest) or (None,))[0] == hid(2), DEAD + INTERVAL + 2.0), (
+        [n.status() for n in rest])
+    assert wait_for(lambda: converged(rest), 5)
+    term = nodes[1].status()["term"]
+
+    cluster.start(old)
+    cluster.wait_ready()
+    live = nodes[:3]
+    assert wait_for(lambda: converged(live), 10), [n.status() for n in live]
+    time.sleep(DEAD * 2)
+    assert agreed(live) == (hid(2), term)
+    assert old.status()["role"] == "standby"
+
+
+def test_a_whole_cluster_stopped_and_started_resumes_its_tables(cluster):
+    nodes = cluster.nodes
+    assert wait_for(lambda: complete(nodes), 15)
+    before = nodes[0].status()
+    cluster.stop_all()
+    for node in nodes:
+        cluster.start(node)
+    cluster.wait_ready()
+    assert wait_for(lambda: converged(nodes), 15), [n.status() for n in nodes]
+    after = nodes[0].status()
+    assert after["generation"] > before["generation"] and after["term"] > before["term"]
+    assert after["tables"]["policy"] == before["tables"]["policy"]
+    assert after["tables"]["services"] == before["tables"]["services"]
 
 
 def test_restarted_node_is_seen_again_with_a_new_boot_epoch(cluster):
@@ -87,14 +191,14 @@ def test_restarted_node_is_seen_again_with_a_new_boot_epoch(cluster):
     observer = cluster.nodes[0]
 
     def epoch():
-        return {h["id"]: h for h in observer.status()["hosts"]}.get("1.2.0.2", {}).get("boot_epoch")
+        return {h["id"]: h for h in observer.status()["hosts"]}.get(hid(2), {}).get("boot_epoch")
 
     assert wait_for(lambda: epoch() is not None, 10)
     first = epoch()
     cluster.kill(node, signal.SIGKILL)
     cluster.start(node)
     cluster.wait_ready()
-    assert wait_for(lambda: (epoch() or 0) > first and statuses(cluster, observer)["1.2.0.2"] == "up", 10)
+    assert wait_for(lambda: (epoch() or 0) > first and statuses(observer)[hid(2)] == "up", 10)
     # Nothing the restarted node sent looked like a replay to its peers.
     assert observer.status()["traffic"]["dropped"] == {}
 
@@ -115,17 +219,20 @@ def test_another_cluster_key_is_dropped_and_counted(tmp_path, cluster):
         other.wait_ready()
         observer = cluster.nodes[0]
         assert wait_for(lambda: observer.status()["traffic"]["dropped"].get("bad-tag", 0) >= 3, 10)
-        assert "1.2.0.9" not in statuses(cluster, observer)
-        assert "1.2.0.1" not in statuses(other, other.nodes[0])
+        assert hid(9) not in statuses(observer)
+        assert hid(1) not in statuses(other.nodes[0])
     finally:
         other.stop_all()
 
 
-def test_sigterm_stops_a_node_cleanly(cluster):
-    node = cluster.nodes[0]
+def test_sigterm_stops_a_node_cleanly_and_saves_its_tables(cluster):
+    node = cluster.nodes[1]
+    assert wait_for(lambda: converged(cluster.nodes), 15)
     node.process.terminate()
     # twistd stops the reactor, then re-raises the signal so the exit status tells why.
     assert node.process.wait(timeout=10) == -signal.SIGTERM
     log = open(node.log_path).read()
     assert "Main loop terminated." in log
     assert "Traceback" not in log and "Unhandled" not in log
+    assert (cluster.nodes[1].folder + "/state/tables.der") and __import__("os").path.getsize(
+        cluster.nodes[1].folder + "/state/tables.der") > 100
