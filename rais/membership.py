@@ -30,6 +30,7 @@ class Peer:
     source: str  # where its datagrams come from, "ip:port"
     term: int  # the term it follows, from its envelope
     boot_epoch: int
+    sequence: int  # of the datagram that carried ``beat``
     beat: Heartbeat  # its latest heartbeat
     first_heard: float
     last_heard: float
@@ -78,17 +79,19 @@ class Membership:
         boot_epoch: int,
         term: int,
         beat: Heartbeat,
+        sequence: int = 0,
     ) -> Transition | None:
         """Record a heartbeat; return the transition it causes, if any."""
         old = self._peers.get(sender)
-        if old is not None and boot_epoch < old.boot_epoch:
-            # The envelope layer already drops older epochs; never regress here either.
+        if old is not None and (boot_epoch, sequence) < (old.boot_epoch, old.sequence):
+            # Overtaken on the way by a newer one: it says nothing new.
             return None
         self._peers[sender] = Peer(
             id=sender,
             source=source,
             term=term,
             boot_epoch=boot_epoch,
+            sequence=sequence,
             beat=beat,
             first_heard=old.first_heard if old and old.boot_epoch == boot_epoch else now,
             last_heard=now,

@@ -166,7 +166,9 @@ class Node:
         self.term = 0  # the newest master term heard; a master's own
         self.master_id: HostClusterId | None = None
         self.master_since: float | None = None
-        self.client = SyncClient(tables or Tables.empty(), timing.interval)
+        # Each host waits its own share of half an interval before asking for a sync.
+        patience = timing.interval * (0.1 + 0.4 * ((identity.id.value * 2654435761) % 1000) / 1000)
+        self.client = SyncClient(tables or Tables.empty(), timing.interval, patience)
         self.ledger: Ledger | None = None
         self.server: SyncServer | None = None
         self.policies = tuple(policies)
@@ -264,7 +266,7 @@ class Node:
         return datagram.sender == self.master_id and datagram.term == self.term
 
     def _heard(self, now: float, dg: Datagram, beat: Heartbeat, source: str, out: list[Output]) -> None:
-        change = self.membership.heard(now, dg.sender, source, dg.boot_epoch, dg.term, beat)
+        change = self.membership.heard(now, dg.sender, source, dg.boot_epoch, dg.term, beat, dg.sequence)
         if change is not None:
             out.append(change)
         if beat.role == "master" and dg.term > self.term:
@@ -403,7 +405,7 @@ class Node:
             for policy in self.policies:
                 self.ledger.stage(policy)
         self._maintain(now)
-        self._commit(out)
+        self._commit(now, out)
         out.append(BeatNow())
 
     def _tick_master(self, now: float, out: list[Output]) -> None:
@@ -425,13 +427,14 @@ class Node:
             return  # just resumed: a newer master may exist; write nothing until we know
         self._maintain(now)
         self._request_catalogues(now, out)
-        self._commit(out)
+        self._commit(now, out)
 
-    def _commit(self, out: list[Output]) -> None:
+    def _commit(self, now: float, out: list[Output]) -> None:
         tables = self.ledger.commit(self.term)
         if tables is not None:
-            out += [Committed(tables), Send(SyncNotice(tables.term, tables.generation, tables.digest)),
-                    Persist(tables)]
+            out += [Committed(tables), Send(SyncNotice(tables.term, tables.generation, tables.digest))]
+            out.extend(Send(chunk) for chunk in self.server.push(self.ledger, now))
+            out.append(Persist(tables))
 
     # --- the master's tables ---
 

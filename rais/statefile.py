@@ -8,6 +8,7 @@ aside and the node starts with empty tables (it gets the master's anyway).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 
@@ -30,6 +31,11 @@ class TablesFile:
     generation: int = wire(UInt())
     digest: bytes = wire(Octets(DIGEST, DIGEST))
     rows: bytes = wire(Octets(0, 1 << 40))
+    check: bytes = wire(Octets(32, 32))  # SHA-256 of the fields above, so the version is covered too
+
+
+def _check(term: int, generation: int, digest: bytes, rows: bytes) -> bytes:
+    return hashlib.sha256(b"%d:%d:" % (term, generation) + digest + rows).digest()
 
 
 class StateFileError(Exception):
@@ -38,12 +44,15 @@ class StateFileError(Exception):
 
 def encode_tables(tables: Tables) -> bytes:
     rows = b"".join(row.der for row in tables.sorted_rows())
-    return encode_record(TablesFile(tables.term, tables.generation, tables.digest, rows))
+    check = _check(tables.term, tables.generation, tables.digest, rows)
+    return encode_record(TablesFile(tables.term, tables.generation, tables.digest, rows, check))
 
 
 def decode_tables(data: bytes) -> Tables:
     try:
         saved = decode_record(TablesFile, data)
+        if saved.check != _check(saved.tables_term, saved.generation, saved.digest, saved.rows):
+            raise StateFileError("checksum does not match")
         tables = Tables.of(saved.tables_term, saved.generation, split_rows(saved.rows))
     except WireError as e:
         raise StateFileError(str(e)) from None

@@ -94,6 +94,28 @@ class SyncServer:
         self._kept: OrderedDict[Transfer, list[SyncChunk]] = OrderedDict()
         self._sent_at: dict[Transfer, float] = {}
 
+    def push(self, ledger: Ledger, now: float) -> list[SyncChunk]:
+        """The last commit as a delta, multicast at once: hosts that were current
+        apply it without asking, so a generation costs no requests unless one is lost."""
+        tables = ledger.current
+        before = tables.generation - 1
+        delta = ledger.delta_since(before, ledger.digest_at(before))
+        if delta is None:
+            return []
+        transfer = Transfer(tables.term, False, before, tables.generation)
+        return self._send(transfer, tables.digest, delta, now)
+
+    def _send(self, transfer: Transfer, digest: bytes, delta: Delta, now: float) -> list[SyncChunk]:
+        chunks = self._kept.get(transfer)
+        if chunks is None:
+            chunks = chunk_transfer(transfer, digest, delta)
+            self._kept[transfer] = chunks
+            while len(self._kept) > KEPT_TRANSFERS:
+                old, _ = self._kept.popitem(last=False)
+                self._sent_at.pop(old, None)
+        self._sent_at[transfer] = now
+        return chunks
+
     def answer(self, ledger: Ledger, request: SyncRequest, now: float) -> list[SyncChunk]:
         tables = ledger.current
         if request.transfer is not None and request.missing:
@@ -111,17 +133,9 @@ class SyncServer:
         # Several hosts behind by the same amount ask at once; one multicast serves them all.
         if now - self._sent_at.get(transfer, -1e18) < self.resend_after:
             return []
-        chunks = self._kept.get(transfer)
-        if chunks is None:
-            if snapshot:
-                delta = Delta(tuple(tables.sorted_rows()), ())
-            chunks = chunk_transfer(transfer, tables.digest, delta)
-            self._kept[transfer] = chunks
-            while len(self._kept) > KEPT_TRANSFERS:
-                old, _ = self._kept.popitem(last=False)
-                self._sent_at.pop(old, None)
-        self._sent_at[transfer] = now
-        return chunks
+        if snapshot and transfer not in self._kept:
+            delta = Delta(tuple(tables.sorted_rows()), ())
+        return self._send(transfer, tables.digest, delta, now)
 
 
 @attrs.define
@@ -149,9 +163,13 @@ class Target:
 class SyncClient:
     """A host's side: knows where the master is, asks for what it lacks, applies transfers."""
 
-    def __init__(self, tables: Tables, retry_after: float) -> None:
+    def __init__(self, tables: Tables, retry_after: float, patience: float = 0.0) -> None:
         self.tables = tables
         self.retry_after = retry_after
+        # How long to wait after falling behind before asking: the master pushes each
+        # generation anyway, and hosts waiting different times do not all ask at once.
+        self.patience = patience
+        self._behind_since: float | None = None
         self.target: Target | None = None
         self._assembly: _Assembly | None = None
         self._asked_at = -1e18
@@ -174,7 +192,12 @@ class SyncClient:
 
     def request(self, now: float) -> SyncRequest | None:
         """A request to send now, if behind and not already waiting on one."""
-        if not self.behind() or now - self._asked_at < self.retry_after:
+        if not self.behind():
+            self._behind_since = None
+            return None
+        if self._behind_since is None:
+            self._behind_since = now
+        if now - self._behind_since < self.patience or now - self._asked_at < self.retry_after:
             return None
         assembly = self._assembly
         if assembly is not None and now - assembly.progress_at < self.retry_after:

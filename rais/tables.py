@@ -145,9 +145,13 @@ class Ledger:
             self._digests.pop(old - 1, None)
         return self.current
 
-    def delta_since(self, generation: int, digest: bytes) -> Delta | None:
+    def digest_at(self, generation: int) -> bytes | None:
+        """The digest the tables had at ``generation``, while history still holds it."""
+        return self._digests.get(generation)
+
+    def delta_since(self, generation: int, digest: bytes | None) -> Delta | None:
         """What turns the tables at (generation, digest) into the current ones, if still known."""
-        if self._digests.get(generation) != digest:
+        if digest is None or self._digests.get(generation) != digest:
             return None
         keys: set[RowKey] = set()
         for gen, changed in self._changes:

@@ -19,7 +19,10 @@ def for_kind(kind, list_limit=3):
     if isinstance(kind, Enum):
         return st.sampled_from(kind.names)
     if isinstance(kind, Text):
-        return st.text(_CHARS, min_size=kind.low, max_size=min(kind.high, 80))
+        text = st.text(_CHARS, min_size=kind.low, max_size=min(kind.high, 80))
+        if kind.max_bytes is not None:
+            text = text.filter(lambda t: len(t.encode()) <= kind.max_bytes)
+        return text
     if isinstance(kind, Octets):
         return st.binary(min_size=kind.low, max_size=min(kind.high, 64))
     if isinstance(kind, Flag):

@@ -47,7 +47,9 @@ def test_bootstrap_elects_the_configured_master_and_replicates_the_tables():
     assert [p["name"] for p in tables["policy"]] == ["web"]
     assert len(tables["services"]) == 4 * 3 and len(tables["servers"]) == 4
     assert {r["status"] for r in tables["servers"]} == {"up"}
-    assert len(tables["latency"]) == 3 and len(tables["cpu"]) == 3 and len(tables["network"]) == 3
+    assert len(tables["latency"]) == 3  # the master's round trips to the others
+    assert len(tables["cpu"]) == 4 and len(tables["network"]) == 4
+    assert all(500 <= r["rtt_us"] <= 5000 for r in tables["latency"])  # the simulated delays, there and back
     for host in sim.alive():
         assert host.saved.version == master.node.tables.version  # everyone wrote it to disk
 

@@ -89,23 +89,41 @@ class EnvelopeAsn1(univ.Sequence):
 _HEADER_SPEC = EnvelopeAsn1.componentType.getTypeByPosition(0)
 
 
+# How far back a sequence number may be and still arrive once: datagrams
+# overtaken on the way (a heartbeat passed by a sync chunk) are not lost.
+REPLAY_WINDOW = 64
+
+
 class ReplayGuard:
-    """Per sender, the highest (boot epoch, sequence) accepted; pure, no clock."""
+    """Per sender, the newest boot epoch and a sliding window of sequence numbers seen.
+
+    Pure, no clock. Within the newest epoch, a sequence number is accepted once
+    if it is newer than the highest seen, or up to REPLAY_WINDOW behind it and
+    not seen yet (as IPsec's anti-replay window does).
+    """
 
     def __init__(self) -> None:
-        self._latest: dict[HostClusterId, tuple[int, int]] = {}
+        # sender -> (boot epoch, highest sequence, bitmap: bit i set = highest - i seen)
+        self._seen: dict[HostClusterId, tuple[int, int, int]] = {}
 
     def check(self, sender: HostClusterId, boot_epoch: int, sequence: int) -> None:
         """Record (boot_epoch, sequence) for sender, or raise replay/stale-epoch."""
-        seen = self._latest.get(sender)
-        if seen is not None:
-            epoch, highest = seen
-            if boot_epoch < epoch:
-                raise WireError("stale-epoch", f"{sender} epoch {boot_epoch} is older than {epoch}")
-            # A higher epoch is a reboot: its sequence numbers start afresh.
-            if boot_epoch == epoch and sequence <= highest:
-                raise WireError("replay", f"{sender} sequence {sequence} is not after {highest}")
-        self._latest[sender] = (boot_epoch, sequence)
+        seen = self._seen.get(sender)
+        if seen is None or boot_epoch > seen[0]:
+            # A first datagram, or a reboot: its sequence numbers start afresh.
+            self._seen[sender] = (boot_epoch, sequence, 1)
+            return
+        epoch, highest, bitmap = seen
+        if boot_epoch < epoch:
+            raise WireError("stale-epoch", f"{sender} epoch {boot_epoch} is older than {epoch}")
+        if sequence > highest:
+            bitmap = ((bitmap << (sequence - highest)) | 1) & ((1 << REPLAY_WINDOW) - 1)
+            self._seen[sender] = (epoch, sequence, bitmap)
+            return
+        offset = highest - sequence
+        if offset >= REPLAY_WINDOW or bitmap >> offset & 1:
+            raise WireError("replay", f"{sender} sequence {sequence} seen, or too old (highest {highest})")
+        self._seen[sender] = (epoch, highest, bitmap | 1 << offset)
 
 
 @attrs.frozen

@@ -31,6 +31,7 @@ TABLES = ("services", "latency", "cpu", "network", "servers", "policy")
 STATUSES = ("up", "suspect", "down")
 SERVICE_STATES = ("running", "stopped", "failed", "unknown")
 RESULTS = ("none", "ok", "warning", "critical", "unknown")
+MAX_DETAIL = 200  # bytes of UTF-8 (and so at most as many characters)
 
 
 class Row:
@@ -61,7 +62,7 @@ class ServiceRow(Row):
     table = "services"
     host: HostClusterId = wire(HostId())
     name: str = wire(Text(MAX_NAME, 1))
-    probe: str = wire(Text(MAX_NAME))
+    probe: str = wire(Text(MAX_NAME, max_bytes=MAX_NAME))
     port: int = wire(U16)  # 0: none
     running: bool = wire(Flag())  # the host declares it running now
     assigned: bool = wire(Flag())  # the cluster wants it served here
@@ -70,8 +71,8 @@ class ServiceRow(Row):
     state: str = wire(Enum(SERVICE_STATES))
     result: str = wire(Enum(RESULTS))  # the last probe's verdict
     latency_us: int | None = wire(UInt(), optional=True)
-    detail: str = wire(Text(200))
-    options: str = wire(Text(512))  # probe options, canonical JSON
+    detail: str = wire(Text(MAX_DETAIL, max_bytes=MAX_DETAIL))  # see schema.clip
+    options: str = wire(Text(512, max_bytes=512))  # probe options, canonical JSON
     changed_ms: int = wire(UInt())  # master's wall clock when the state last changed
 
     @property

@@ -113,6 +113,9 @@ class Enum(Kind):
 class Text(Kind):
     high: int
     low: int = 0
+    # A bound in UTF-8 bytes as well, stricter than the ASN.1 SIZE (which counts
+    # characters), for fields that must keep a row within one datagram.
+    max_bytes: int | None = None
 
     def spec(self) -> Any:
         return char.UTF8String().subtype(subtypeSpec=constraint.ValueSizeConstraint(self.low, self.high))
@@ -122,12 +125,19 @@ class Text(Kind):
         if type(value) is not str or not self.low <= len(value) <= self.high:
             raise ValueError(f"{value!r} must be a string of {self.low}..{self.high} characters")
         try:
-            value.encode("utf-8")
+            size = len(value.encode("utf-8"))
         except UnicodeEncodeError:
             raise ValueError("not encodable as UTF-8 (lone surrogate)") from None
+        if self.max_bytes is not None and size > self.max_bytes:
+            raise ValueError(f"{size} bytes of UTF-8, at most {self.max_bytes}")
 
     def get(self, component: Any) -> str:
         return str(component)
+
+
+def clip(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` of UTF-8, never inside a character."""
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")
 
 
 @attrs.frozen
