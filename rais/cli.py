@@ -1,7 +1,9 @@
-"""The `rais` command: check-config, keygen, status.
+"""The `rais` command: check-config, keygen, status, probes, probe.
 
-Exit status: 0 fine, 1 the node could not be asked, 2 bad input (a bad
-config, a bad argument, a key file that already exists).
+Exit status: 0 fine, 1 the node could not be asked (or, for `rais probes`,
+a probe module failed to load), 2 bad input (a bad config, a bad argument,
+a key file that already exists). `rais probe` exits as a Nagios plugin
+does: 0 ok, 1 warning, 2 critical, 3 unknown (a bad argument included).
 """
 
 from __future__ import annotations
@@ -9,12 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 from rais.config import ROLES, ConfigError, load_config, parse_hostport
+from rais.interfaces import REQUIRED
 from rais.keys import MAX_KEY_ID
 from rais.statusview import render_status
 
@@ -97,6 +101,102 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _probe_registry(config: str | None) -> Any:
+    """The probes found, with the [probes] paths of ``config`` if given; raises ConfigError."""
+    from twisted.logger import globalLogBeginner
+
+    from rais.probes import discover  # imports every probe plugin: only for these commands
+
+    # Modules that fail to import are logged with a traceback; these commands
+    # print each failure's reason themselves, so the log goes nowhere.
+    globalLogBeginner.beginLoggingTo([], discardBuffer=True, redirectStandardIO=False)
+    return discover(load_config(config).probes.paths if config else ())
+
+
+def list_probes(args: argparse.Namespace) -> int:
+    try:
+        registry = _probe_registry(args.config)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 2
+    for name, probe in registry.probes.items():
+        port = {None: "port required", 0: "no port"}.get(probe.default_port, f"port {probe.default_port}")
+        print(f"{name}: {registry.sources[name]} ({port})\n    {probe.description}")
+        for option in probe.options:
+            print(f"    {option.name} = {_default(option.default)}: {option.description}")
+    for failure in registry.failures:
+        print(f"{failure.file}: failed to load: {failure.reason}")
+    return 1 if registry.failures else 0
+
+
+def _default(value: Any) -> str:
+    if value is None:
+        return "(optional)"
+    return "(required)" if value is REQUIRED else json.dumps(value)
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not (sep and key):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        # A TOML value where it is one (200, true, ["a", "b"]), else the text itself.
+        return key, tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key, value
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds over 0 and at most 3600, got {text!r}")
+    return seconds
+
+
+UNKNOWN = 3  # the Nagios exit status for "could not check"
+
+
+def run_probe_once(args: argparse.Namespace) -> int:
+    from rais.probes import UnknownProbe
+
+    try:
+        host, port = parse_hostport(args.target)
+        registry = _probe_registry(args.config)
+        probe = registry.lookup(args.name)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return UNKNOWN
+    except (ValueError, UnknownProbe) as e:
+        print(f"rais probe: {e}", file=sys.stderr)
+        return UNKNOWN
+    options = dict(args.option)
+    problems = probe.validate(options)
+    for key, message in sorted(problems.items()):
+        print(f"rais probe: --option {key}: {message}", file=sys.stderr)
+    if problems:
+        return UNKNOWN
+    from twisted.internet.task import react
+
+    react(_check_once, (probe, host, port, options, args.timeout))
+    return UNKNOWN  # not reached: react exits with the result's status
+
+
+def _check_once(reactor: Any, probe: Any, host: str, port: int, options: dict[str, Any],
+                timeout: float) -> Any:
+    from rais.probes import run_probe
+
+    def show(result: Any) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"{result.status.name}: {probe.name} {shown}:{port}: {result.detail} "
+              f"({result.latency * 1000:.1f} ms)")
+        raise SystemExit(int(result.status))
+
+    return run_probe(reactor, probe, host, port, options, timeout).addCallback(show)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="rais", description="Operate a RAIS cluster node.")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -119,6 +219,19 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.set_defaults(run=status)
+
+    p = sub.add_parser("probes", help="list the probe plugins found, and those that failed to load")
+    p.add_argument("--config", metavar="PATH", help="also search this config's [probes] paths")
+    p.set_defaults(run=list_probes)
+
+    p = sub.add_parser("probe", help="run one probe once; exit 0 ok, 1 warning, 2 critical, 3 unknown")
+    p.add_argument("name", help="probe name (see `rais probes`)")
+    p.add_argument("target", metavar="HOST:PORT", help="what to check (IPv6 as [::1]:PORT)")
+    p.add_argument("--option", "-o", metavar="KEY=VALUE", type=_option, action="append", default=[],
+                   help="a probe option; VALUE is read as TOML if it is valid TOML, else as text")
+    p.add_argument("--timeout", type=_seconds, default=10.0, help="seconds (default 10)")
+    p.add_argument("--config", metavar="PATH", help="also search this config's [probes] paths")
+    p.set_defaults(run=run_probe_once)
     return top
 
 

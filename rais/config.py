@@ -96,12 +96,18 @@ class PolicyConfig:
 
 
 @attrs.frozen
+class ProbesConfig:
+    paths: tuple[str, ...]  # folders searched for probe plugins after the built-ins
+
+
+@attrs.frozen
 class Config:
     path: str
     cluster: ClusterConfig
     node: NodeConfig
     services: Mapping[str, ServiceConfig]
     policies: Mapping[str, PolicyConfig]
+    probes: ProbesConfig
 
     @property
     def self_id(self) -> HostClusterId:
@@ -294,6 +300,23 @@ def _command(shell: bool) -> Check:
     return check
 
 
+def _folders(base: str) -> Check:
+    def check(value: Any) -> tuple[str, ...]:
+        _expect(value, "an array of folder paths", list)
+        folders = []
+        for number, item in enumerate(value, 1):
+            try:
+                folder = _path(base)(item)
+            except ValueError as e:
+                raise ValueError(f"item {number}: {e}") from None
+            if not os.path.isdir(folder):
+                raise ValueError(f"item {number}: {folder}: no such folder")
+            folders.append(folder)
+        return tuple(folders)
+
+    return check
+
+
 _PORT = _integer(1, 65535)
 
 
@@ -334,6 +357,10 @@ def _service_fields(shell: bool) -> tuple[_Field, ...]:
         _Field("shell", _boolean, False),
         _Field("timeout", _number(0, low_open=True), 10.0),
     )
+
+
+def _probes_fields(base: str) -> tuple[_Field, ...]:
+    return (_Field("paths", _folders(base), ()),)
 
 
 _POLICY_FIELDS = (
@@ -398,6 +425,22 @@ def _named_tables(doc: dict[str, Any], section: str, report: Report) -> dict[str
     return tables
 
 
+def _check_probes(paths: tuple[str, ...], services: dict[str, dict[str, Any]], report: Report) -> None:
+    """Each service's probe must exist, and take the service's options and port."""
+    named = {name: service for name, service in services.items() if "probe" in service}
+    if not named:
+        return  # finding the plugins imports them all: not worth it for nothing
+    # Imported here, not above: rais.probes builds its option checks on this module.
+    from rais.probes import discover
+
+    registry = discover(paths)
+    for name, service in named.items():
+        # A port that was given but bad is reported already; only a missing one counts here.
+        has_port = service.get("port", 0) is not None
+        for key, message in registry.service_problems(service["probe"], service["options"], has_port):
+            report(("services", name, key), message)
+
+
 def _parse_file(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
@@ -421,7 +464,7 @@ def load_config(path: str, role: str | None = None, host_id: int | None = None) 
         problems.append(f"{path}: {_dotted(where)}: {message}")
 
     for section in doc:
-        if section not in ("cluster", "node", "services", "policy"):
+        if section not in ("cluster", "node", "services", "policy", "probes"):
             report((section,), "unknown section")
 
     cluster = _read(_table(doc.get("cluster", {}), ("cluster",), report) or {}, ("cluster",),
@@ -455,6 +498,11 @@ def load_config(path: str, role: str | None = None, host_id: int | None = None) 
         values.pop("shell", None)  # carried by each Command instead
         services[name] = dict(values, name=name, options=MappingProxyType(options))
 
+    probes = _read(_table(doc.get("probes", {}), ("probes",), report) or {}, ("probes",),
+                   _probes_fields(base), report)
+    if "paths" in probes:  # a bad paths value is reported already; probes are not looked for then
+        _check_probes(probes["paths"], services, report)
+
     policies = {}
     for name, table in _named_tables(doc, "policy", report).items():
         policies[name] = dict(_read(table, ("policy", name), _POLICY_FIELDS, report), name=name)
@@ -469,4 +517,5 @@ def load_config(path: str, role: str | None = None, host_id: int | None = None) 
         node=NodeConfig(**node),
         services=MappingProxyType({name: ServiceConfig(**v) for name, v in services.items()}),
         policies=MappingProxyType({name: PolicyConfig(**v) for name, v in policies.items()}),
+        probes=ProbesConfig(**probes),
     )

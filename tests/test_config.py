@@ -107,7 +107,7 @@ def test_example_file_documents_every_key() -> None:
 
 def test_defaults(folder: Path) -> None:
     path = write(folder, {"cluster": {"interface": '"10.0.0.7"'}, "node": {"address": None}},
-                 extra='[services.db]\nprobe = "tcp"\n[policy.db]\n')
+                 extra='[services.db]\nprobe = "http"\n[policy.db]\n')
     config = load_config(path)
 
     cluster, node = config.cluster, config.node
@@ -215,6 +215,7 @@ Host = "example.com"
 
 [services."db.main"]
 probe = "tcp"
+port = 5432
 shell = true
 start = "pg_ctl start && echo 'up'"
 stop = "pg_ctl stop"
@@ -233,7 +234,7 @@ stop = "pg_ctl stop"
 
 
 def test_records_and_mappings_are_read_only(folder: Path) -> None:
-    config = load_config(write(folder, extra='[services.a]\nprobe = "tcp"\n'))
+    config = load_config(write(folder, extra='[services.a]\nprobe = "tcp"\nport = 1\n'))
     with pytest.raises(AttributeError):
         config.node.role = "master"  # type: ignore[misc]
     with pytest.raises(TypeError):
@@ -368,7 +369,7 @@ def test_key_file_readable_by_others(folder: Path) -> None:
     ("wéb", '"wéb"'),
 ])
 def test_bad_service_name(folder: Path, name: str, shown: str) -> None:
-    path = write(folder, extra=f'[services."{name}"]\nprobe = "tcp"\n')
+    path = write(folder, extra=f'[services."{name}"]\nprobe = "tcp"\nport = 1\n')
     assert only_problem(path) == f"{path}: services.{shown}: invalid name: use 1 to 64 of A-Z a-z 0-9 _ . -"
 
 
@@ -379,7 +380,7 @@ def test_bad_policy_name(folder: Path) -> None:
 
 def test_longest_service_name_is_fine(folder: Path) -> None:
     name = "A-z_0." + "x" * 58
-    assert name in load_config(write(folder, extra=f'[services."{name}"]\nprobe = "tcp"\n')).services
+    assert name in load_config(write(folder, extra=f'[services."{name}"]\nprobe = "tcp"\nport = 1\n')).services
 
 
 @pytest.mark.parametrize(("lines", "key", "message"), [

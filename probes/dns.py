@@ -1,0 +1,102 @@
+"""dns: one query to the service's server for a name and type, optionally checking the answer."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.defer import Deferred, succeed
+from twisted.names import client, dns, error
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from rais.interfaces import REQUIRED, IProbe, Option, Status
+from rais.probes import BaseProbe, ProbeFailed, Verdict, choice, text
+
+TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT")
+
+_RCODES = {
+    error.DNSNameError: "no such name (NXDOMAIN)",
+    error.DNSServerError: "server failure (SERVFAIL)",
+    error.DNSQueryRefusedError: "query refused (REFUSED)",
+    error.DNSFormatError: "format error (FORMERR)",
+    error.DNSNotImplementedError: "not implemented (NOTIMP)",
+    error.DNSUnknownError: "unknown error",
+    defer.TimeoutError: "no answer in time",  # what the resolver raises when it gives up
+}
+
+# The resolver gives up a little before the probe's deadline, so it always
+# closes its own socket and timer rather than being cancelled mid-query.
+_RESOLVER_SHARE = 0.9
+
+
+def answers(value: Any) -> tuple[str, ...]:
+    """A value or an array of values that must all be among the answers."""
+    items = value if type(value) is list else [value]
+    if not items or any(type(item) is not str or not item for item in items):
+        raise ValueError("expected a non-empty string or an array of them")
+    return tuple(_canonical(item) for item in items)
+
+
+def _canonical(value: str) -> str:
+    return value.rstrip(".").lower()
+
+
+def _shown(record: dns.RRHeader) -> str:
+    payload = record.payload
+    if record.type == dns.A:
+        return payload.dottedQuad()
+    if record.type == dns.AAAA:
+        return socket.inet_ntop(socket.AF_INET6, payload.address)
+    if record.type == dns.TXT:
+        return " ".join(part.decode("utf-8", "replace") for part in payload.data)
+    if hasattr(payload, "name"):  # CNAME, NS, PTR, MX, SRV: the name they point at
+        return str(payload.name)
+    return str(payload)
+
+
+@implementer(IProbe)
+class DnsProbe(BaseProbe):
+    name = "dns"
+    description = "a DNS query over UDP to the service: an answer of the type, optionally the expected one"
+    default_port = 53
+    options = (
+        Option("name", "domain name to look up", text(), REQUIRED),
+        Option("type", f"record type: {', '.join(TYPES)}", choice(TYPES), "A"),
+        Option("expect", "answer (or array of answers) that must be among those returned", answers, None),
+    )
+
+    def attempt(self, reactor: Any, host: str, port: int, values: dict[str, Any],
+                timeout: float) -> Deferred[Verdict]:
+        address = succeed(host) if isIPAddress(host) or isIPv6Address(host) else reactor.resolve(host)
+
+        def ask(server: str) -> Deferred[Any]:
+            resolver = client.Resolver(servers=[(server, port)], reactor=reactor)
+            query = dns.Query(values["name"], dns.REV_TYPES[values["type"]])
+            return resolver.query(query, timeout=(timeout * _RESOLVER_SHARE,))
+
+        return address.addCallback(ask).addCallbacks(_judge, _rcode, callbackArgs=(values,))
+
+
+def _judge(result: tuple[list[dns.RRHeader], Any, Any], values: dict[str, Any]) -> Verdict:
+    wanted = dns.REV_TYPES[values["type"]]
+    found = [_shown(record) for record in result[0] if record.type == wanted]
+    asked = f"{values['type']} {values['name']}"
+    if not found:
+        raise ProbeFailed(Status.CRITICAL, f"{asked}: no {values['type']} record in the answer")
+    missing = [value for value in values["expect"] or () if value not in {_canonical(f) for f in found}]
+    if missing:
+        raise ProbeFailed(Status.CRITICAL, f"{asked}: {', '.join(found)}; expected {', '.join(missing)}")
+    return Status.OK, f"{asked}: {', '.join(found)}"
+
+
+def _rcode(failure: Failure) -> Failure:
+    kind = failure.check(*_RCODES)
+    if kind is None:
+        return failure
+    return Failure(ProbeFailed(Status.CRITICAL, _RCODES[kind]))
+
+
+dns_probe = DnsProbe()

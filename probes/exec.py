@@ -1,0 +1,129 @@
+"""exec: run a check program the Nagios way; exit 0 ok, 1 warning, 2 critical, 3 unknown.
+
+So every Nagios / monitoring-plugins check works unchanged: the detail is
+the first line of output (without performance data after "|"), or, with
+none, the last line of error output; any other exit status is unknown. ``{host}`` and
+``{port}`` in the command stand for the target. The program runs in a new
+session (via setsid), so on timeout its whole process group is killed,
+children included.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from rais.interfaces import IProbe, Option, Status
+from rais.probes import BaseProbe, ProbeFailed, Verdict, short, text
+
+OUTPUT_LIMIT = 8192  # bytes of each stream kept: the detail is one line
+SETSID = shutil.which("setsid") or "/usr/bin/setsid"
+
+
+def argv(value: Any) -> tuple[str, ...]:
+    """An array of words, or a string split into words like a shell would, without running one."""
+    if type(value) is str:
+        try:
+            words = shlex.split(value)
+        except ValueError as e:
+            raise ValueError(f"cannot split into words: {e}") from None
+    elif type(value) is list and all(type(item) is str for item in value):
+        words = value
+    else:
+        raise ValueError("expected a string or an array of strings")
+    if not words or not words[0]:
+        raise ValueError("must name a program to run")
+    return tuple(words)
+
+
+class _Run(ProcessProtocol):
+    def __init__(self) -> None:
+        self.done: Deferred[tuple[Failure, bytes, bytes]] = Deferred(self._kill)
+        self.group = 0
+        self._out = bytearray()
+        self._err = bytearray()
+
+    def connectionMade(self) -> None:
+        self.group = self.transport.pid  # setsid made it the leader of its own group
+        self.transport.closeStdin()
+
+    def outReceived(self, data: bytes) -> None:
+        self._out += data[: OUTPUT_LIMIT - len(self._out)]
+
+    def errReceived(self, data: bytes) -> None:
+        self._err += data[: OUTPUT_LIMIT - len(self._err)]
+
+    def processEnded(self, reason: Failure) -> None:
+        if not self.done.called:
+            self.done.callback((reason, bytes(self._out), bytes(self._err)))
+
+    def _kill(self, _: Deferred[Any]) -> None:
+        try:
+            os.killpg(self.group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # the whole group has already gone
+        # A child that escaped the group may still hold our pipes: stop reading them.
+        self.transport.loseConnection()
+
+
+@implementer(IProbe)
+class ExecProbe(BaseProbe):
+    name = "exec"
+    description = "runs a check program (Nagios plugin conventions), killing its process group on timeout"
+    default_port = 0  # a port is only needed when the command says {port}
+    options = (
+        Option("command", "program and arguments: array, or string split into words (no shell)", argv, None),
+        Option("shell_command", "a string run by /bin/sh -c, for pipes and the like", text(), None),
+    )
+
+    def cross_check(self, values: dict[str, Any]) -> dict[str, str]:
+        given = [key for key in ("command", "shell_command") if values[key] is not None]
+        if not given:
+            return {"command": "missing required key (or give shell_command)"}
+        if len(given) == 2:
+            return {"shell_command": "give command or shell_command, not both"}
+        return {}
+
+    def attempt(self, reactor: Any, host: str, port: int, values: dict[str, Any],
+                timeout: float) -> Deferred[Verdict]:
+        target = {"{host}": host, "{port}": str(port)}
+        if values["command"] is not None:
+            words = [_expand(word, target) for word in values["command"]]
+        else:
+            quoted = {key: shlex.quote(value) for key, value in target.items()}
+            words = ["/bin/sh", "-c", _expand(values["shell_command"], quoted)]
+        run = _Run()
+        reactor.spawnProcess(run, SETSID, [SETSID, *words], env=None, usePTY=False)
+        return run.done.addCallback(_judge)
+
+
+def _expand(word: str, target: dict[str, str]) -> str:
+    for key, value in target.items():
+        word = word.replace(key, value)
+    return word
+
+
+def _judge(ended: tuple[Failure, bytes, bytes]) -> Verdict:
+    reason, out, err = ended
+    # Nagios plugins print "TEXT|PERFDATA": the text before the bar is the detail.
+    line = short(out.decode("utf-8", "replace")).split("|", 1)[0].strip()
+    # Without output, the last line of errors: a crashed script's exception.
+    line = line or short(err.decode("utf-8", "replace").strip().rsplit("\n", 1)[-1])
+    code = reason.value.exitCode if reason.check(ProcessTerminated) else 0
+    if code is None:
+        raise ProbeFailed(Status.UNKNOWN, f"killed by signal {reason.value.signal}: {line}")
+    if code not in tuple(Status):
+        raise ProbeFailed(Status.UNKNOWN, f"exit status {code}: {line}")
+    return Status(code), line or f"exit status {code}"
+
+
+exec_probe = ExecProbe()

@@ -1,0 +1,87 @@
+"""The probe plugin contract: what a probe is, what it declares, what it returns.
+
+A probe is an object providing :class:`IProbe` in a module of the ``probes``
+package (or of a folder listed in ``[probes] paths``); ``rais.probes`` finds
+it with ``twisted.plugin``. Because ``IProbe`` extends ``IPlugin``, declaring
+``@implementer(IProbe)`` on its class is all the plugin system needs.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+from twisted.plugin import IPlugin
+from zope.interface import Attribute
+
+
+class Status(enum.IntEnum):
+    """A probe's verdict; the values are the Nagios plugin exit codes."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@attrs.frozen
+class ProbeResult:
+    """One check of one target: verdict, seconds it took, one short line of why."""
+
+    status: Status
+    latency: float
+    detail: str
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+# The default of an option the service must set.
+REQUIRED: Any = _Required()
+
+
+@attrs.frozen
+class Option:
+    """One option a probe takes (a key of ``[services.NAME]``).
+
+    ``check`` turns the TOML value into the value the probe uses, or raises
+    ``ValueError`` whose message says what is wrong, as the config's own
+    keys do (``PATH: services.web.path: must not be empty``). ``default`` is
+    a TOML value too (checked like a given one), None for an option that
+    may be left out (the probe then sees None), or REQUIRED.
+    """
+
+    name: str
+    description: str
+    check: Callable[[Any], Any]
+    default: Any = None
+
+
+class IProbe(IPlugin):
+    """A kind of health check, run by the master against one service of one host."""
+
+    name = Attribute("Short unique name used as `probe = NAME` in a [services.NAME] table.")
+    description = Attribute("One line saying what the probe checks.")
+    default_port = Attribute("Port probed when the service sets none, or None if one is required.")
+    options = Attribute("tuple of Option: every option the probe takes, for validation and docs.")
+
+    def validate(options):  # type: ignore[no-untyped-def]
+        """Check a service's probe options (a mapping of TOML values).
+
+        Return a dict of option name -> what is wrong, empty when the
+        options are good; unknown option names are problems too.
+        """
+
+    def check(reactor, host, port, options, timeout):  # type: ignore[no-untyped-def]
+        """Check ``host``:``port`` once with validated ``options``.
+
+        Return a Deferred that fires with a :class:`ProbeResult` within
+        ``timeout`` seconds and never fails: a failure of the target is a
+        CRITICAL result, a failure of the probe itself UNKNOWN. It must not
+        block ``reactor`` (the only reactor it may use) and must leave no
+        timer, socket or process behind once it has fired.
+        """
