@@ -1,6 +1,7 @@
 """Real twistd processes multicasting on loopback."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -227,12 +228,13 @@ def test_another_cluster_key_is_dropped_and_counted(tmp_path, cluster):
 
 def test_sigterm_stops_a_node_cleanly_and_saves_its_tables(cluster):
     node = cluster.nodes[1]
-    assert wait_for(lambda: converged(cluster.nodes), 15)
+    assert wait_for(lambda: converged(cluster.nodes), 15), [n.status() for n in cluster.nodes]
     node.process.terminate()
     # twistd stops the reactor, then re-raises the signal so the exit status tells why.
-    assert node.process.wait(timeout=10) == -signal.SIGTERM
+    code = node.process.wait(timeout=10)
     log = open(node.log_path).read()
-    assert "Main loop terminated." in log
-    assert "Traceback" not in log and "Unhandled" not in log
-    assert (cluster.nodes[1].folder + "/state/tables.der") and __import__("os").path.getsize(
-        cluster.nodes[1].folder + "/state/tables.der") > 100
+    assert code == -signal.SIGTERM, log[-3000:]
+    assert "Main loop terminated." in log, log[-3000:]
+    assert "Traceback" not in log and "Unhandled" not in log, log[-3000:]
+    saved = os.path.join(node.folder, "state", "tables.der")
+    assert os.path.getsize(saved) > 100

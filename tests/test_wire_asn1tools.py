@@ -78,7 +78,8 @@ def test_registry_matches_module(spec, choice):
 def test_message_encodings_identical(spec, message):
     ours = encode_message(message)
     theirs = spec.encode("Message", as_dict(message))
-    assert ours == theirs
+    assert ours == theirs == MESSAGES.encode_with_pyasn1(message)
+    assert MESSAGES.decode_with_pyasn1(ours) == message
     assert spec.decode("Message", ours) == as_dict(message)
     assert decode_message(theirs) == message
 
@@ -86,7 +87,8 @@ def test_message_encodings_identical(spec, message):
 @settings(max_examples=200, deadline=None)
 @given(row=rows)
 def test_row_encodings_identical(spec, row):
-    assert row.der == spec.encode("TableRow", choice_value(ROWS, row))
+    assert row.der == spec.encode("TableRow", choice_value(ROWS, row)) == ROWS.encode_with_pyasn1(row)
+    assert ROWS.decode_with_pyasn1(row.der) == row
     assert spec.decode("TableRow", row.der) == choice_value(ROWS, row)
     assert decode_row(row.der) == row
 
@@ -128,3 +130,17 @@ def test_asn1tools_datagram_opened(spec, header, hb):
         hb,
     )
     assert data == seal(RING, header["sender"], header["bootEpoch"], header["sequence"], header["term"], hb)
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=st.lists(rows, max_size=5))
+def test_tables_file_read_by_asn1tools(spec, rows):
+    from rais.statefile import decode_tables, encode_tables
+    from rais.tables import Tables
+
+    tables = Tables.of(65537, 9, rows)
+    data = encode_tables(tables)
+    saved = spec.decode("TablesFile", data)
+    assert (saved["tablesTerm"], saved["generation"], saved["digest"]) == (65537, 9, tables.digest)
+    assert spec.encode("TablesFile", saved) == data
+    assert decode_tables(data) == tables

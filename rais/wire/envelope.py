@@ -14,15 +14,13 @@ import hmac
 from typing import Any
 
 import attrs
-from pyasn1.codec.der import decoder as der_decoder
-from pyasn1.codec.der import encoder as der_encoder
-from pyasn1.error import PyAsn1Error
 from pyasn1.type import constraint, namedtype, univ
 
 from rais.ids import ClusterId, HostClusterId, IdError
 from rais.keys import Keyring
+from rais.wire import der
 from rais.wire.messages import MAX_BODY, decode_message, encode_message
-from rais.wire.schema import REASONS, U64_MAX, UInt, WireError, context
+from rais.wire.schema import REASONS, U64_MAX, UInt, WireError, asn1_sequence, context, wire
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -84,9 +82,17 @@ class EnvelopeAsn1(univ.Sequence):
     )
 
 
-# The header as it appears inside the Envelope, [0]-tagged; sealing and opening
-# handle it alone so the HMAC covers its exact bytes.
-_HEADER_SPEC = EnvelopeAsn1.componentType.getTypeByPosition(0)
+@asn1_sequence
+@attrs.frozen
+class Header:
+    """The Envelope's header, coded by rais.wire.der (HeaderAsn1 above is its pyasn1 twin)."""
+
+    version: int = wire(UInt(0, 255))
+    key_id: int = wire(UInt(0, 0xFFFF))
+    sender: int = wire(UInt(1, 2**32 - 1))  # checked as a HostClusterId after decoding
+    boot_epoch: int = wire(UInt())
+    sequence: int = wire(UInt())
+    term: int = wire(UInt())
 
 
 # How far back a sequence number may be and still arrive once: datagrams
@@ -159,15 +165,8 @@ def seal(
         if type(value) is not int or not 0 <= value <= U64_MAX:
             raise ValueError(f"{name} {value!r} must be an integer 0..{U64_MAX}")
     key = keyring.signing
-    header = _HEADER_SPEC.clone()
-    try:
-        for position, value in enumerate(
-            (PROTOCOL_VERSION, key.id, sender.value, boot_epoch, sequence, term)
-        ):
-            header.setComponentByPosition(position, value)
-        header_der = der_encoder.encode(header)
-    except PyAsn1Error as e:  # only the key id can still be out of range
-        raise ValueError(f"cannot encode header: {e}") from None
+    header = Header(PROTOCOL_VERSION, key.id, sender.value, boot_epoch, sequence, term)
+    header_der = der.tlv(_HEADER, der.encode_fields(header))
     body = encode_message(message)
     if len(body) > MAX_BODY:
         raise ValueError(f"message of {len(body)} bytes is over {MAX_BODY}")
@@ -204,16 +203,11 @@ def _read_tlv(data: bytes, pos: int, end: int, identifier: int) -> tuple[int, in
     return pos, pos + length
 
 
-def _decode_header(der: bytes) -> tuple[int, int, int, int, int, int]:
+def _decode_header(data: bytes, start: int, stop: int) -> Header:
     try:
-        value, rest = der_decoder.decode(der, asn1Spec=_HEADER_SPEC)
-        fields = tuple(int(value.getComponentByPosition(i)) for i in range(6))
-        canonical = not rest and der_encoder.encode(value) == der
-    except Exception as e:  # pyasn1 raises many types on hostile input, none may escape
-        raise WireError("malformed", f"undecodable header ({type(e).__name__})") from None
-    if not canonical:
-        raise WireError("malformed", "header is not canonical DER")
-    return fields  # type: ignore[return-value]
+        return der.decode_fields(Header, data, start, stop)
+    except ValueError as e:  # an out-of-range field
+        raise WireError("malformed", f"bad header: {e}") from None
 
 
 def open_datagram(data: bytes, keyring: Keyring, cluster: ClusterId, guard: ReplayGuard) -> Datagram:
@@ -223,13 +217,15 @@ def open_datagram(data: bytes, keyring: Keyring, cluster: ClusterId, guard: Repl
     start, end = _read_tlv(data, 0, len(data), _SEQUENCE)
     if end != len(data):
         raise WireError("malformed", f"{len(data) - end} trailing bytes")
-    header_end = _read_tlv(data, start, end, _HEADER)[1]
+    header_start, header_end = _read_tlv(data, start, end, _HEADER)
     body_start, body_end = _read_tlv(data, header_end, end, _BODY)
     tag_start, tag_end = _read_tlv(data, body_end, end, _TAG)
     if tag_end != end or tag_end - tag_start != TAG_SIZE:
         raise WireError("malformed", "bad tag length or trailing components")
 
-    version, key_id, sender_value, boot_epoch, sequence, term = _decode_header(data[start:header_end])
+    header = _decode_header(data, header_start, header_end)
+    version, key_id, sender_value = header.version, header.key_id, header.sender
+    boot_epoch, sequence, term = header.boot_epoch, header.sequence, header.term
     if version != PROTOCOL_VERSION:
         raise WireError("version", f"protocol version {version}, expected {PROTOCOL_VERSION}")
     try:

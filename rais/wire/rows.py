@@ -53,7 +53,10 @@ class Row:
 
 
 def decode_row(data: bytes) -> Row:
-    return ROWS.decode(data)
+    row = ROWS.decode(data)
+    # The codec is strict, so these bytes are the row's one DER encoding: keep them.
+    row.__dict__["der"] = bytes(data)
+    return row
 
 
 @ROWS.register("service", 0)

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 import attrs
 from pyasn1.codec.der import decoder as der_decoder
 from pyasn1.codec.der import encoder as der_encoder
-from pyasn1.error import PyAsn1Error
 from pyasn1.type import char, constraint, namedtype, namedval, tag, univ
 
 from rais.ids import HostClusterId
@@ -297,24 +296,18 @@ def from_asn1(record: type, value: Any) -> Any:
 
 def encode_record(record: Any) -> bytes:
     """DER of one ``@asn1_sequence`` record on its own (not inside a CHOICE)."""
-    out = record.__asn1__()
-    try:
-        to_asn1(record, out)
-        return der_encoder.encode(out)
-    except PyAsn1Error as e:
-        raise ValueError(f"cannot encode {type(record).__name__}: {e}") from None
+    return der.tlv(0x30, der.encode_fields(record))
 
 
 def decode_record(record: type, data: bytes) -> Any:
     """The record in DER ``data``; WireError("malformed") on anything wrong."""
     try:
-        value, rest = der_decoder.decode(data, asn1Spec=record.__asn1__())
-        result = from_asn1(record, value)
-    except Exception as e:  # hostile or damaged input raises many types; none may escape
-        raise WireError("malformed", f"undecodable {record.__name__} ({type(e).__name__})") from None
-    if rest:
-        raise WireError("malformed", f"{len(rest)} bytes after the {record.__name__}")
-    return result
+        ident, start, stop = der.read_tlv(data, 0, len(data))
+        if ident != 0x30 or stop != len(data):
+            raise WireError("malformed", f"not one {record.__name__}")
+        return der.decode_fields(record, data, start, stop)
+    except (ValueError, TypeError) as e:  # WireError passes; a bad value in a field is malformed too
+        raise WireError("malformed", f"bad {record.__name__}: {e}") from None
 
 
 # --- CHOICEs of records ---
@@ -328,6 +321,7 @@ class Choice:
         self.max_size = max_size
         self.alternatives: dict[str, tuple[int, type]] = {}
         self._by_record: dict[type, tuple[str, int]] = {}
+        self._by_identifier: dict[int, type] = {}
         self._spec: Any = None
 
     def register(self, name: str, tag_number: int) -> Callable[[R], R]:
@@ -339,12 +333,14 @@ class Choice:
             asn1_sequence(record)
             self.alternatives[name] = (tag_number, record)
             self._by_record[record] = (name, tag_number)
+            self._by_identifier[0xA0 | tag_number] = record
             self._spec = None
             return record
 
         return register
 
     def spec(self) -> Any:
+        """The pyasn1 CHOICE: the reference the fast codec is tested against."""
         if self._spec is None:
             cls = type(f"{self.name}Asn1", (univ.Choice,), {"componentType": namedtype.NamedTypes(*(
                 namedtype.NamedType(name, record.__asn1__().subtype(implicitTag=context(number)))
@@ -353,29 +349,38 @@ class Choice:
             self._spec = cls()
         return self._spec
 
+    def encode_with_pyasn1(self, record: Any) -> bytes:
+        choice = self.spec().clone()
+        to_asn1(record, choice.getComponentByName(self._by_record[type(record)][0]))
+        return der_encoder.encode(choice)
+
+    def decode_with_pyasn1(self, data: bytes) -> Any:
+        value, rest = der_decoder.decode(data, asn1Spec=self.spec())
+        assert not rest
+        return from_asn1(self.alternatives[value.getName()][1], value.getComponent())
+
     def encode(self, record: Any) -> bytes:
-        """DER of this CHOICE holding ``record``; ValueError if it cannot be encoded."""
+        """DER of this CHOICE holding ``record``; ValueError if it is not an alternative."""
         found = self._by_record.get(type(record))
         if found is None:
             raise ValueError(f"{type(record).__name__} is not a {self.name} alternative")
-        choice = self.spec().clone()
-        try:
-            to_asn1(record, choice.getComponentByName(found[0]))
-            return der_encoder.encode(choice)
-        except PyAsn1Error as e:
-            raise ValueError(f"cannot encode {found[0]}: {e}") from None
+        return der.tlv(0xA0 | found[1], der.encode_fields(record))
 
     def decode(self, data: bytes) -> Any:
         """The record in one DER value of this CHOICE; WireError("malformed") on anything wrong."""
         if len(data) > self.max_size:
             raise WireError("malformed", f"{self.name} of {len(data)} bytes is over {self.max_size}")
         try:
-            value, rest = der_decoder.decode(data, asn1Spec=self.spec())
-            record = from_asn1(self.alternatives[value.getName()][1], value.getComponent())
-            # DER is canonical: any other encoding of the same value is malformed.
-            canonical = not rest and der_encoder.encode(value) == data
-        except Exception as e:  # pyasn1 raises many types on hostile input, none may escape
-            raise WireError("malformed", f"undecodable {self.name} ({type(e).__name__})") from None
-        if not canonical:
-            raise WireError("malformed", f"{self.name} is not canonical DER")
-        return record
+            ident, start, stop = der.read_tlv(data, 0, len(data))
+            if stop != len(data):
+                raise WireError("malformed", f"{len(data) - stop} bytes after the {self.name}")
+            record = self._by_identifier.get(ident)
+            if record is None:
+                raise WireError("malformed", f"no {self.name} alternative 0x{ident:02x}")
+            return der.decode_fields(record, data, start, stop)
+        except (ValueError, TypeError) as e:  # WireError passes; a bad field value is malformed too
+            raise WireError("malformed", f"bad {self.name}: {e}") from None
+
+
+# Last: the codec reads the kinds defined above.
+from rais.wire import der  # noqa: E402
