@@ -16,7 +16,7 @@ import attrs
 from rais.config import ServiceConfig
 from rais.ids import HostClusterId
 from rais.wire import Catalogue, RowKey, ServiceDecl
-from rais.wire.messages import CATALOGUE
+from rais.wire.messages import CATALOGUE, Checks
 from rais.wire.rows import ServiceRow
 
 MAX_OPTIONS = 512  # characters of canonical JSON, the SIZE of ServiceDecl.options
@@ -40,14 +40,19 @@ def declarations(services: Mapping[str, ServiceConfig]) -> tuple[ServiceDecl, ..
                 f"services.{name}: probe options take {len(options)} characters as JSON, "
                 f"at most {MAX_OPTIONS}"
             )
+        checks = Checks(_ms(s.probe_interval), _ms(s.probe_timeout), s.rise or 0, s.fall or 0)
         decls.append(ServiceDecl(
-            name, s.probe, s.port or 0, s.running, s.start is not None, s.stop is not None, options
+            name, s.probe, s.port or 0, s.running, s.start is not None, s.stop is not None, options, checks
         ))
     return tuple(decls)
 
 
+def _ms(seconds: float | None) -> int:
+    return 0 if seconds is None else max(1, round(seconds * 1000))
+
+
 def digest_of(decls: Iterable[ServiceDecl]) -> bytes:
-    text = json.dumps([attrs.astuple(d) for d in decls], separators=(",", ":"))
+    text = json.dumps([attrs.astuple(d) for d in decls], separators=(",", ":"))  # nested too
     return hashlib.sha256(text.encode()).digest()[:CATALOGUE]
 
 
@@ -103,12 +108,12 @@ def service_rows(
         if before is None:
             rows.append(ServiceRow(
                 host, d.name, d.probe, d.port, d.running, d.running, d.can_start, d.can_stop,
-                state, "none", None, "", d.options, now_ms,
+                state, "none", None, "", d.options, now_ms, d.checks,
             ))
         else:
             rows.append(attrs.evolve(
                 before, probe=d.probe, port=d.port, running=d.running, can_start=d.can_start,
-                can_stop=d.can_stop, options=d.options,
+                can_stop=d.can_stop, options=d.options, checks=d.checks,
                 state=state if before.state in ("running", "stopped") else before.state,
                 changed_ms=now_ms if d.running != before.running else before.changed_ms,
             ))

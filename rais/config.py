@@ -62,6 +62,11 @@ class ClusterConfig:
     dead_after: int
     ttl: int
     quorum: bool
+    probe_interval: float
+    probe_timeout: float
+    rise: int
+    fall: int
+    probe_concurrency: int
 
 
 @attrs.frozen
@@ -85,6 +90,10 @@ class ServiceConfig:
     stop: Command | None
     timeout: float
     options: Mapping[str, object]
+    probe_interval: float | None = None  # None: the cluster's default
+    probe_timeout: float | None = None
+    rise: int | None = None
+    fall: int | None = None
 
 
 @attrs.frozen
@@ -331,6 +340,12 @@ def _cluster_fields(base: str) -> tuple[_Field, ...]:
         _Field("dead_after", _integer(2, 1000), 3),
         _Field("ttl", _integer(1, 255), 1),
         _Field("quorum", _boolean, False),
+        # How the master probes services, unless a [services.NAME] says otherwise.
+        _Field("probe_interval", _number(0.1, 86400), 5.0),
+        _Field("probe_timeout", _number(0.01, 3600), 2.0),
+        _Field("rise", _integer(1, 100), 2),
+        _Field("fall", _integer(1, 100), 3),
+        _Field("probe_concurrency", _integer(1, 10000), 32),
     )
 
 
@@ -356,6 +371,10 @@ def _service_fields(shell: bool) -> tuple[_Field, ...]:
         _Field("stop", _command(shell), None),
         _Field("shell", _boolean, False),
         _Field("timeout", _number(0, low_open=True), 10.0),
+        _Field("probe_interval", _number(0.1, 86400), None),
+        _Field("probe_timeout", _number(0.01, 3600), None),
+        _Field("rise", _integer(1, 100), None),
+        _Field("fall", _integer(1, 100), None),
     )
 
 

@@ -83,6 +83,7 @@ class LocalCluster:
         dead_after: int = 3,
         cluster: str = "1.2",
         extra: str = "",
+        extras: dict[int, str] | None = None,
     ) -> None:
         self.base = base
         self.interval = interval
@@ -101,7 +102,7 @@ class LocalCluster:
                     cluster=cluster, group=self.group, port=self.port, interval=interval,
                     dead_after=dead_after, host_id=host_id, role=role, priority=100,
                     control_port=node.control_port,
-                ) + extra)
+                ) + extra + (extras or {}).get(host_id, ""))
             self.nodes.append(node)
 
     def start(self, node: LocalNode) -> None:
@@ -114,7 +115,12 @@ class LocalCluster:
             )
 
     def start_all(self) -> None:
-        for node in self.nodes:
+        """Start every node, a configured master first: a cluster that never had a master
+        elects the best host it can hear, so the master is given a head start."""
+        first = sorted(self.nodes, key=lambda n: n.role != "master")
+        self.start(first[0])
+        self.wait_ready()
+        for node in first[1:]:
             self.start(node)
 
     def wait_ready(self, timeout: float = 30.0) -> None:

@@ -34,6 +34,7 @@ from rais.election import (
 )
 from rais.ids import HostClusterId
 from rais.membership import DOWN, UP, Membership, Peer, Transition
+from rais.probing import Health, Key, ProbeDefaults, ProbeOrder, ProbeSchedule, Settings, options_of
 from rais.sync import SyncClient, SyncServer, Target
 from rais.tables import Ledger, Tables
 from rais.wire import (
@@ -51,7 +52,8 @@ from rais.wire import (
     Vote,
     VoteRequest,
 )
-from rais.wire.rows import CpuRow, LatencyRow, NetworkRow, PolicyRow, Row, ServerRow
+from rais.wire.rows import MAX_DETAIL, CpuRow, LatencyRow, NetworkRow, PolicyRow, Row, ServerRow, ServiceRow
+from rais.wire.schema import clip
 
 # A row that changed only a little is rewritten at most this often (seconds),
 # so load figures and last-heard times do not bump the generation every beat.
@@ -62,6 +64,7 @@ RATE_FLOOR = 10_000  # bytes/s: below this, rates are noise
 RTT_FLOOR = 200  # microseconds
 RTT_WEIGHT = 0.2  # of a new round-trip sample in the smoothed value
 MAX_RTT = 10_000_000  # microseconds; anything longer is a stale echo
+PROBE_LATENCY_FLOOR = 1_000  # microseconds: probe latencies closer than this are the same
 
 
 def base_role(configured: str) -> str:
@@ -155,6 +158,7 @@ class Node:
         tables: Tables | None = None,
         policies: Iterable[PolicyRow] = (),
         services: tuple[ServiceDecl, ...] = (),
+        probing: ProbeDefaults | None = None,
     ) -> None:
         self.identity = identity
         self.id = identity.id
@@ -183,6 +187,9 @@ class Node:
         self._ballot = Ballot()
         self._seen_term = 0  # the newest term in any header, vote or claim heard
         self._load: Load | None = None
+        self.probing = probing or ProbeDefaults()
+        self._schedule = ProbeSchedule(self.probing.concurrency)
+        self._health: dict[Key, Health] = {}
         self._lost_at: float | None = now
         # Listen before acting: after a start, or after a freeze, hear the cluster first.
         self._quiet_until = now + timing.dead
@@ -400,6 +407,8 @@ class Node:
         self._lost_at = None
         self.ledger = Ledger(self.client.tables)
         self.server = SyncServer(self.timing.interval / 2)
+        self._schedule = ProbeSchedule(self.probing.concurrency)
+        self._health = {}  # rise and fall count afresh: results of another master are not ours
         self._change_role("master", f"{reason}; new term {term_text(term)}", out)
         if not self.ledger.current.table("policy"):
             for policy in self.policies:
@@ -533,6 +542,57 @@ class Node:
         for key in removes:
             ledger.stage_remove(key)
         ledger.stage(attrs.evolve(server, catalogue=digest))
+
+    # --- probing services (the master's job) ---
+
+    def probe_orders(self, now: float) -> list[ProbeOrder]:
+        """The checks due now, within the concurrency limit."""
+        if self.role != "master" or now < self._quiet_until:
+            return []
+        tables = self.ledger.current
+        rows: dict[Key, ServiceRow] = {}
+        wanted = []
+        for key, row in tables.rows.items():
+            if key.table != "services":
+                continue
+            server = tables.get(RowKey("servers", key.host, ""))
+            if server is None or server.status == DOWN:
+                continue  # a host that is down is not probed: its failure is already known
+            settings = Settings.of(row, self.probing)
+            rows[(row.host, row.name)] = row
+            wanted.append(((row.host, row.name), settings.interval))
+        orders = []
+        for key in self._schedule.take(now, wanted):
+            row = rows[key]
+            server = tables.get(RowKey("servers", key[0].value, ""))
+            orders.append(ProbeOrder(key, row.probe, server.address, row.port or None, options_of(row),
+                                     Settings.of(row, self.probing).timeout))
+        return orders
+
+    def probe_result(self, now: float, key: Key, result: str, latency: float, detail: str) -> None:
+        """A check finished: count it, and write what changed into the services table."""
+        self._schedule.done(key)
+        if self.role != "master":
+            return  # stepped down while it ran
+        row = self.ledger.view(RowKey("services", key[0].value, key[1]))
+        if row is None:
+            return  # no longer declared
+        settings = Settings.of(row, self.probing)
+        health = self._health.setdefault(key, Health())
+        change = health.record(result, settings.rise, settings.fall)
+        state = row.state
+        if not (row.running or row.assigned):
+            state = "stopped"
+        elif change is not None or row.state in ("stopped", "unknown"):
+            state = {True: "running", False: "failed", None: row.state}[health.up]
+        latency_us = round(latency * 1e6)
+        new = attrs.evolve(
+            row, result=result, latency_us=latency_us, detail=clip(detail, MAX_DETAIL), state=state,
+            changed_ms=int(now * 1000) if state != row.state else row.changed_ms,
+        )
+        significant = (state, result) != (row.state, row.result) or row.latency_us is None or _moved(
+            row.latency_us, latency_us, PROBE_LATENCY_FLOOR)
+        self._stage(new, now, significant)
 
     # --- what operators see ---
 

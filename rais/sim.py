@@ -16,13 +16,13 @@ from typing import Any
 
 import attrs
 
-from rais.config import ServiceConfig
 from rais.catalogue import declarations
+from rais.config import ServiceConfig
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import Key, Keyring
 from rais.node import BeatNow, Identity, Node, Persist, RoleChanged, Send, Timing
 from rais.tables import Tables
-from rais.wire import Datagram, Load, ReplayGuard, WireError, seal
+from rais.wire import Datagram, Heartbeat, Load, ReplayGuard, WireError, seal
 from rais.wire.rows import PolicyRow
 
 CLUSTER = ClusterId.parse("1.2")
@@ -98,6 +98,8 @@ class Faults:
     duplicate: float = 0.0  # chance it arrives twice
     delay: tuple[float, float] = (0.0005, 0.002)  # seconds, uniform
     groups: list[set[HostClusterId]] | None = None  # partitions; None: everyone reaches everyone
+    # Which receivers a sender's heartbeats reach (None: all), to thin out big simulations.
+    heartbeat_reaches: Callable[[HostClusterId, HostClusterId], bool] | None = None
 
     def reachable(self, a: HostClusterId, b: HostClusterId) -> bool:
         if self.groups is None:
@@ -217,8 +219,11 @@ class Simulation:
 
     def multicast(self, sender: SimHost, datagram: Datagram) -> None:
         faults = self.faults
+        thin = faults.heartbeat_reaches if isinstance(datagram.message, Heartbeat) else None
         for host in self.hosts.values():
             if host is sender or not host.alive or not faults.reachable(sender.id, host.id):
+                continue
+            if thin is not None and not thin(sender.id, host.id):
                 continue
             copies = 0 if self.rng.random() < faults.loss else 1
             if copies and self.rng.random() < faults.duplicate:

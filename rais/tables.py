@@ -94,6 +94,8 @@ def row_json(row: Row) -> dict[str, Any]:
             value = value.hex()
         elif hasattr(value, "cluster"):  # a HostClusterId
             value = str(value)
+        elif attrs.has(type(value)):  # a nested record, such as a service's checks
+            value = attrs.asdict(value)
         out[field.name] = value
     return out
 

@@ -22,6 +22,9 @@ from rais.control import control_site
 from rais.epoch import next_boot_epoch
 from rais.load import LoadSampler
 from rais.node import Identity, Node, Timing
+from rais.prober import Prober
+from rais.probes import discover
+from rais.probing import ProbeDefaults
 from rais.statefile import StateFileError, TableSaver, load_tables
 from rais.transport import NodeProtocol
 from rais.wire.rows import PolicyRow
@@ -89,6 +92,7 @@ class NodeService(Service):
         self.reactor = reactor
         self.protocol: NodeProtocol | None = None
         self.saver: TableSaver | None = None
+        self.prober: Prober | None = None
         self._port = None
         self._loops: list[LoopingCall] = []
 
@@ -111,6 +115,8 @@ class NodeService(Service):
             tables=tables,
             policies=[policy_row(p) for p in config.policies.values()],
             services=self.services,
+            probing=ProbeDefaults(cluster.probe_interval, cluster.probe_timeout, cluster.rise,
+                                  cluster.fall, cluster.probe_concurrency),
         )
         pool = reactor.getThreadPool()
         self.saver = TableSaver(
@@ -121,6 +127,11 @@ class NodeService(Service):
             cluster.ttl, reactor, LoadSampler(now).sample, self.saver.save,
         )
         self._port = reactor.listenMulticast(cluster.port, self.protocol, listenMultiple=True)
+        registry = discover(config.probes.paths)
+        for failure in registry.failures:
+            self.log.warn("probe module {file} not loaded: {reason}", file=failure.file, reason=failure.reason)
+        self.prober = Prober(node, registry, reactor)
+        self.prober.start()
         self.log.info(
             "node {id} ({role}) in cluster {cluster}, group {group}:{port}, boot epoch {epoch}, "
             "tables at generation {generation}",
@@ -146,6 +157,8 @@ class NodeService(Service):
             if loop.running:
                 loop.stop()
         self._loops.clear()
+        if self.prober is not None:
+            self.prober.stop()
         port, self._port = self._port, None
         waits = [port.stopListening()] if port is not None else []
         if self.saver is not None and self.protocol is not None:

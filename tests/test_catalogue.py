@@ -14,6 +14,7 @@ from rais.catalogue import (
 from rais.config import Command, ServiceConfig
 from rais.ids import HostClusterId
 from rais.wire import Catalogue, RowKey, ServiceDecl, encode_message
+from rais.wire.messages import Checks
 from rais.wire.rows import ServiceRow
 
 HOST = HostClusterId.parse("1.2.0.5")
@@ -57,7 +58,7 @@ def test_digest_of_is_stable_and_sees_every_field():
     assert digest_of([DECL]) == digest_of((DECL,))
     assert len(digest_of([DECL])) == 8
     changes = dict(name="www", probe="tcp", port=81, running=False, can_start=False, can_stop=True,
-                   options='{"a":2}')
+                   options='{"a":2}', checks=Checks(1000, 0, 0, 0))
     assert set(changes) == {f.name for f in attrs.fields(ServiceDecl)}
     seen = {digest_of([DECL])}
     for field, value in changes.items():

@@ -54,9 +54,9 @@ def wait_for(predicate, timeout, step=0.05):
     return predicate()
 
 
-def agreed(nodes):
+def agreed(nodes, docs=None):
     """(master, term) if every node names the same master and term, else None."""
-    docs = [n.status() for n in nodes]
+    docs = docs or [n.status() for n in nodes]
     views = {(d["master"], d["term"]) for d in docs}
     if len(views) == 1 and docs[0]["master"] is not None:
         return views.pop()
@@ -64,8 +64,9 @@ def agreed(nodes):
 
 
 def converged(nodes):
+    """One master, followed by all, with the same tables: all read from one round of statuses."""
     docs = [n.status() for n in nodes]
-    return agreed(nodes) and len({(d["generation"], d["digest"]) for d in docs}) == 1
+    return bool(agreed(nodes, docs)) and len({(d["generation"], d["digest"]) for d in docs}) == 1
 
 
 def complete(nodes):
@@ -238,3 +239,49 @@ def test_sigterm_stops_a_node_cleanly_and_saves_its_tables(cluster):
     assert "Traceback" not in log and "Unhandled" not in log, log[-3000:]
     saved = os.path.join(node.folder, "state", "tables.der")
     assert os.path.getsize(saved) > 100
+
+
+def test_the_master_probes_a_real_server_with_rise_and_fall(tmp_path):
+    from rais.localcluster import free_port
+
+    port = free_port()
+    web = f"""
+[services.web]
+probe = "http"
+port = {port}
+path = "/"
+running = true
+probe_interval = 0.3
+probe_timeout = 0.5
+rise = 1
+fall = 2
+"""
+    cluster = LocalCluster(str(tmp_path), ["master", "active"], INTERVAL, DEAD_AFTER, extras={2: web})
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cluster.start_all()
+    try:
+        cluster.wait_ready()
+        observer = cluster.nodes[1]  # a replica: what it shows came through the sync
+
+        def web_row():
+            rows = [r for r in observer.status()["tables"]["services"] if r["name"] == "web"]
+            return rows[0] if rows else {}
+
+        assert wait_for(lambda: web_row().get("result") == "ok" and web_row()["state"] == "running", 15), web_row()
+        assert 0 < web_row()["latency_us"] < 500_000
+        assert "200" in web_row()["detail"]
+        server.kill()
+        server.wait()
+        failed_at = time.monotonic()
+        assert wait_for(lambda: web_row().get("state") == "failed", 10), web_row()
+        # Two failed probes 0.3 s apart, each refused at once, plus the sync: well under two seconds.
+        assert time.monotonic() - failed_at < 2.0
+        assert web_row()["result"] == "critical"
+        server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+                                  cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert wait_for(lambda: web_row().get("state") == "running", 15), web_row()
+    finally:
+        server.kill()
+        server.wait()
+        cluster.stop_all()

@@ -166,6 +166,17 @@ class CatalogueRequest:
 
 @asn1_sequence
 @attrs.frozen
+class Checks:
+    """How the master probes one service; 0 means the cluster's default."""
+
+    interval_ms: int = wire(UInt(0, 86_400_000), default=0)
+    timeout_ms: int = wire(UInt(0, 3_600_000), default=0)
+    rise: int = wire(UInt(0, 100), default=0)
+    fall: int = wire(UInt(0, 100), default=0)
+
+
+@asn1_sequence
+@attrs.frozen
 class ServiceDecl:
     """One [services.NAME] of a host, as the master needs it."""
 
@@ -176,6 +187,7 @@ class ServiceDecl:
     can_start: bool = wire(Flag())
     can_stop: bool = wire(Flag())
     options: str = wire(Text(512))  # the probe options as canonical JSON
+    checks: Checks = wire(Struct(Checks), default=Checks())
 
 
 @MESSAGES.register("catalogue", 5)

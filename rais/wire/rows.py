@@ -21,9 +21,10 @@ from rais.wire.messages import (
     ROLE,
     U8,
     U16,
+    Checks,
     RowKey,
 )
-from rais.wire.schema import Choice, Enum, Flag, HostId, Octets, Text, UInt, wire
+from rais.wire.schema import Choice, Enum, Flag, HostId, Octets, Struct, Text, UInt, wire
 
 ROWS = Choice("TableRow", MAX_BODY)
 
@@ -77,6 +78,7 @@ class ServiceRow(Row):
     detail: str = wire(Text(MAX_DETAIL, max_bytes=MAX_DETAIL))  # see schema.clip
     options: str = wire(Text(512, max_bytes=512))  # probe options, canonical JSON
     changed_ms: int = wire(UInt())  # master's wall clock when the state last changed
+    checks: Checks = wire(Struct(Checks), default=Checks())  # the host's own probe settings, 0 = cluster default
 
     @property
     def key(self) -> RowKey:
