@@ -12,7 +12,7 @@ import bench
 
 
 def main(argv: list[str]) -> None:
-    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__))
+    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
     for name in argv or names:
         print(f"== bench.{name}", flush=True)
         importlib.import_module(f"bench.{name}").main()

@@ -1,17 +1,29 @@
-"""`make demo`: a three-node cluster on loopback, shown until Ctrl-C."""
+"""`make demo`: a three-node cluster on loopback, shown until Ctrl-C.
+
+Node 2 serves a real web server (Python's http.server) that the master
+probes; stop it (its pid is printed) to see the service fail.
+"""
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 
-from rais.localcluster import LocalCluster
+from rais.localcluster import LocalCluster, free_port
 from rais.statusview import render_status
 
 ROLES = ["master", "active", "standby"]
+WEB = """
+[services.web]
+probe = "http"
+port = {port}
+running = true
+probe_interval = 2.0
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,8 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     base = tempfile.mkdtemp(prefix="rais-demo-")
-    cluster = LocalCluster(base, ROLES)
-    print(f"demo cluster in {base}: {len(ROLES)} twistd nodes, group {cluster.group}:{cluster.port}")
+    port = free_port()
+    cluster = LocalCluster(base, ROLES, extras={2: WEB.format(port=port)})
+    web = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+                           cwd=base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"demo cluster in {base}: {len(ROLES)} twistd nodes, group {cluster.group}:{cluster.port}; "
+          f"node 2 serves web on 127.0.0.1:{port} (pid {web.pid})")
     cluster.start_all()
     started = time.monotonic()
     try:
@@ -45,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         print("stopping the nodes ...")
         cluster.stop_all()
+        web.terminate()
+        web.wait()
         if args.keep:
             print(f"configs and logs kept in {base}")
         else:

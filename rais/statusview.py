@@ -46,7 +46,8 @@ def render_status(doc: dict[str, Any]) -> str:
     services = doc.get("tables", {}).get("services", [])
     if services:
         lines.append("services: " + ", ".join(
-            f"{s['name']}@{s['host']} {s['state']}{' (assigned)' if s['assigned'] else ''}"
+            f"{s['name']}@{s['host']} {s['state']}"
+            + (f" ({s['result']} in {s['latency_us'] / 1000:.1f}ms)" if s["latency_us"] is not None else "")
             for s in services))
     traffic = doc.get("traffic")
     if traffic:

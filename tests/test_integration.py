@@ -173,6 +173,26 @@ def test_failover_standby_then_active_and_the_old_master_rejoins_without_preempt
     assert old.status()["role"] == "standby"
 
 
+def test_a_frozen_master_resumes_as_a_follower_and_undoes_nothing(cluster):
+    nodes = cluster.nodes
+    assert wait_for(lambda: complete(nodes), 15), [n.status() for n in nodes]
+    old = nodes[0]
+    old.process.send_signal(signal.SIGSTOP)
+    try:
+        rest = nodes[1:]
+        assert wait_for(lambda: (agreed(rest) or (None,))[0] == hid(4), DEAD + INTERVAL + 2.0)
+        assert wait_for(lambda: converged(rest), 5)
+        new = nodes[3].status()
+    finally:
+        old.process.send_signal(signal.SIGCONT)
+    assert wait_for(lambda: converged(nodes), 10), [n.status() for n in nodes]
+    after = nodes[0].status()
+    assert after["role"] == "standby" and after["master"] == hid(4) and after["term"] == new["term"]
+    assert nodes[3].status()["generation"] >= new["generation"]
+    servers = {r["host"]: r for r in nodes[3].status()["tables"]["servers"]}
+    assert servers[hid(4)]["role"] == "master"
+
+
 def test_a_whole_cluster_stopped_and_started_resumes_its_tables(cluster):
     nodes = cluster.nodes
     assert wait_for(lambda: complete(nodes), 15)
