@@ -305,3 +305,26 @@ fall = 2
         server.kill()
         server.wait()
         cluster.stop_all()
+
+
+def test_a_drop_in_probe_is_used_by_the_master(tmp_path):
+    from tests.test_probe_registry import drop_in
+
+    folder = tmp_path / "probes.d"
+    drop_in(folder, "dropin_echo")  # a new module; nothing else changes
+    common = f'\n[probes]\npaths = ["{folder}"]\n'
+    service = '\n[services.echo]\nprobe = "dropin_echo"\nrunning = true\nsay = "drop-in here"\nprobe_interval = 0.3\n'
+    cluster = LocalCluster(str(tmp_path), ["master", "active"], INTERVAL, DEAD_AFTER, extra=common,
+                           extras={2: service})
+    cluster.start_all()
+    try:
+        cluster.wait_ready()
+
+        def echo_row():
+            rows = [r for r in cluster.nodes[1].status()["tables"]["services"] if r["name"] == "echo"]
+            return rows[0] if rows else {}
+
+        assert wait_for(lambda: echo_row().get("result") == "ok", 15), echo_row()
+        assert echo_row()["state"] == "running" and echo_row()["detail"] == "drop-in here from 127.0.0.1:7"
+    finally:
+        cluster.stop_all()
