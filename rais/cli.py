@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rais.config import ROLES, ConfigError, load_config, parse_hostport
+from rais.ids import HostClusterId
 from rais.interfaces import REQUIRED
 from rais.keys import MAX_KEY_ID
 from rais.statusview import render_status
@@ -78,27 +79,84 @@ def fetch_status(host: str, port: int, timeout: float = TIMEOUT) -> dict[str, An
         return json.load(reply)
 
 
-def status(args: argparse.Namespace) -> int:
+def _document(args: argparse.Namespace, command: str) -> dict[str, Any] | int:
+    """The status document from a saved file (--tables) or a running node; an exit code on failure."""
+    if getattr(args, "tables", None):
+        try:
+            with open(args.tables, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError) as e:
+            print(f"rais {command}: {args.tables}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
+            return 2
     try:
         host, port = _control_address(args)
     except ValueError as e:
-        print(f"rais status: --control: {e}", file=sys.stderr)
+        print(f"rais {command}: --control: {e}", file=sys.stderr)
         return 2
     except ConfigError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return 2
     try:
-        doc = fetch_status(host, port)
+        return fetch_status(host, port)
     except (OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or e
-        print(f"rais status: cannot ask the node at {host}:{port}: {reason}", file=sys.stderr)
+        print(f"rais {command}: cannot ask the node at {host}:{port}: {reason}", file=sys.stderr)
         return 1
+
+
+def status(args: argparse.Namespace) -> int:
+    doc = _document(args, "status")
+    if isinstance(doc, int):
+        return doc
     if args.json:
         json.dump(doc, sys.stdout, indent=1)
         print()
     else:
         sys.stdout.write(render_status(doc))
     return 0
+
+
+def plan(args: argparse.Namespace) -> int:
+    from rais.planner import View, host_down, service_failed
+    from rais.tables import tables_from_json
+
+    host_text, _, service = args.fail.partition(":")
+    try:
+        host = HostClusterId.parse(host_text)
+    except ValueError as e:
+        print(f"rais plan: --fail: {e}", file=sys.stderr)
+        return 2
+    doc = _document(args, "plan")
+    if isinstance(doc, int):
+        return doc
+    try:
+        view = View(tables_from_json(doc))
+    except ValueError as e:
+        print(f"rais plan: {e}", file=sys.stderr)
+        return 2
+    master = HostClusterId.parse(doc["master"]) if doc.get("master") else None
+    decisions = service_failed(view, host, service, master=master) if service else host_down(
+        view, host, master=master)
+    if args.json:
+        json.dump([decision_json(d) for d in decisions], sys.stdout, indent=1)
+        print()
+    else:
+        event = f"{service} fails on {host}" if service else f"{host} goes down"
+        print(f"if {event} (tables at generation {doc.get('generation')}), the master would:")
+        for d in decisions or ():
+            print(f"{d.action}: {d.explanation}")
+        if not decisions:
+            print(f"nothing: {host} serves no service")
+    return 0
+
+
+def decision_json(d: Any) -> dict[str, Any]:
+    return {
+        "action": d.action, "service": d.service, "host": str(d.host) if d.host else None,
+        "explanation": d.explanation,
+        "scores": [{"host": str(s.host), "score": s.total, "parts": dict(s.parts), "ruled_out": s.reason or None}
+                   for s in d.scores],
+    }
 
 
 def _probe_registry(config: str | None) -> Any:
@@ -219,6 +277,17 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.set_defaults(run=status)
+
+    p = sub.add_parser("plan", help="dry run: what the master would do if a host or a service failed")
+    p.add_argument("--fail", required=True, metavar="HOST[:SERVICE]",
+                   help="the host-cluster id that goes down, or HOST:SERVICE for one service failing there")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--control", metavar="HOST:PORT",
+                       help=f"plan from a running node's tables (default {DEFAULT_CONTROL})")
+    where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
+    where.add_argument("--tables", metavar="FILE", help="plan from a saved `rais status --json`")
+    p.add_argument("--json", action="store_true", help="print the decisions and every score as JSON")
+    p.set_defaults(run=plan)
 
     p = sub.add_parser("probes", help="list the probe plugins found, and those that failed to load")
     p.add_argument("--config", metavar="PATH", help="also search this config's [probes] paths")
