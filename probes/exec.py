@@ -10,23 +10,16 @@ children included.
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
-import signal
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessTerminated
-from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from rais.interfaces import IProbe, Option, Status
 from rais.probes import BaseProbe, ProbeFailed, Verdict, short, text
-
-OUTPUT_LIMIT = 8192  # bytes of each stream kept: the detail is one line
-SETSID = shutil.which("setsid") or "/usr/bin/setsid"
+from rais.process import exit_code, run_in_session
 
 
 def argv(value: Any) -> tuple[str, ...]:
@@ -43,36 +36,6 @@ def argv(value: Any) -> tuple[str, ...]:
     if not words or not words[0]:
         raise ValueError("must name a program to run")
     return tuple(words)
-
-
-class _Run(ProcessProtocol):
-    def __init__(self) -> None:
-        self.done: Deferred[tuple[Failure, bytes, bytes]] = Deferred(self._kill)
-        self.group = 0
-        self._out = bytearray()
-        self._err = bytearray()
-
-    def connectionMade(self) -> None:
-        self.group = self.transport.pid  # setsid made it the leader of its own group
-        self.transport.closeStdin()
-
-    def outReceived(self, data: bytes) -> None:
-        self._out += data[: OUTPUT_LIMIT - len(self._out)]
-
-    def errReceived(self, data: bytes) -> None:
-        self._err += data[: OUTPUT_LIMIT - len(self._err)]
-
-    def processEnded(self, reason: Failure) -> None:
-        if not self.done.called:
-            self.done.callback((reason, bytes(self._out), bytes(self._err)))
-
-    def _kill(self, _: Deferred[Any]) -> None:
-        try:
-            os.killpg(self.group, signal.SIGKILL)
-        except ProcessLookupError:
-            pass  # the whole group has already gone
-        # A child that escaped the group may still hold our pipes: stop reading them.
-        self.transport.loseConnection()
 
 
 @implementer(IProbe)
@@ -101,9 +64,7 @@ class ExecProbe(BaseProbe):
         else:
             quoted = {key: shlex.quote(value) for key, value in target.items()}
             words = ["/bin/sh", "-c", _expand(values["shell_command"], quoted)]
-        run = _Run()
-        reactor.spawnProcess(run, SETSID, [SETSID, *words], env=None, usePTY=False)
-        return run.done.addCallback(_judge)
+        return run_in_session(reactor, words).addCallback(_judge)
 
 
 def _expand(word: str, target: dict[str, str]) -> str:
@@ -118,7 +79,7 @@ def _judge(ended: tuple[Failure, bytes, bytes]) -> Verdict:
     line = short(out.decode("utf-8", "replace")).split("|", 1)[0].strip()
     # Without output, the last line of errors: a crashed script's exception.
     line = line or short(err.decode("utf-8", "replace").strip().rsplit("\n", 1)[-1])
-    code = reason.value.exitCode if reason.check(ProcessTerminated) else 0
+    code = exit_code(reason)
     if code is None:
         raise ProbeFailed(Status.UNKNOWN, f"killed by signal {reason.value.signal}: {line}")
     if code not in tuple(Status):

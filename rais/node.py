@@ -17,6 +17,7 @@ notice, and answers the sync requests of hosts that are behind.
 
 from __future__ import annotations
 
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,6 +35,8 @@ from rais.election import (
 )
 from rais.ids import HostClusterId
 from rais.membership import DOWN, UP, Membership, Peer, Transition
+from rais.planner import View, replicas
+from rais.planner import place as choose_host
 from rais.probing import Health, Key, ProbeDefaults, ProbeOrder, ProbeSchedule, Settings, options_of
 from rais.sync import SyncClient, SyncServer, Target
 from rais.tables import Ledger, Tables
@@ -44,6 +47,8 @@ from rais.wire import (
     Echo,
     Heartbeat,
     Load,
+    Order,
+    OrderDone,
     RowKey,
     ServiceDecl,
     SyncChunk,
@@ -65,6 +70,12 @@ RTT_FLOOR = 200  # microseconds
 RTT_WEIGHT = 0.2  # of a new round-trip sample in the smoothed value
 MAX_RTT = 10_000_000  # microseconds; anything longer is a stale echo
 PROBE_LATENCY_FLOOR = 1_000  # microseconds: probe latencies closer than this are the same
+ORDER_TIMEOUT = 120.0  # seconds a host may take to answer an order (its own timeout is shorter)
+FAILED_HERE_FOR = 60.0  # seconds a service is not moved back to where it failed
+START_FAILED_FOR = 300.0  # seconds a host whose start failed is passed over for that service
+SETTLE = 2  # heartbeat intervals a new master listens before it moves services
+DECISIONS_KEPT = 5  # per service, for `rais status`
+KEPT_ORDERS = 256  # orders a host remembers, to answer repeats without running them again
 
 
 def base_role(configured: str) -> str:
@@ -130,6 +141,16 @@ class Applied:
 
 
 @attrs.frozen
+class RunAction:
+    """Run a service's start or stop command, then call ``Node.action_done``."""
+
+    action: str  # "start" or "stop"
+    service: str
+    term: int
+    order: int
+
+
+@attrs.frozen
 class DuplicateId:
     """Another process signs with our host-cluster id: a configuration error."""
 
@@ -138,7 +159,14 @@ class DuplicateId:
     boot_epoch: int
 
 
-Output = Send | BeatNow | Persist | RoleChanged | Committed | Applied | DuplicateId | Transition
+Output = Send | BeatNow | Persist | RoleChanged | Committed | Applied | DuplicateId | Transition | RunAction
+
+
+@attrs.define
+class _Pending:
+    order: Order
+    sent_at: float
+    deadline: float
 
 
 @attrs.define
@@ -190,6 +218,15 @@ class Node:
         self.probing = probing or ProbeDefaults()
         self._schedule = ProbeSchedule(self.probing.concurrency)
         self._health: dict[Key, Health] = {}
+        # A host's side of orders.
+        self._orders_running: dict[tuple[int, int], str] = {}
+        self._orders_done: OrderedDict[tuple[int, int], OrderDone] = OrderedDict()
+        # The master's side.
+        self._orders: dict[int, _Pending] = {}
+        self._order_seq = 0
+        self._excluded: dict[str, dict[HostClusterId, tuple[str, float]]] = {}
+        self._released_at: dict[Key, float] = {}
+        self.decisions: dict[str, deque[tuple[float, str]]] = {}  # the latest few per service
         self._lost_at: float | None = now
         # Listen before acting: after a start, or after a freeze, hear the cluster first.
         self._quiet_until = now + timing.dead
@@ -266,6 +303,12 @@ class Node:
                 out.append(Send(Vote(message.term, sender, granted)))
         elif isinstance(message, Vote):
             self._count_vote(now, sender, message, out)
+        elif isinstance(message, Order):
+            if message.host == self.id and self._from_master(datagram):
+                self._take_order(now, datagram.term, message, out)
+        elif isinstance(message, OrderDone):
+            if self.role == "master" and datagram.term == self.term:
+                self._order_done(now, sender, message)
         return out
 
     def _from_master(self, datagram: Datagram) -> bool:
@@ -409,6 +452,7 @@ class Node:
         self.server = SyncServer(self.timing.interval / 2)
         self._schedule = ProbeSchedule(self.probing.concurrency)
         self._health = {}  # rise and fall count afresh: results of another master are not ours
+        self._orders, self._excluded, self._released_at = {}, {}, {}
         self._change_role("master", f"{reason}; new term {term_text(term)}", out)
         if not self.ledger.current.table("policy"):
             for policy in self.policies:
@@ -436,7 +480,11 @@ class Node:
             return  # just resumed: a newer master may exist; write nothing until we know
         self._maintain(now)
         self._request_catalogues(now, out)
-        self._commit(now, out)
+        self._commit(now, out)  # the planner reads committed tables: include what just changed
+        if now - self.master_since >= SETTLE * self.timing.interval:
+            # A new master first hears every host's catalogue, then moves anything.
+            self._reconcile(now, out)
+            self._commit(now, out)
 
     def _commit(self, now: float, out: list[Output]) -> None:
         tables = self.ledger.commit(self.term)
@@ -543,6 +591,177 @@ class Node:
             ledger.stage_remove(key)
         ledger.stage(attrs.evolve(server, catalogue=digest))
 
+    # --- orders: a host's side ---
+
+    def _take_order(self, now: float, term: int, order: Order, out: list[Output]) -> None:
+        key = (term, order.order)
+        if key in self._orders_done:
+            out.append(Send(self._orders_done[key]))  # our answer was lost: say it again
+            return
+        if key in self._orders_running:
+            return
+        decl = next((d for d in self.services if d.name == order.service), None)
+        if decl is None:
+            out.extend(self._answer(key, order.service, False, "not declared here", now))
+            return
+        action = "start" if order.action == "assign" else "stop"
+        if not (decl.can_start if action == "start" else decl.can_stop):
+            # Nothing to run: it stays as it is (the planner assigns such a service only
+            # where it already answers).
+            out.extend(self._answer(key, order.service, True, f"no {action} action: left as it is", now))
+            return
+        self._orders_running[key] = action
+        out.append(RunAction(action, order.service, term, order.order))
+
+    def action_done(self, now: float, term: int, order: int, service: str, ok: bool,
+                    detail: str) -> list[Output]:
+        """The shell ran a RunAction: note what runs here now, and answer the master."""
+        action = self._orders_running.pop((term, order), None)
+        if ok and action is not None:
+            running = action == "start"
+            self.services = tuple(attrs.evolve(d, running=running) if d.name == service else d
+                                  for d in self.services)
+            self.catalogue = digest_of(self.services)
+        return self._answer((term, order), service, ok, detail, now)
+
+    def _answer(self, key: tuple[int, int], service: str, ok: bool, detail: str,
+                now: float) -> list[Output]:
+        done = OrderDone(key[1], service, ok, clip(detail, MAX_DETAIL))
+        self._orders_done[key] = done
+        while len(self._orders_done) > KEPT_ORDERS:
+            self._orders_done.popitem(last=False)
+        pending = self._orders.get(key[1])
+        if self.role == "master" and key[0] == self.term and pending and pending.order.host == self.id:
+            self._order_done(now, self.id, done)  # an order the master gave itself
+            return []
+        return [Send(done)]
+
+    # --- orders: the master's side ---
+
+    def _reconcile(self, now: float, out: list[Output]) -> None:
+        """Keep every service at its copies: move failed ones, replace lost ones, release extras."""
+        view = View(self.ledger.current)
+        for pending in list(self._orders.values()):
+            order = pending.order
+            server = view.servers.get(order.host)
+            if now >= pending.deadline or server is None or server.status == DOWN:
+                del self._orders[order.order]
+                if order.action == "assign":
+                    self._exclude(order.service, order.host, "did not answer the start order", now,
+                                  START_FAILED_FOR)
+            elif now - pending.sent_at >= self.timing.interval:
+                pending.sent_at = now  # datagrams get lost: say it again until answered
+                out.append(Send(order))
+        names = {r.name for r in self.ledger.current.table("policy")}
+        names |= {name for name, rows in view.by_name.items() if any(r.assigned for r in rows)}
+        names |= {p.order.service for p in self._orders.values()}
+        for name in sorted(names):
+            self._reconcile_service(now, view, name, out)
+
+    def _reconcile_service(self, now: float, view: View, name: str, out: list[Output]) -> None:
+        rows = view.services(name)
+        servers = view.servers
+        policy = view.policy(name)
+
+        def up(host: HostClusterId) -> bool:
+            return host in servers and servers[host].status == UP
+
+        assigned = [r for r in rows if r.assigned]
+        lost = [r for r in assigned if r.state == "failed" or servers.get(r.host) is None
+                or servers[r.host].status == DOWN]  # a suspect host is given time: no flapping
+        serving = [r for r in assigned if r not in lost]
+        starting = [p.order.host for p in self._orders.values()
+                    if p.order.service == name and p.order.action == "assign"]
+        if policy is None:
+            # No [policy]: keep the copies it has now (one, for most services), in the tables,
+            # so that every later master keeps the same count.
+            policy = PolicyRow(name, min(max(1, len(assigned)), 1000), None, None)
+            self.ledger.stage(policy)
+        want = policy.replicas
+        origin = None
+        for row in lost:
+            origin = row.host
+            self.ledger.stage(attrs.evolve(row, assigned=False))
+            why = "the service failed here" if row.state == "failed" else "down"
+            self._exclude(name, row.host, why, now, FAILED_HERE_FOR)
+            self._decided(now, name, f"{name} lost on {row.host} ({why})")
+            if up(row.host):
+                self._order(now, "release", row.host, name, out)
+        missing = want - len(serving) - len(starting)
+        if missing > 0:
+            exclude = self._exclusions(name, now)
+            exclude.update((host, "being started") for host in starting)
+            for _ in range(missing):
+                decision = choose_host(view, name, exclude, origin=origin, master=self.id)
+                self._decided(now, name, decision.explanation)
+                if decision.host is None:
+                    break
+                self._order(now, "assign", decision.host, name, out)
+                exclude[decision.host] = "chosen for another copy"
+        elif missing < 0 and not starting:
+            for decision in replicas(view, name, master=self.id):
+                if decision.action == "release":
+                    self.ledger.stage(attrs.evolve(
+                        next(r for r in rows if r.host == decision.host), assigned=False))
+                    self._decided(now, name, decision.explanation)
+                    self._order(now, "release", decision.host, name, out)
+        if len(serving) >= want:
+            # A host running a copy nobody assigned (it came back after the service moved):
+            # an exclusive service must not be served twice.
+            for row in rows:
+                key = (row.host, name)
+                if (row.running and not row.assigned and row.can_stop and up(row.host)
+                        and now - self._released_at.get(key, -1e18) >= REFRESH):
+                    self._released_at[key] = now
+                    self._decided(now, name, f"{name} runs on {row.host} without being assigned there: release")
+                    self._order(now, "release", row.host, name, out)
+
+    def _order(self, now: float, action: str, host: HostClusterId, service: str, out: list[Output]) -> None:
+        self._order_seq += 1
+        if action == "release":
+            self._released_at[(host, service)] = now  # one release at a time is enough
+        order = Order(self._order_seq, action, host, service)
+        self._orders[order.order] = _Pending(order, now, now + ORDER_TIMEOUT)
+        if host == self.id:
+            self._take_order(now, self.term, order, out)  # our own multicast never comes back to us
+        else:
+            out.append(Send(order))
+
+    def _order_done(self, now: float, host: HostClusterId, done: OrderDone) -> None:
+        pending = self._orders.get(done.order)
+        if pending is None or pending.order.host != host:
+            return  # an answer to an order of another term, or already handled
+        del self._orders[done.order]
+        order = pending.order
+        if order.action == "release":
+            self._decided(now, order.service, f"{order.service} released on {host}: {done.detail}")
+            return
+        if not done.ok:
+            self._exclude(order.service, host, f"start failed: {done.detail}", now, START_FAILED_FOR)
+            self._decided(now, order.service, f"{order.service} did not start on {host}: {done.detail}; "
+                                              "trying the next host")
+            return
+        row = self.ledger.view(RowKey("services", host.value, order.service))
+        if row is not None:
+            # Served only once its probe says so: unknown until rise results in a row.
+            self.ledger.stage(attrs.evolve(row, assigned=True, state="unknown", result="none",
+                                           changed_ms=int(now * 1000)))
+            self._health.pop((host, order.service), None)
+        self._decided(now, order.service, f"{order.service} started on {host} ({done.detail}); "
+                                          "waiting for its probe")
+
+    def _exclude(self, service: str, host: HostClusterId, why: str, now: float, period: float) -> None:
+        self._excluded.setdefault(service, {})[host] = (why, now + period)
+
+    def _exclusions(self, service: str, now: float) -> dict[HostClusterId, str]:
+        held = self._excluded.get(service, {})
+        for host in [h for h, (_, until) in held.items() if until <= now]:
+            del held[host]
+        return {host: why for host, (why, _) in held.items()}
+
+    def _decided(self, now: float, service: str, text: str) -> None:
+        self.decisions.setdefault(service, deque(maxlen=DECISIONS_KEPT)).append((now, text))
+
     # --- probing services (the master's job) ---
 
     def probe_orders(self, now: float) -> list[ProbeOrder]:
@@ -620,6 +839,8 @@ class Node:
             "uptime": round(now - self.started, 3),
             "hosts": [self._host(p, now) for p in self.membership.peers()],
             "tables": tables.to_json(),
+            "decisions": {name: [{"at": at, "text": text} for at, text in kept]
+                          for name, kept in sorted(self.decisions.items())},
         }
 
     def _host(self, peer: Peer, now: float) -> dict[str, Any]:

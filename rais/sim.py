@@ -20,7 +20,8 @@ from rais.catalogue import declarations
 from rais.config import ServiceConfig
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import Key, Keyring
-from rais.node import BeatNow, Identity, Node, Persist, RoleChanged, Send, Timing
+from rais.node import BeatNow, Identity, Node, Persist, RoleChanged, RunAction, Send, Timing
+from rais.probing import ProbeDefaults
 from rais.tables import Tables
 from rais.wire import Datagram, Heartbeat, Load, ReplayGuard, WireError, seal
 from rais.wire.rows import PolicyRow
@@ -179,6 +180,14 @@ class SimHost:
                 self.saved = out.tables
             elif isinstance(out, RoleChanged) and out.new == "master":
                 self.sim.became_master(self, out)
+            elif isinstance(out, RunAction):
+                ok, detail = self.sim.action_result(self.id, out.action, out.service)
+                self.sim.clock.callLater(0.05, self._action_done, out, ok, detail)
+
+    def _action_done(self, action: RunAction, ok: bool, detail: str) -> None:
+        if self.alive:
+            self.act(self.node.action_done(self.sim.clock.seconds(), action.term, action.order,
+                                           action.service, ok, detail))
 
 
 class Simulation:
@@ -189,9 +198,10 @@ class Simulation:
         interval: float = 1.0,
         dead_after: int = 3,
         quorum: bool = False,
-        services: int = 0,
+        services: int | dict[int, tuple] = 0,
         wire: bool = False,
         policies: Iterable[PolicyRow] = (),
+        probing: ProbeDefaults | None = None,
     ) -> None:
         self.clock = SimClock(1_000_000.0)  # a wall-clock-like start, so epochs and stamps are positive
         self.rng = random.Random(seed)
@@ -199,20 +209,30 @@ class Simulation:
         self.timing = Timing(interval, dead_after, quorum)
         self.wire = wire
         self.policies = tuple(policies)
+        self.probing = probing
         self.services = services
         self.hosts: dict[HostClusterId, SimHost] = {}
         self.became: list[Became] = []
         self.delivered = 0
+        # How start and stop actions go, by host, action and service: (ok, detail).
+        self.action_result: Callable[[HostClusterId, str, str], tuple[bool, str]] = (
+            lambda host, action, service: (True, f"{action}ed"))
         for host_id, role in enumerate(roles, 1):
             self.add(HostClusterId.of(CLUSTER, host_id), role)
 
     def add(self, hid: HostClusterId, role: str, tables: Tables | None = None, preempt: bool = False) -> SimHost:
         identity = Identity(hid, role, 100, f"10.0.{hid.host >> 8}.{hid.host & 0xFF}", preempt)
         node = Node(identity, int(self.clock.seconds() * 1e6), self.timing, self.clock.seconds(),
-                    tables, self.policies, _declarations(self.services))
+                    tables, self.policies, self._declared(hid), self.probing)
         host = self.hosts[hid] = SimHost(self, node)
         host.start()
         return host
+
+    def _declared(self, hid: HostClusterId) -> tuple:
+        """``services``: a count of generic ones on every host, or host number -> declarations."""
+        if isinstance(self.services, dict):
+            return self.services.get(hid.host, ())
+        return _declarations(self.services)
 
     def load_of(self, hid: HostClusterId) -> Load:
         return Load(100 + hid.host % 700, 1000 * hid.host, 2000 * hid.host)

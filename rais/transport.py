@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
@@ -26,6 +27,7 @@ from rais.node import (
     Output,
     Persist,
     RoleChanged,
+    RunAction,
     Send,
 )
 from rais.tables import Tables
@@ -50,6 +52,7 @@ class NodeProtocol(DatagramProtocol):
         clock: IReactorTime,
         load: Callable[[float], object] | None = None,
         persist: Callable[[Tables], None] | None = None,
+        run_action: Callable[[str, str], Deferred[tuple[bool, str]]] | None = None,
     ) -> None:
         self.node = node
         self.keyring = keyring
@@ -60,6 +63,7 @@ class NodeProtocol(DatagramProtocol):
         self.clock = clock
         self.load = load
         self.persist = persist
+        self.run_action = run_action
         self.guard = ReplayGuard()
         self.sequence = 0
         self.received = 0
@@ -118,6 +122,8 @@ class NodeProtocol(DatagramProtocol):
             elif isinstance(out, Persist):
                 if self.persist is not None:
                     self.persist(out.tables)
+            elif isinstance(out, RunAction):
+                self._run(out)
             elif isinstance(out, RoleChanged):
                 self.log.info("role {old} -> {new} in term {term}: {reason}", old=out.old, new=out.new,
                               term=term_text(out.term), reason=out.reason)
@@ -132,6 +138,20 @@ class NodeProtocol(DatagramProtocol):
                     host=str(out.id), new=out.new, old=out.old or "unknown",
                     restarted=", restarted" if out.restarted else "",
                 )
+
+    def _run(self, action: RunAction) -> None:
+        """Run a start or stop action off the reactor's back, then tell the node how it went."""
+        if self.run_action is None:
+            self._act(self.node.action_done(self.clock.seconds(), action.term, action.order,
+                                            action.service, False, "this node runs no actions"))
+            return
+        self.log.info("{action} {service} (order {order} of term {term})", action=action.action,
+                      service=action.service, order=action.order, term=term_text(action.term))
+        d = self.run_action(action.action, action.service)
+        d.addCallback(lambda result: self._act(self.node.action_done(
+            self.clock.seconds(), action.term, action.order, action.service, *result)))
+        d.addErrback(lambda f: self.log.failure("{action} {service} failed", f,
+                                                action=action.action, service=action.service))
 
     def tick(self) -> None:
         self._act(self.node.tick(self.clock.seconds()))

@@ -218,3 +218,28 @@ class Vote:
     term: int = wire(TERM)
     candidate: HostClusterId = wire(HostId())
     granted: bool = wire(Flag())
+
+
+ORDER_ACTIONS = ("assign", "release")
+
+
+@MESSAGES.register("order", 8)
+@attrs.frozen
+class Order:
+    """The master tells a host to start (assign) or stop (release) a service."""
+
+    order: int = wire(UInt())  # unique within the master's term
+    action: str = wire(Enum(ORDER_ACTIONS))
+    host: HostClusterId = wire(HostId())
+    service: str = wire(Text(MAX_NAME, 1))
+
+
+@MESSAGES.register("orderDone", 9)
+@attrs.frozen
+class OrderDone:
+    """A host says how an order went."""
+
+    order: int = wire(UInt())
+    service: str = wire(Text(MAX_NAME, 1))
+    ok: bool = wire(Flag())
+    detail: str = wire(Text(200, max_bytes=200))

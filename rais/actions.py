@@ -1,0 +1,50 @@
+"""Start and stop actions: the operator's own commands, run when the master assigns or releases.
+
+No shell unless the service says ``shell = true``; each command runs in its
+own session with the service's ``timeout``, after which its whole process
+group is killed; its output is logged. Success is exit status 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from rais.config import ServiceConfig
+from rais.process import Ended, exit_code, run_in_session
+from rais.wire.schema import clip
+
+log = Logger()
+
+
+def run_action(reactor: Any, services: Mapping[str, ServiceConfig], action: str,
+               service: str) -> Deferred[tuple[bool, str]]:
+    """Run ``start`` or ``stop`` of ``service``; fires with (ok, detail), never errbacks."""
+    config = services.get(service)
+    command = None if config is None else (config.start if action == "start" else config.stop)
+    if command is None:  # the node answers such orders itself; this is for a config that changed
+        return succeed((False, f"no {action} action for {service}"))
+    d = run_in_session(reactor, command.argv)
+    timer = reactor.callLater(config.timeout, d.cancel)
+
+    def ended(result: Ended | Failure) -> tuple[bool, str]:
+        if timer.active():
+            timer.cancel()
+        if isinstance(result, Failure):
+            return False, f"{action} of {service} timed out after {config.timeout:g}s (process group killed)"
+        reason, out, err = result
+        code = exit_code(reason)
+        text = (out + err).decode("utf-8", "replace").strip()
+        log.info("{action} {service}: exit {code}: {output}", action=action, service=service,
+                 code=code, output=text[-2000:])
+        last = text.rsplit("\n", 1)[-1] if text else ""
+        if code == 0:
+            return True, clip(f"{action}ed {service}" + (f": {last}" if last else ""), 200)
+        how = f"exit status {code}" if code is not None else "killed by a signal"
+        return False, clip(f"{action} of {service} failed ({how})" + (f": {last}" if last else ""), 200)
+
+    return d.addBoth(ended)

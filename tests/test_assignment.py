@@ -1,0 +1,97 @@
+"""The master moves services: orders, start and stop actions, verification by probes."""
+
+from rais.ids import ClusterId, HostClusterId
+from rais.probing import ProbeDefaults
+from rais.sim import Simulation
+from rais.wire import ServiceDecl
+from rais.wire.rows import PolicyRow
+
+CLUSTER = ClusterId.parse("1.2")
+
+
+def hid(n):
+    return HostClusterId.of(CLUSTER, n)
+
+
+def web(running):
+    return ServiceDecl("web", "http", 80, running, True, True, "{}")
+
+
+def cluster(roles=("master", "active", "active", "standby"), serving=2, policies=()):
+    services = {n: (web(n == serving),) for n in range(1, len(roles) + 1)}
+    sim = Simulation(list(roles), services=services, policies=policies,
+                     probing=ProbeDefaults(interval=0.3, timeout=0.2, rise=1, fall=2))
+    sim.run_until(sim.converged, 30)
+    sim.run(3)
+    sim.run_until(sim.converged, 10)
+    return sim
+
+
+def rows(sim, name="web"):
+    master = sim.masters()[0].node
+    return {r.host.host: r for r in master.tables.table("services") if r.name == name}
+
+
+def probe_round(sim, answer, seconds=3.0):
+    """Run the master's probes for a while, answering each with answer(host number)."""
+    steps = int(seconds / 0.1)
+    for _ in range(steps):
+        master = sim.masters()[0].node
+        now = sim.clock.seconds()
+        for order in master.probe_orders(now):
+            master.probe_result(now, order.key, answer(order.key[0].host), 0.001, "probed")
+        sim.run(0.1)
+
+
+def test_a_failed_service_is_started_on_the_best_host_and_confirmed_by_its_probe():
+    sim = cluster()
+    actions = []
+    sim.action_result = lambda host, action, service: (actions.append((host.host, action)) or (True, "done"))
+    probe_round(sim, lambda h: "ok" if h == 2 else "critical")
+    assert rows(sim)[2].state == "running" and rows(sim)[2].assigned
+    probe_round(sim, lambda h: "ok" if h == 4 else "critical", seconds=2.0)  # web dies on host 2
+    assert sorted(actions) == [(2, "stop"), (4, "start")]  # released there, started on the standby
+    assert not rows(sim)[2].assigned
+    assert rows(sim)[4].assigned and rows(sim)[4].state in ("unknown", "running")
+    probe_round(sim, lambda h: "ok" if h == 4 else "critical")  # the new copy answers
+    sim.run_until(sim.converged, 10)
+    for host in sim.alive():
+        row = {r.host.host: r for r in host.node.tables.table("services")}[4]
+        assert (row.state, row.assigned) == ("running", True)
+    said = [text for _, text in sim.masters()[0].node.decisions["web"]]
+    assert any(text.startswith("web -> 1.2.0.4 (score") for text in said), said
+    assert any("started on 1.2.0.4" in text for text in said), said
+
+
+def test_a_start_that_fails_moves_on_to_the_next_candidate():
+    sim = cluster()
+    sim.action_result = lambda host, action, service: (
+        (False, "exit status 1: port in use") if (host.host, action) == (4, "start") else (True, "done"))
+    probe_round(sim, lambda h: "ok" if h == 2 else "critical")
+    # Web dies on host 2; a copy answers wherever it was started.
+    probe_round(sim, lambda h: "ok" if h != 2 and rows(sim)[h].assigned else "critical", seconds=3.0)
+    assert not rows(sim)[4].assigned
+    assert rows(sim)[3].assigned  # the next best: an active (host 3 before host 1, the master)
+    master = sim.masters()[0].node
+    assert "start failed: exit status 1: port in use" in master._exclusions("web", sim.clock.seconds())[hid(4)]
+
+
+def test_a_dead_host_s_service_moves_and_is_not_served_twice_when_it_returns():
+    sim = cluster()
+    probe_round(sim, lambda h: "ok" if h == 2 else "critical")
+    sim.kill(hid(2))
+    sim.run(5)  # dead_after, then the move
+    assert rows(sim)[4].assigned and not rows(sim)[2].assigned
+    sent = []
+    sim.action_result = lambda host, action, service: (sent.append((host.host, action)) or (True, "done"))
+    sim.restart(hid(2))  # it comes back declaring web running, as it did before
+    sim.run(8)
+    assert (2, "stop") in sent  # released: an exclusive service runs once
+    assert not rows(sim)[2].assigned and rows(sim)[4].assigned
+
+
+def test_replicas_are_kept_at_the_policy_count():
+    sim = cluster(roles=("master", "active", "active", "standby", "active"),
+                  policies=(PolicyRow("web", 2, None, None),))
+    probe_round(sim, lambda h: "ok")
+    assert sum(r.assigned for r in rows(sim).values()) == 2
