@@ -74,6 +74,7 @@ ORDER_TIMEOUT = 120.0  # seconds a host may take to answer an order (its own tim
 FAILED_HERE_FOR = 60.0  # seconds a service is not moved back to where it failed
 START_FAILED_FOR = 300.0  # seconds a host whose start failed is passed over for that service
 SETTLE = 2  # heartbeat intervals a new master listens before it moves services
+RELEASE_HOLD = 5  # heartbeat intervals between releases of one copy (its catalogue catches up)
 DECISIONS_KEPT = 5  # per service, for `rais status`
 KEPT_ORDERS = 256  # orders a host remembers, to answer repeats without running them again
 
@@ -711,7 +712,7 @@ class Node:
             for row in rows:
                 key = (row.host, name)
                 if (row.running and not row.assigned and row.can_stop and up(row.host)
-                        and now - self._released_at.get(key, -1e18) >= REFRESH):
+                        and now - self._released_at.get(key, -1e18) >= RELEASE_HOLD * self.timing.interval):
                     self._released_at[key] = now
                     self._decided(now, name, f"{name} runs on {row.host} without being assigned there: release")
                     self._order(now, "release", row.host, name, out)

@@ -334,3 +334,37 @@ def test_a_drop_in_probe_is_used_by_the_master(tmp_path):
         assert echo_row()["state"] == "running" and echo_row()["detail"] == "drop-in here from 127.0.0.1:7"
     finally:
         cluster.stop_all()
+
+
+def test_a_service_moves_to_the_next_host_whose_start_works_and_is_not_served_twice(tmp_path):
+    from bench.failover import confirmed_on, kill_pidfile, serve, web_cluster, web_rows
+
+    cluster, ports = web_cluster(str(tmp_path))
+    cluster.start_all()
+    try:
+        cluster.wait_ready()
+        assert wait_for(lambda: confirmed_on(cluster, hid(2)), 20), web_rows(cluster.nodes[0])
+        kill_pidfile(cluster.nodes[1].folder)  # the web server on host 2 dies
+        assert wait_for(lambda: confirmed_on(cluster, hid(3)), 15), web_rows(cluster.nodes[0])
+        master = cluster.nodes[0].status()
+        said = " | ".join(d["text"] for d in master["decisions"]["web"])
+        assert "did not start on 1.2.0.4: start of web failed (exit status 1): port in use" in said, said
+        rows = web_rows(cluster.nodes[0])
+        assert [h for h, r in rows.items() if r["assigned"]] == [hid(3)]
+
+        # Host 2 dies and comes back with its web server started again: it must be released.
+        cluster.kill(cluster.nodes[1], signal.SIGKILL)
+        subprocess.run(["/bin/sh", "-c", serve(ports[2])], cwd=cluster.nodes[1].folder, check=True)
+        cluster.start(cluster.nodes[1])
+        cluster.wait_ready()
+        pidfile = os.path.join(cluster.nodes[1].folder, "web.pid")
+        assert wait_for(lambda: not os.path.exists(pidfile), 15)  # its stop action ran
+        assert wait_for(lambda: web_rows(cluster.nodes[0])[hid(2)]["running"] is False, 10)
+        assert [h for h, r in web_rows(cluster.nodes[0]).items() if r["assigned"]] == [hid(3)]
+    finally:
+        cluster.stop_all()
+        for node in cluster.nodes:
+            try:
+                kill_pidfile(node.folder)
+            except (OSError, ValueError):
+                pass
