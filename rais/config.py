@@ -67,6 +67,8 @@ class ClusterConfig:
     rise: int
     fall: int
     probe_concurrency: int
+    balance_after: float
+    move_hold: float
 
 
 @attrs.frozen
@@ -346,6 +348,10 @@ def _cluster_fields(base: str) -> tuple[_Field, ...]:
         _Field("rise", _integer(1, 100), 2),
         _Field("fall", _integer(1, 100), 3),
         _Field("probe_concurrency", _integer(1, 10000), 32),
+        # Load balancing: a host over a service's max_cpu for this long gets a copy moved off.
+        _Field("balance_after", _number(0, 86400), 30.0),
+        # The least time between two load moves of one service, so a noisy host never flaps.
+        _Field("move_hold", _number(0, 86400), 120.0),
     )
 
 

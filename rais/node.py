@@ -74,6 +74,7 @@ ORDER_TIMEOUT = 120.0  # seconds a host may take to answer an order (its own tim
 FAILED_HERE_FOR = 60.0  # seconds a service is not moved back to where it failed
 START_FAILED_FOR = 300.0  # seconds a host whose start failed is passed over for that service
 SETTLE = 2  # heartbeat intervals a new master listens before it moves services
+LOAD_HYSTERESIS = 0.1  # of CPU: a busy host must fall this far under max_cpu to count as recovered
 RELEASE_HOLD = 5  # heartbeat intervals between releases of one copy (its catalogue catches up)
 DECISIONS_KEPT = 5  # per service, for `rais status`
 KEPT_ORDERS = 256  # orders a host remembers, to answer repeats without running them again
@@ -98,6 +99,8 @@ class Timing:
     interval: float
     dead_after: int
     quorum: bool = False
+    balance_after: float = 30.0  # seconds over max_cpu before a copy is moved off a host
+    move_hold: float = 120.0  # seconds between two load moves of one service
 
     @property
     def dead(self) -> float:
@@ -227,6 +230,8 @@ class Node:
         self._order_seq = 0
         self._excluded: dict[str, dict[HostClusterId, tuple[str, float]]] = {}
         self._released_at: dict[Key, float] = {}
+        self._over_since: dict[Key, float] = {}  # a copy's host over its max_cpu since then
+        self._load_moved_at: dict[str, float] = {}
         self.decisions: dict[str, deque[tuple[float, str]]] = {}  # the latest few per service
         self._lost_at: float | None = now
         # Listen before acting: after a start, or after a freeze, hear the cluster first.
@@ -689,6 +694,8 @@ class Node:
             if up(row.host):
                 self._order(now, "release", row.host, name, out)
         missing = want - len(serving) - len(starting)
+        if missing == 0 and self._overloaded(now, view, policy, serving):
+            missing = 1  # start a copy elsewhere; the extra one, on the busy host, is released after
         if missing > 0:
             exclude = self._exclusions(name, now)
             exclude.update((host, "being started") for host in starting)
@@ -716,6 +723,31 @@ class Node:
                     self._released_at[key] = now
                     self._decided(now, name, f"{name} runs on {row.host} without being assigned there: release")
                     self._order(now, "release", row.host, name, out)
+
+    def _overloaded(self, now: float, view: View, policy: PolicyRow, serving: list[ServiceRow]) -> bool:
+        """Whether a copy's host has been over the policy's max_cpu for long enough to move it.
+
+        Hysteresis: a host counts as over from max_cpu up, and as recovered only
+        below max_cpu less a tenth; a service moves at most once per move_hold.
+        """
+        if policy.max_cpu_permille is None:
+            return False
+        limit = policy.max_cpu_permille / 1000
+        due = False
+        for row in serving:
+            key = (row.host, row.name)
+            cpu = view.cpu(row.host)
+            if cpu is None or cpu < limit - LOAD_HYSTERESIS:
+                self._over_since.pop(key, None)
+            elif cpu > limit:
+                since = self._over_since.setdefault(key, now)
+                due = due or now - since >= self.timing.balance_after
+        if due and now - self._load_moved_at.get(policy.name, -1e18) >= self.timing.move_hold:
+            self._load_moved_at[policy.name] = now
+            self._decided(now, policy.name, f"{policy.name}: a host is over max_cpu {limit:.2f} for "
+                                            f"{self.timing.balance_after:g}s: moving a copy off it")
+            return True
+        return False
 
     def _order(self, now: float, action: str, host: HostClusterId, service: str, out: list[Output]) -> None:
         self._order_seq += 1

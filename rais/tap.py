@@ -111,7 +111,8 @@ class NodeService(Service):
         node = Node(
             Identity(config.self_id, me.role, me.priority, me.address, me.preempt),
             boot_epoch=next_boot_epoch(me.state_dir, now),
-            timing=Timing(cluster.heartbeat_interval, cluster.dead_after, cluster.quorum),
+            timing=Timing(cluster.heartbeat_interval, cluster.dead_after, cluster.quorum,
+                          cluster.balance_after, cluster.move_hold),
             now=now,
             tables=tables,
             policies=[policy_row(p) for p in config.policies.values()],

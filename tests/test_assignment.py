@@ -95,3 +95,27 @@ def test_replicas_are_kept_at_the_policy_count():
                   policies=(PolicyRow("web", 2, None, None),))
     probe_round(sim, lambda h: "ok")
     assert sum(r.assigned for r in rows(sim).values()) == 2
+
+
+def test_a_service_on_a_host_over_max_cpu_for_long_enough_moves_once():
+    import attrs
+
+    from rais.wire import Load
+
+    sim = cluster(policies=(PolicyRow("web", 1, 500, None),))
+    for h in sim.hosts.values():
+        h.node.timing = attrs.evolve(h.node.timing, balance_after=3.0, move_hold=60.0)
+    busy = {2: 100}
+    sim.load_of = lambda host: Load(busy.get(host.host, 100), 0, 0)
+    probe_round(sim, lambda h: "ok" if rows(sim)[h].assigned else "critical")
+    assert [h for h, r in rows(sim).items() if r.assigned] == [2]
+    busy[2] = 600  # over max_cpu 0.5, but not for long: nothing moves
+    probe_round(sim, lambda h: "ok" if rows(sim)[h].assigned else "critical", seconds=2.0)
+    assert [h for h, r in rows(sim).items() if r.assigned] == [2]
+    busy[2] = 900
+    probe_round(sim, lambda h: "ok" if rows(sim)[h].assigned else "critical", seconds=8.0)
+    assert [h for h, r in rows(sim).items() if r.assigned] == [4]  # moved to the idle standby
+    # Host 4 gets busy too, at once: within move_hold, web does not move again.
+    busy[4] = 900
+    probe_round(sim, lambda h: "ok" if rows(sim)[h].assigned else "critical", seconds=8.0)
+    assert [h for h, r in rows(sim).items() if r.assigned] == [4]
