@@ -104,6 +104,8 @@ class PolicyConfig:
     replicas: int
     max_cpu: float | None
     max_latency_ms: float | None
+    max_net_mbps: float | None = None
+    weights: Mapping[str, float] = MappingProxyType({})  # planner weights to override, by part
 
 
 @attrs.frozen
@@ -388,10 +390,28 @@ def _probes_fields(base: str) -> tuple[_Field, ...]:
     return (_Field("paths", _folders(base), ()),)
 
 
+WEIGHT_NAMES = ("overlap", "latency", "cpu", "network", "role", "stickiness")
+
+
+def _weights(value: Any) -> Mapping[str, float]:
+    _expect(value, "a table of weights", dict)
+    weights = {}
+    for name, weight in value.items():
+        if name not in WEIGHT_NAMES:
+            raise ValueError(f"{name!r} is not a weight; the weights are {', '.join(WEIGHT_NAMES)}")
+        try:
+            weights[name] = _number(0, 1000)(weight)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    return MappingProxyType(weights)
+
+
 _POLICY_FIELDS = (
     _Field("replicas", _integer(1, 1000), 1),
     _Field("max_cpu", _number(0, 1, low_open=True), None),
     _Field("max_latency_ms", _number(0, low_open=True), None),
+    _Field("max_net_mbps", _number(0, low_open=True), None),  # megabits/s in and out of a host
+    _Field("weights", _weights, MappingProxyType({})),
 )
 
 

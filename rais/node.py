@@ -725,26 +725,30 @@ class Node:
                     self._order(now, "release", row.host, name, out)
 
     def _overloaded(self, now: float, view: View, policy: PolicyRow, serving: list[ServiceRow]) -> bool:
-        """Whether a copy's host has been over the policy's max_cpu for long enough to move it.
+        """Whether a copy's host has been over the policy's max_cpu or max_net_mbps long enough.
 
-        Hysteresis: a host counts as over from max_cpu up, and as recovered only
-        below max_cpu less a tenth; a service moves at most once per move_hold.
+        Hysteresis: a host counts as over above a limit, and as recovered only
+        under 90% of it (CPU: a tenth under); a service moves at most once per move_hold.
         """
-        if policy.max_cpu_permille is None:
+        cpu_limit = None if policy.max_cpu_permille is None else policy.max_cpu_permille / 1000
+        net_limit = policy.max_net_bps
+        if cpu_limit is None and net_limit is None:
             return False
-        limit = policy.max_cpu_permille / 1000
         due = False
         for row in serving:
             key = (row.host, row.name)
-            cpu = view.cpu(row.host)
-            if cpu is None or cpu < limit - LOAD_HYSTERESIS:
+            cpu, net = view.cpu(row.host) or 0.0, view.net(row.host) or 0
+            over = (cpu_limit is not None and cpu > cpu_limit) or (net_limit is not None and net > net_limit)
+            calm = (cpu_limit is None or cpu < cpu_limit - LOAD_HYSTERESIS) and (
+                net_limit is None or net < 0.9 * net_limit)
+            if calm:
                 self._over_since.pop(key, None)
-            elif cpu > limit:
+            elif over:
                 since = self._over_since.setdefault(key, now)
                 due = due or now - since >= self.timing.balance_after
         if due and now - self._load_moved_at.get(policy.name, -1e18) >= self.timing.move_hold:
             self._load_moved_at[policy.name] = now
-            self._decided(now, policy.name, f"{policy.name}: a host is over max_cpu {limit:.2f} for "
+            self._decided(now, policy.name, f"{policy.name}: a host has been over its load limit for "
                                             f"{self.timing.balance_after:g}s: moving a copy off it")
             return True
         return False

@@ -43,6 +43,14 @@ class Weights:
 DEFAULT_WEIGHTS = Weights()
 
 
+def weights_for(policy: PolicyRow | None, base: Weights = DEFAULT_WEIGHTS) -> Weights:
+    """The weights a service's policy asks for, part by part, over ``base``."""
+    if policy is None:
+        return base
+    given = {name: value / 1000 for name, value in attrs.asdict(policy.weights).items() if value is not None}
+    return attrs.evolve(base, **given)
+
+
 @attrs.frozen
 class Score:
     host: HostClusterId
@@ -127,6 +135,9 @@ def score_host(view: View, row: ServiceRow, exclude: Mapping[HostClusterId, str]
     limit_ms = None if policy is None or policy.max_latency_us is None else policy.max_latency_us / 1000
     if limit_ms is not None and latency is not None and latency > limit_ms:
         return Score(host, None, reason=f"latency {latency:.1f} ms > max_latency_ms {limit_ms:g}")
+    if policy is not None and policy.max_net_bps is not None and net is not None and net > policy.max_net_bps:
+        return Score(host, None, reason=f"network {net * 8 / 1e6:.1f} Mbit/s > max_net_mbps "
+                                        f"{policy.max_net_bps * 8 / 1e6:g}")
     if row.result == "critical" and not row.can_start:
         return Score(host, None, reason="its probe fails and it has no start action")
     # Services that ran beside it where it comes from, and run here too, go well together.
@@ -143,6 +154,7 @@ def score_host(view: View, row: ServiceRow, exclude: Mapping[HostClusterId, str]
         ("role", ROLE_SCORE.get(role, 0.0)),
         ("stickiness", 1.0 if row.assigned else 0.0),
     )
+    weights = weights_for(policy, weights)
     total = sum(getattr(weights, name) * value for name, value in parts)
     return Score(host, round(total, 6), parts)
 

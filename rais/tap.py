@@ -28,7 +28,7 @@ from rais.probes import discover
 from rais.probing import ProbeDefaults
 from rais.statefile import StateFileError, TableSaver, load_tables
 from rais.transport import NodeProtocol
-from rais.wire.rows import PolicyRow
+from rais.wire.rows import PolicyRow, Weights
 
 # Membership is re-checked this many times per heartbeat interval, so a
 # silent host is marked down within a fraction of an interval of its deadline.
@@ -183,6 +183,8 @@ def policy_row(policy: PolicyConfig) -> PolicyRow:
         policy.replicas,
         None if policy.max_cpu is None else max(1, round(policy.max_cpu * 1000)),
         None if policy.max_latency_ms is None else round(policy.max_latency_ms * 1000),
+        None if policy.max_net_mbps is None else round(policy.max_net_mbps * 125_000),
+        Weights(**{name: round(weight * 1000) for name, weight in policy.weights.items()}),
     )
 
 

@@ -513,3 +513,14 @@ def test_parse_hostport_round_trip(port: int, address: object) -> None:
     host = str(address)
     text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     assert parse_hostport(text) == (host, port)
+
+
+def test_policy_weights_and_network_limit(folder: Path) -> None:
+    path = write(folder, extra="[policy.web]\nmax_net_mbps = 100\nweights = { cpu = 4, role = 0 }\n")
+    policy = load_config(path).policies["web"]
+    assert policy.max_net_mbps == 100.0 and dict(policy.weights) == {"cpu": 4.0, "role": 0.0}
+    path = write(folder, extra="[policy.web]\nweights = { speed = 1 }\n")
+    assert only_problem(path) == (f"{path}: policy.web.weights: 'speed' is not a weight; the weights are "
+                                  "overlap, latency, cpu, network, role, stickiness")
+    path = write(folder, extra="[policy.web]\nweights = { cpu = -1 }\n")
+    assert only_problem(path) == f"{path}: policy.web.weights: cpu: must be 0..1000, got -1"

@@ -167,3 +167,17 @@ def test_rais_plan_reads_a_saved_status(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "rais.cli", "plan", "--fail", "nope", "--tables", str(saved)],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "--fail" in bad.stderr
+
+
+def test_a_policy_tunes_the_weights_and_limits_the_network():
+    from rais.wire.rows import Weights
+
+    # By default the standby wins; a policy that weighs only cpu picks the idler active.
+    hosts = (host(1, web=RUNNING), host(2, role="standby", cpu=0.3, web=SPARE), host(3, cpu=0.1, web=SPARE))
+    assert place(view(*hosts), "web", {hid(1): "failed"}).host == hid(2)
+    cpu_only = PolicyRow("web", 1, None, None, None, Weights(0, 0, 5000, 0, 0, 0))
+    assert place(view(*hosts, policy=cpu_only), "web", {hid(1): "failed"}).host == hid(3)
+    capped = PolicyRow("web", 1, None, None, 1_000_000)
+    decision = place(view(host(1, web=RUNNING), host(2, net=2_000_000, web=SPARE), policy=capped), "web",
+                     {hid(1): "failed"})
+    assert decision.action == "degraded" and "1.2.0.2: network 16.0 Mbit/s > max_net_mbps 8" in decision.explanation

@@ -24,7 +24,7 @@ from rais.wire.messages import (
     Checks,
     RowKey,
 )
-from rais.wire.schema import Choice, Enum, Flag, HostId, Octets, Struct, Text, UInt, wire
+from rais.wire.schema import Choice, Enum, Flag, HostId, Octets, Struct, Text, UInt, asn1_sequence, wire
 
 ROWS = Choice("TableRow", MAX_BODY)
 
@@ -125,6 +125,19 @@ class ServerRow(Row):
     catalogue: bytes = wire(Octets(8, 8))  # digest of the services it declared
 
 
+@asn1_sequence
+@attrs.frozen
+class Weights:
+    """The planner's weights for one service, in thousandths; absent: the default."""
+
+    overlap: int | None = wire(UInt(0, 1_000_000), optional=True, default=None)
+    latency: int | None = wire(UInt(0, 1_000_000), optional=True, default=None)
+    cpu: int | None = wire(UInt(0, 1_000_000), optional=True, default=None)
+    network: int | None = wire(UInt(0, 1_000_000), optional=True, default=None)
+    role: int | None = wire(UInt(0, 1_000_000), optional=True, default=None)
+    stickiness: int | None = wire(UInt(0, 1_000_000), optional=True, default=None)
+
+
 @ROWS.register("policy", 5)
 @attrs.frozen(cache_hash=True)
 class PolicyRow(Row):
@@ -133,6 +146,8 @@ class PolicyRow(Row):
     replicas: int = wire(UInt(1, 1000))
     max_cpu_permille: int | None = wire(UInt(1, 1000), optional=True)
     max_latency_us: int | None = wire(UInt(), optional=True)
+    max_net_bps: int | None = wire(UInt(), optional=True, default=None)  # bytes/s, in and out
+    weights: Weights = wire(Struct(Weights), default=Weights())
 
     @property
     def key(self) -> RowKey:
