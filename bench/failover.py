@@ -25,6 +25,9 @@ ROLES = ["master", "active", "active", "standby"]
 INTERVAL, DEAD_AFTER = 0.2, 3
 RUNS = 3
 
+# Every role change and assignment, appended to notify.log in the node's folder.
+NOTIFY = r'''notify = ["/bin/sh", "-c", "echo \"$*\" >> notify.log", "notify"]'''
+
 WEB = """
 [services.web]
 probe = "http"
@@ -55,6 +58,7 @@ def web_cluster(base: str) -> tuple[LocalCluster, dict[int, int]]:
         3: WEB.format(port=ports[3], running="false", start=serve(ports[3])),
         4: WEB.format(port=ports[4], running="false", start="echo port in use >&2; exit 1"),
     }
+    extras = {n: NOTIFY + text for n, text in extras.items()}
     cluster = LocalCluster(base, ROLES, INTERVAL, DEAD_AFTER, extras=extras)
     # Host 2 serves web from the start, as an operator would have it.
     folder = cluster.nodes[1].folder

@@ -48,3 +48,37 @@ def run_action(reactor: Any, services: Mapping[str, ServiceConfig], action: str,
         return False, clip(f"{action} of {service} failed ({how})" + (f": {last}" if last else ""), 200)
 
     return d.addBoth(ended)
+
+
+class Notifier:
+    """Runs the operator's notify command once per event, in order, one at a time."""
+
+    def __init__(self, reactor: Any, argv: tuple[str, ...], timeout: float = 10.0) -> None:
+        self.reactor = reactor
+        self.argv = argv
+        self.timeout = timeout
+        self._queue: list[list[str]] = []
+        self._busy = False
+
+    def __call__(self, *event: str) -> None:
+        self._queue.append(list(event))
+        if not self._busy:
+            self._next()
+
+    def _next(self) -> None:
+        if not self._queue:
+            self._busy = False
+            return
+        self._busy = True
+        event = self._queue.pop(0)
+        d = run_in_session(self.reactor, [*self.argv, *event])
+        timer = self.reactor.callLater(self.timeout, d.cancel)
+
+        def ended(result: Ended | Failure) -> None:
+            if timer.active():
+                timer.cancel()
+            if isinstance(result, Failure) or exit_code(result[0]) != 0:
+                log.warn("notify {event} did not succeed", event=" ".join(event))
+
+        d.addBoth(ended)
+        d.addBoth(lambda _: self._next())

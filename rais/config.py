@@ -80,6 +80,7 @@ class NodeConfig:
     control: tuple[str, int]
     state_dir: str
     preempt: bool
+    notify: Command | None = None
 
 
 @attrs.frozen
@@ -366,6 +367,8 @@ def _node_fields(base: str) -> tuple[_Field, ...]:
         _Field("control", _text(parse_hostport, 'a string "HOST:PORT"'), ("127.0.0.1", 8470)),
         _Field("state_dir", _path(base), "/var/lib/rais"),
         _Field("preempt", _boolean, False),
+        # Run on every role change and assignment here, with the event as arguments.
+        _Field("notify", _command(False), None),
     )
 
 

@@ -127,8 +127,15 @@ class LocalCluster:
         """Wait until every node that should be running answers on its control port."""
         deadline = time.monotonic() + timeout
         for node in (n for n in self.nodes if n.wanted):
+            retries = 3
             while True:
                 if node.process is not None and node.process.poll() is not None:
+                    # free_port() can race with another program taking the port: pick another.
+                    if retries and "Address already in use" in self.tail(node):
+                        retries -= 1
+                        self._move_control(node)
+                        self.start(node)
+                        continue
                     raise RuntimeError(f"node {node.host_id} exited: {self.tail(node)}")
                 try:
                     node.status(timeout=1.0)
@@ -137,6 +144,14 @@ class LocalCluster:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"node {node.host_id} not ready: {self.tail(node)}") from None
                     time.sleep(0.1)
+
+    def _move_control(self, node: LocalNode) -> None:
+        old = f'control = "127.0.0.1:{node.control_port}"'
+        node.control_port = free_port()
+        with open(node.config_path) as f:
+            text = f.read()
+        with open(node.config_path, "w") as f:
+            f.write(text.replace(old, f'control = "127.0.0.1:{node.control_port}"'))
 
     def kill(self, node: LocalNode, sig: int = signal.SIGKILL) -> None:
         node.wanted = False

@@ -46,9 +46,12 @@ def render_status(doc: dict[str, Any]) -> str:
     services = doc.get("tables", {}).get("services", [])
     if services:
         lines.append("services: " + ", ".join(
-            f"{s['name']}@{s['host']} {s['state']}"
+            f"{s['name']}@{s['host']} {s['state']}{'' if s['assigned'] else ' (not assigned)'}"
             + (f" ({s['result']} in {s['latency_us'] / 1000:.1f}ms)" if s["latency_us"] is not None else "")
             for s in services))
+    for name, decisions in sorted(doc.get("decisions", {}).items()):
+        if decisions:  # the master's latest word on each service
+            lines.append(f"decided about {name}: " + decisions[-1]["text"].split("\n", 1)[0])
     traffic = doc.get("traffic")
     if traffic:
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(traffic["dropped"].items())) or "none"

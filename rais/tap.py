@@ -16,7 +16,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python import usage
 
-from rais.actions import run_action
+from rais.actions import Notifier, run_action
 from rais.catalogue import declarations
 from rais.config import ROLES, Config, ConfigError, PolicyConfig, load_config
 from rais.control import control_site
@@ -128,6 +128,7 @@ class NodeService(Service):
             node, cluster.keyring, cluster.group, cluster.port, cluster.interface,
             cluster.ttl, reactor, LoadSampler(now).sample, self.saver.save,
             lambda action, service: run_action(reactor, config.services, action, service),
+            Notifier(reactor, me.notify.argv) if me.notify is not None else None,
         )
         self._port = reactor.listenMulticast(cluster.port, self.protocol, listenMultiple=True)
         registry = discover(config.probes.paths)

@@ -53,6 +53,7 @@ class NodeProtocol(DatagramProtocol):
         load: Callable[[float], object] | None = None,
         persist: Callable[[Tables], None] | None = None,
         run_action: Callable[[str, str], Deferred[tuple[bool, str]]] | None = None,
+        notify: Callable[..., None] | None = None,
     ) -> None:
         self.node = node
         self.keyring = keyring
@@ -64,6 +65,7 @@ class NodeProtocol(DatagramProtocol):
         self.load = load
         self.persist = persist
         self.run_action = run_action
+        self.notify = notify
         self.guard = ReplayGuard()
         self.sequence = 0
         self.received = 0
@@ -125,6 +127,8 @@ class NodeProtocol(DatagramProtocol):
             elif isinstance(out, RunAction):
                 self._run(out)
             elif isinstance(out, RoleChanged):
+                if self.notify is not None:
+                    self.notify("role", out.old, out.new, term_text(out.term), out.reason)
                 self.log.info("role {old} -> {new} in term {term}: {reason}", old=out.old, new=out.new,
                               term=term_text(out.term), reason=out.reason)
             elif isinstance(out, Committed | Applied):
@@ -148,8 +152,16 @@ class NodeProtocol(DatagramProtocol):
         self.log.info("{action} {service} (order {order} of term {term})", action=action.action,
                       service=action.service, order=action.order, term=term_text(action.term))
         d = self.run_action(action.action, action.service)
-        d.addCallback(lambda result: self._act(self.node.action_done(
-            self.clock.seconds(), action.term, action.order, action.service, *result)))
+
+        def done(result: tuple[bool, str]) -> None:
+            ok, detail = result
+            if self.notify is not None:
+                self.notify("assign" if action.action == "start" else "release", action.service,
+                            "ok" if ok else "failed", detail)
+            self._act(self.node.action_done(self.clock.seconds(), action.term, action.order,
+                                            action.service, ok, detail))
+
+        d.addCallback(done)
         d.addErrback(lambda f: self.log.failure("{action} {service} failed", f,
                                                 action=action.action, service=action.service))
 

@@ -351,6 +351,11 @@ def test_a_service_moves_to_the_next_host_whose_start_works_and_is_not_served_tw
         assert "did not start on 1.2.0.4: start of web failed (exit status 1): port in use" in said, said
         rows = web_rows(cluster.nodes[0])
         assert [h for h, r in rows.items() if r["assigned"]] == [hid(3)]
+        # Each node's notify command heard its events, in order.
+        with open(os.path.join(cluster.nodes[3].folder, "notify.log")) as f:
+            assert "assign web failed start of web failed (exit status 1): port in use" in f.read()
+        with open(os.path.join(cluster.nodes[2].folder, "notify.log")) as f:
+            assert f.read().splitlines()[-1] == "assign web ok started web"
 
         # Host 2 dies and comes back with its web server started again: it must be released.
         cluster.kill(cluster.nodes[1], signal.SIGKILL)
