@@ -92,6 +92,15 @@ def kill_pidfile(folder: str) -> None:
         os.kill(int(f.read()), signal.SIGKILL)
 
 
+def stop_web_servers(cluster: LocalCluster) -> None:
+    """Kill whatever web server a start action left running, whatever happened."""
+    for node in cluster.nodes:
+        try:
+            kill_pidfile(node.folder)
+        except (OSError, ValueError):
+            pass  # none there, or gone already
+
+
 def one_run(kind: str) -> float:
     with tempfile.TemporaryDirectory(prefix="rais-failover-") as base:
         cluster, _ports = web_cluster(base)
@@ -112,11 +121,7 @@ def one_run(kind: str) -> float:
             return time.monotonic() - start
         finally:
             cluster.stop_all()
-            for node in cluster.nodes:
-                try:
-                    kill_pidfile(node.folder)
-                except (OSError, ValueError):
-                    pass
+            stop_web_servers(cluster)
 
 
 def main() -> None:

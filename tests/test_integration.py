@@ -337,7 +337,7 @@ def test_a_drop_in_probe_is_used_by_the_master(tmp_path):
 
 
 def test_a_service_moves_to_the_next_host_whose_start_works_and_is_not_served_twice(tmp_path):
-    from bench.failover import confirmed_on, kill_pidfile, serve, web_cluster, web_rows
+    from bench.failover import confirmed_on, kill_pidfile, serve, stop_web_servers, web_cluster, web_rows
 
     cluster, ports = web_cluster(str(tmp_path))
     cluster.start_all()
@@ -368,8 +368,4 @@ def test_a_service_moves_to_the_next_host_whose_start_works_and_is_not_served_tw
         assert [h for h, r in web_rows(cluster.nodes[0]).items() if r["assigned"]] == [hid(3)]
     finally:
         cluster.stop_all()
-        for node in cluster.nodes:
-            try:
-                kill_pidfile(node.folder)
-            except (OSError, ValueError):
-                pass
+        stop_web_servers(cluster)
