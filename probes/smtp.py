@@ -11,7 +11,17 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from rais.interfaces import IProbe, Option, Status
-from rais.probes import BaseProbe, ProbeFailed, Verdict, boolean, describe, short, tcp_endpoint, text, tls_creator
+from rais.probes import (
+    BaseProbe,
+    ProbeFailed,
+    Verdict,
+    boolean,
+    describe,
+    short,
+    tcp_endpoint,
+    text,
+    tls_creator,
+)
 
 
 class _Dialogue(LineOnlyReceiver):

@@ -11,8 +11,12 @@ replica of the master's tables. When the master falls silent for
 succession (see rais.election) and the first claims a new term; in quorum
 mode it must first win the votes of a majority of the known hosts, and a
 master that stops hearing a majority steps down. A master keeps the tables:
-it writes what it hears into them, commits a generation, multicasts a sync
-notice, and answers the sync requests of hosts that are behind.
+it writes what it hears and what its probes find into them, commits a
+generation, multicasts it, and answers the sync requests of hosts that are
+behind. It also keeps every service at its copies: it asks the planner where
+a lost copy should go, orders that host to start it, and releases copies
+that must not run (see "orders" below); a host runs the actions it is
+ordered to and answers.
 """
 
 from __future__ import annotations

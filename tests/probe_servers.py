@@ -66,7 +66,7 @@ def self_signed(folder: Path) -> tuple[Path, Path]:
     """A certificate for SERVER_NAME and 127.0.0.1, and its key (mode 0600)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # OpenSMTPD 6.8 fails on EC keys
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SERVER_NAME)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
