@@ -801,7 +801,9 @@ class Node:
         return {host: why for host, (why, _) in held.items()}
 
     def _decided(self, now: float, service: str, text: str) -> None:
-        self.decisions.setdefault(service, deque(maxlen=DECISIONS_KEPT)).append((now, text))
+        kept = self.decisions.setdefault(service, deque(maxlen=DECISIONS_KEPT))
+        if not kept or kept[-1][1] != text:  # a degraded service is re-planned every tick: say it once
+            kept.append((now, text))
 
     # --- probing services (the master's job) ---
 
