@@ -464,9 +464,10 @@ class Node:
         self._health = {}  # rise and fall count afresh: results of another master are not ours
         self._orders, self._excluded, self._released_at = {}, {}, {}
         self._change_role("master", f"{reason}; new term {term_text(term)}", out)
-        if not self.ledger.current.table("policy"):
-            for policy in self.policies:
-                self.ledger.stage(policy)
+        # The new master's [policy.*] are the operator's latest word; the tables keep
+        # the policies of services its config does not name.
+        for policy in self.policies:
+            self.ledger.stage(policy)
         self._maintain(now)
         self._commit(now, out)
         out.append(BeatNow())
