@@ -19,7 +19,7 @@ import tempfile
 import time
 from typing import Any
 
-from rais.localcluster import LocalCluster, free_port
+from rais.localcluster import LocalCluster, free_port, wait_for
 
 ROLES = ["master", "active", "active", "standby"]
 INTERVAL, DEAD_AFTER = 0.2, 3
@@ -70,18 +70,6 @@ def web_rows(node: Any) -> dict[str, dict]:
     return {r["host"]: r for r in node.status()["tables"]["services"] if r["name"] == "web"}
 
 
-def wait(predicate: Any, timeout: float, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass
-        time.sleep(step)
-    return False
-
-
 def confirmed_on(cluster: LocalCluster, host: str) -> bool:
     row = web_rows(cluster.nodes[2]).get(host, {})  # as a replica, host 3, sees it
     return row.get("assigned") is True and row.get("state") == "running"
@@ -107,7 +95,7 @@ def one_run(kind: str) -> float:
         cluster.start_all()
         try:
             cluster.wait_ready()
-            if not wait(lambda: confirmed_on(cluster, "1.2.0.2"), 30):
+            if not wait_for(lambda: confirmed_on(cluster, "1.2.0.2"), 30):
                 raise RuntimeError("web never ran on host 2")
             time.sleep(1)
             start = time.monotonic()
@@ -116,7 +104,7 @@ def one_run(kind: str) -> float:
             else:
                 cluster.kill(cluster.nodes[1], signal.SIGKILL)
                 kill_pidfile(cluster.nodes[1].folder)  # its web server goes down with the host
-            if not wait(lambda: confirmed_on(cluster, "1.2.0.3"), 30):
+            if not wait_for(lambda: confirmed_on(cluster, "1.2.0.3"), 30, step=0.02):
                 raise RuntimeError(f"web not confirmed on host 3 after the {kind} kill")
             return time.monotonic() - start
         finally:

@@ -14,30 +14,26 @@ from rais.statusview import render_status
 StatusSource = Callable[[], dict[str, Any]]
 
 
-class StatusJSON(Resource):
+class StatusView(Resource):
+    """The node's status document, rendered one way (JSON, or the readable table)."""
+
     isLeaf = True
 
-    def __init__(self, status: StatusSource) -> None:
+    def __init__(self, status: StatusSource, render: Callable[[dict[str, Any]], str],
+                 content_type: bytes) -> None:
         super().__init__()
         self._status = status
+        self._render = render
+        self._content_type = content_type
 
     def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"content-type", self._content_type)
         request.setHeader(b"cache-control", b"no-store")
-        return json.dumps(self._status(), indent=1).encode() + b"\n"
+        return self._render(self._status()).encode()
 
 
-class StatusPage(Resource):
-    isLeaf = True
-
-    def __init__(self, status: StatusSource) -> None:
-        super().__init__()
-        self._status = status
-
-    def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        request.setHeader(b"cache-control", b"no-store")
-        return render_status(self._status()).encode()
+def _json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=1) + "\n"
 
 
 class QuietSite(Site):
@@ -49,9 +45,10 @@ class QuietSite(Site):
 
 def control_site(status: StatusSource) -> Site:
     root = Resource()
-    root.putChild(b"", StatusPage(status))
-    root.putChild(b"status", StatusPage(status))
-    root.putChild(b"status.json", StatusJSON(status))
+    page = StatusView(status, render_status, b"text/plain; charset=utf-8")
+    root.putChild(b"", page)
+    root.putChild(b"status", page)
+    root.putChild(b"status.json", StatusView(status, _json, b"application/json"))
     site = QuietSite(root)
     site.displayTracebacks = False
     return site

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -23,6 +24,20 @@ from rais.keys import write_new_key_file
 
 # The twistd script installed beside this interpreter (a venv's bin folder).
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; a node that is
+    briefly not answering (restarting) counts as not yet."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except OSError:
+            pass
+        time.sleep(step)
+    return False
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -237,6 +237,8 @@ class Node:
         self._over_since: dict[Key, float] = {}  # a copy's host over its max_cpu since then
         self._load_moved_at: dict[str, float] = {}
         self.decisions: dict[str, deque[tuple[float, str]]] = {}  # the latest few per service
+        self._planned: View | None = None
+        self._probed: tuple[Tables, dict[Key, ProbeOrder]] | None = None
         self._lost_at: float | None = now
         # Listen before acting: after a start, or after a freeze, hear the cluster first.
         self._quiet_until = now + timing.dead
@@ -344,10 +346,13 @@ class Node:
         self._lost_at = None
         self._master_stamp = None
         if self.role == "master":
-            self.client.replace(self.ledger.current)
-            self.ledger = self.server = None
-            self._change_role(base_role(self.identity.configured), f"master {master} has newer term "
-                              f"{term_text(term)}", out)
+            self._step_down(f"master {master} has newer term {term_text(term)}", out)
+
+    def _step_down(self, reason: str, out: list[Output]) -> None:
+        """Stop being master: keep the tables as our replica, drop what only a master holds."""
+        self.client.replace(self.ledger.current)
+        self.ledger = self.server = None
+        self._change_role(base_role(self.identity.configured), reason, out)
 
     def _change_role(self, new: str, reason: str, out: list[Output]) -> None:
         if new != self.role:
@@ -461,8 +466,11 @@ class Node:
         self.ledger = Ledger(self.client.tables)
         self.server = SyncServer(self.timing.interval / 2)
         self._schedule = ProbeSchedule(self.probing.concurrency)
-        self._health = {}  # rise and fall count afresh: results of another master are not ours
-        self._orders, self._excluded, self._released_at = {}, {}, {}
+        # Everything else only a master holds starts afresh: what an earlier mastership of
+        # ours counted (probe results, load, round trips, orders) is stale.
+        self._health, self._orders, self._excluded, self._released_at = {}, {}, {}, {}
+        self._over_since, self._load_moved_at, self._written, self._rtt = {}, {}, {}, {}
+        self._asked_catalogue, self._catalogues = {}, CatalogueAssembler()
         self._change_role("master", f"{reason}; new term {term_text(term)}", out)
         # The new master's [policy.*] are the operator's latest word; the tables keep
         # the policies of services its config does not name.
@@ -480,12 +488,9 @@ class Node:
             )
             needed = majority(len(self._known_hosts()))
             if support < needed:
-                self.client.replace(self.ledger.current)
-                self.ledger = self.server = None
                 self.master_id = None
                 self._lost_at = now
-                self._change_role(base_role(self.identity.configured),
-                                  f"lost quorum: {support} of {needed} needed", out)
+                self._step_down(f"lost quorum: {support} of {needed} needed", out)
                 return
         if now < self._quiet_until:
             return  # just resumed: a newer master may exist; write nothing until we know
@@ -651,7 +656,7 @@ class Node:
 
     def _reconcile(self, now: float, out: list[Output]) -> None:
         """Keep every service at its copies: move failed ones, replace lost ones, release extras."""
-        view = View(self.ledger.current)
+        view = self._view()
         for pending in list(self._orders.values()):
             order = pending.order
             server = view.servers.get(order.host)
@@ -668,6 +673,13 @@ class Node:
         names |= {p.order.service for p in self._orders.values()}
         for name in sorted(names):
             self._reconcile_service(now, view, name, out)
+
+    def _view(self) -> View:
+        """The planner's index of the current tables, built once per committed snapshot."""
+        tables = self.ledger.current
+        if self._planned is None or self._planned.tables is not tables:
+            self._planned = View(tables)
+        return self._planned
 
     def _reconcile_service(self, now: float, view: View, name: str, out: list[Output]) -> None:
         rows = view.services(name)
@@ -812,25 +824,26 @@ class Node:
         """The checks due now, within the concurrency limit."""
         if self.role != "master" or now < self._quiet_until:
             return []
+        targets = self._probe_targets()
+        return [targets[key] for key in self._schedule.take(now, ((k, t.interval) for k, t in targets.items()))]
+
+    def _probe_targets(self) -> dict[Key, ProbeOrder]:
+        """What to probe, worked out once per committed snapshot: polls come ten times a second."""
         tables = self.ledger.current
-        rows: dict[Key, ServiceRow] = {}
-        wanted = []
-        for key, row in tables.rows.items():
-            if key.table != "services":
-                continue
-            server = tables.get(RowKey("servers", key.host, ""))
+        if self._probed is not None and self._probed[0] is tables:
+            return self._probed[1]
+        view = self._view()
+        targets = {}
+        for row in tables.table("services"):
+            server = view.servers.get(row.host)
             if server is None or server.status == DOWN:
                 continue  # a host that is down is not probed: its failure is already known
             settings = Settings.of(row, self.probing)
-            rows[(row.host, row.name)] = row
-            wanted.append(((row.host, row.name), settings.interval))
-        orders = []
-        for key in self._schedule.take(now, wanted):
-            row = rows[key]
-            server = tables.get(RowKey("servers", key[0].value, ""))
-            orders.append(ProbeOrder(key, row.probe, server.address, row.port or None, options_of(row),
-                                     Settings.of(row, self.probing).timeout))
-        return orders
+            targets[(row.host, row.name)] = ProbeOrder(
+                (row.host, row.name), row.probe, server.address, row.port or None, options_of(row),
+                settings.timeout, settings.interval)
+        self._probed = (tables, targets)
+        return targets
 
     def probe_result(self, now: float, key: Key, result: str, latency: float, detail: str) -> None:
         """A check finished: count it, and write what changed into the services table."""

@@ -64,6 +64,7 @@ class ProbeOrder:
     port: int | None
     options: dict
     timeout: float
+    interval: float
 
 
 def phase(key: Key, interval: float) -> float:

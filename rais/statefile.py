@@ -92,6 +92,10 @@ def load_tables(state_dir: str) -> Tables | None:
         raise
 
 
+def _encode_and_save(state_dir: str, tables: Tables) -> None:
+    save_tables(state_dir, encode_tables(tables))
+
+
 class TableSaver:
     """Saves the newest tables off the reactor thread, one write at a time.
 
@@ -122,7 +126,9 @@ class TableSaver:
                 d.callback(None)
             return
         self._writing = True
-        d = self._run(save_tables, self.state_dir, encode_tables(tables))
+        # Encoding too happens in the thread: tables are immutable, and a thousand hosts' rows
+        # and their checksum are not work for the reactor.
+        d = self._run(_encode_and_save, self.state_dir, tables)
         d.addCallbacks(
             lambda _: setattr(self, "saved", tables),
             lambda f: self._log.failure("cannot save the tables in {dir}", f, dir=self.state_dir),

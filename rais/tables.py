@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -55,8 +56,16 @@ class Tables:
     def get(self, key: RowKey) -> Row | None:
         return self.rows.get(key)
 
-    def table(self, name: str) -> list[Row]:
-        return sorted((r for k, r in self.rows.items() if k.table == name), key=_order)
+    def table(self, name: str) -> tuple[Row, ...]:
+        """One table's rows in key order; indexed once per snapshot, which never changes."""
+        return self._tables.get(name, ())
+
+    @cached_property
+    def _tables(self) -> dict[str, tuple[Row, ...]]:
+        by_table: dict[str, list[Row]] = {}
+        for row in sorted(self.rows.values(), key=_order):
+            by_table.setdefault(row.key.table, []).append(row)
+        return {name: tuple(rows) for name, rows in by_table.items()}
 
     def changed(
         self, upserts: Iterable[Row], removes: Iterable[RowKey], term: int, generation: int
@@ -77,7 +86,7 @@ class Tables:
         return Tables(term, generation, MappingProxyType(rows), digest % _MOD)
 
     def sorted_rows(self) -> Iterator[Row]:
-        return iter(sorted(self.rows.values(), key=_order))
+        return (row for name in TABLES for row in self.table(name))
 
     def to_json(self) -> dict[str, Any]:
         return {name: [row_json(r) for r in self.table(name)] for name in TABLES}

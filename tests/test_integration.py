@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from rais.localcluster import LocalCluster
+from rais.localcluster import LocalCluster, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,18 +40,6 @@ def hid(n):
 
 def statuses(node):
     return {h["id"]: h["status"] for h in node.status()["hosts"]}
-
-
-def wait_for(predicate, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except OSError:
-            pass  # a node restarting is briefly not there
-        time.sleep(step)
-    return predicate()
 
 
 def agreed(nodes, docs=None):

@@ -80,8 +80,9 @@ def test_table_lists_one_table_in_key_order():
     t = Tables.of(1, 1, rows)
     assert [(r.host, r.name) for r in t.table("services")] == [
         (HOSTS[0], "a"), (HOSTS[0], "z"), (HOSTS[1], "b")]
-    assert t.table("cpu") == [CpuRow(HOSTS[0], 5)]
-    assert t.table("policy") == []
+    assert t.table("cpu") == (CpuRow(HOSTS[0], 5),)
+    assert t.table("cpu") is t.table("cpu")  # indexed once per snapshot
+    assert t.table("policy") == ()
 
 
 # --- the ledger ---
