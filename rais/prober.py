@@ -42,7 +42,12 @@ class Prober:
             self._loop.stop()
 
     def poll(self) -> None:
-        for order in self.node.probe_orders(self.reactor.seconds()):
+        try:
+            orders = self.node.probe_orders(self.reactor.seconds())
+        except Exception:  # a bug costs one poll; escaping would stop the loop for good
+            self.log.failure("probe scheduling failed")
+            return
+        for order in orders:
             self._run(order)
 
     def _run(self, order: ProbeOrder) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -96,14 +97,22 @@ class NodeProtocol(DatagramProtocol):
             self._drop(e.reason, source, str(e))
             return
         self.received += 1
-        try:
-            outputs = self.node.receive(self.clock.seconds(), datagram, source)
-        except Exception:
-            # A bug must cost one datagram, never the node.
-            self.log.failure("node failed on a datagram from {source}", source=source)
+        if not self._feed(f"a datagram from {source}", self.node.receive, datagram, source):
             self._drop("internal", source, "node error")
-            return
+
+    def _feed(self, what: str, step: Callable[..., list[Output]], *args: Any) -> bool:
+        """Give the node one input and carry out its answer; False if the node failed on it.
+
+        A bug must cost one input, never the node: an exception escaping a timer
+        would stop that timer for good.
+        """
+        try:
+            outputs = step(self.clock.seconds(), *args)
+        except Exception:
+            self.log.failure("node failed on {what}", what=what)
+            return False
         self._act(outputs)
+        return True
 
     def _drop(self, reason: str, source: str, detail: str) -> None:
         self.dropped[reason] += 1
@@ -146,8 +155,8 @@ class NodeProtocol(DatagramProtocol):
     def _run(self, action: RunAction) -> None:
         """Run a start or stop action off the reactor's back, then tell the node how it went."""
         if self.run_action is None:
-            self._act(self.node.action_done(self.clock.seconds(), action.term, action.order,
-                                            action.service, False, "this node runs no actions"))
+            self._feed("an action", self.node.action_done, action.term, action.order, action.service,
+                       False, "this node runs no actions")
             return
         self.log.info("{action} {service} (order {order} of term {term})", action=action.action,
                       service=action.service, order=action.order, term=term_text(action.term))
@@ -158,15 +167,15 @@ class NodeProtocol(DatagramProtocol):
             if self.notify is not None:
                 self.notify("assign" if action.action == "start" else "release", action.service,
                             "ok" if ok else "failed", detail)
-            self._act(self.node.action_done(self.clock.seconds(), action.term, action.order,
-                                            action.service, ok, detail))
+            self._feed("an action's result", self.node.action_done, action.term, action.order,
+                       action.service, ok, detail)
 
         d.addCallback(done)
         d.addErrback(lambda f: self.log.failure("{action} {service} failed", f,
                                                 action=action.action, service=action.service))
 
     def tick(self) -> None:
-        self._act(self.node.tick(self.clock.seconds()))
+        self._feed("a tick", self.node.tick)
 
     def beat(self) -> None:
         load = self.load(self.clock.seconds()) if self.load else None

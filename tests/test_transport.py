@@ -147,3 +147,18 @@ def test_a_send_error_is_counted_and_the_node_keeps_going():
     a.transport.write = unreachable
     a.beat()
     assert a.counters() == {"received": 0, "sent": 0, "dropped": {"send-error": 1}}
+
+
+def test_a_node_error_on_a_tick_is_logged_and_the_next_tick_runs():
+    clock = Clock()
+    a = make(1, clock)
+    calls = []
+
+    def broken(now):
+        calls.append(now)
+        raise RuntimeError("bug")
+
+    a.node.tick = broken
+    a.tick()
+    a.tick()  # the shell survived the first
+    assert len(calls) == 2
