@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from rais.interfaces import ProbeResult, Status
@@ -29,19 +28,9 @@ class Prober:
         self.node = node
         self.registry = registry
         self.reactor = reactor
-        self.started = self.finished = 0
-        self._loop = LoopingCall(self.poll)
-        self._loop.clock = reactor
-
-    def start(self) -> None:
-        self._loop.start(POLL, now=False).addErrback(
-            lambda f: self.log.failure("probe scheduling stopped", f))
-
-    def stop(self) -> None:
-        if self._loop.running:
-            self._loop.stop()
 
     def poll(self) -> None:
+        """Start the checks that are due; the node service calls this every POLL seconds."""
         try:
             orders = self.node.probe_orders(self.reactor.seconds())
         except Exception:  # a bug costs one poll; escaping would stop the loop for good
@@ -51,7 +40,6 @@ class Prober:
             self._run(order)
 
     def _run(self, order: ProbeOrder) -> None:
-        self.started += 1
         try:
             probe = self.registry.lookup(order.probe)
         except UnknownProbe:
@@ -63,6 +51,5 @@ class Prober:
                                                 probe=order.probe, key=order.key))
 
     def _finish(self, order: ProbeOrder, result: ProbeResult) -> None:
-        self.finished += 1
         self.node.probe_result(self.reactor.seconds(), order.key, result.status.name.lower(),
                                result.latency, result.detail)

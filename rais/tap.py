@@ -23,6 +23,7 @@ from rais.control import control_site
 from rais.epoch import next_boot_epoch
 from rais.load import LoadSampler
 from rais.node import Identity, Node, Timing
+from rais.prober import POLL as PROBE_POLL
 from rais.prober import Prober
 from rais.probes import discover
 from rais.probing import ProbeDefaults
@@ -93,7 +94,6 @@ class NodeService(Service):
         self.reactor = reactor
         self.protocol: NodeProtocol | None = None
         self.saver: TableSaver | None = None
-        self.prober: Prober | None = None
         self._port = None
         self._loops: list[LoopingCall] = []
 
@@ -134,8 +134,7 @@ class NodeService(Service):
         registry = discover(config.probes.paths)
         for failure in registry.failures:
             self.log.warn("probe module {file} not loaded: {reason}", file=failure.file, reason=failure.reason)
-        self.prober = Prober(node, registry, reactor)
-        self.prober.start()
+        prober = Prober(node, registry, reactor)
         self.log.info(
             "node {id} ({role}) in cluster {cluster}, group {group}:{port}, boot epoch {epoch}, "
             "tables at generation {generation}",
@@ -146,6 +145,7 @@ class NodeService(Service):
         interval = cluster.heartbeat_interval
         self._loop(self.protocol.beat, interval)
         self._loop(self.protocol.tick, interval / TICKS_PER_INTERVAL)
+        self._loop(prober.poll, PROBE_POLL)
 
     def _loop(self, f: Any, interval: float) -> None:
         loop = LoopingCall(f)
@@ -161,8 +161,6 @@ class NodeService(Service):
             if loop.running:
                 loop.stop()
         self._loops.clear()
-        if self.prober is not None:
-            self.prober.stop()
         port, self._port = self._port, None
         waits = [port.stopListening()] if port is not None else []
         if self.saver is not None and self.protocol is not None:
