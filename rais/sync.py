@@ -20,6 +20,7 @@ import attrs
 from rais.ids import HostClusterId
 from rais.tables import Delta, Ledger, Tables
 from rais.wire import MAX_DATAGRAM, RowKey, SyncChunk, SyncRequest, Transfer, WireError
+from rais.wire.der import read_tlv
 from rais.wire.messages import DIGEST, MAX_MISSING, MAX_REMOVED
 from rais.wire.rows import Row, decode_row
 
@@ -35,22 +36,9 @@ def split_rows(data: bytes) -> list[Row]:
     rows = []
     pos = 0
     while pos < len(data):
-        if len(data) - pos < 2:
-            raise WireError("malformed", "truncated row")
-        first = data[pos + 1]
-        if first < 0x80:
-            start, length = pos + 2, first
-        elif first in (0x81, 0x82):
-            width = first & 0x7F
-            start = pos + 2 + width
-            length = int.from_bytes(data[pos + 2 : start])
-        else:
-            raise WireError("malformed", "bad row length")
-        end = start + length
-        if end > len(data):
-            raise WireError("malformed", "row overruns its chunk")
-        rows.append(decode_row(data[pos:end]))  # strict DER: rejects non-minimal lengths too
-        pos = end
+        _ident, _start, stop = read_tlv(data, pos, len(data))
+        rows.append(decode_row(data[pos:stop]))  # checks the identifier is a TableRow alternative
+        pos = stop
     return rows
 
 

@@ -89,6 +89,11 @@ class Tables:
         return (row for name in TABLES for row in self.table(name))
 
     def to_json(self) -> dict[str, Any]:
+        """The tables as JSON-ready data; built once per snapshot (status is polled), do not modify."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> dict[str, Any]:
         return {name: [row_json(r) for r in self.table(name)] for name in TABLES}
 
 

@@ -142,16 +142,6 @@ class Datagram:
     message: Any
 
 
-def _der_tlv(identifier: int, content: bytes) -> bytes:
-    # Callers keep content under 64 KiB, so at most two length octets.
-    n = len(content)
-    if n < 0x80:
-        return bytes((identifier, n)) + content
-    if n < 0x100:
-        return bytes((identifier, 0x81, n)) + content
-    return bytes((identifier, 0x82, n >> 8, n & 0xFF)) + content
-
-
 def seal(
     keyring: Keyring, sender: HostClusterId, boot_epoch: int, sequence: int, term: int, message: Any
 ) -> bytes:
@@ -170,37 +160,20 @@ def seal(
     body = encode_message(message)
     if len(body) > MAX_BODY:
         raise ValueError(f"message of {len(body)} bytes is over {MAX_BODY}")
-    signed = header_der + _der_tlv(_BODY, body)
+    signed = header_der + der.tlv(_BODY, body)
     tag = hmac.digest(key.secret, signed, hashlib.sha256)
-    datagram = _der_tlv(_SEQUENCE, signed + _der_tlv(_TAG, tag))
+    datagram = der.tlv(_SEQUENCE, signed + der.tlv(_TAG, tag))
     if len(datagram) > MAX_DATAGRAM:
         raise ValueError(f"datagram of {len(datagram)} bytes is over {MAX_DATAGRAM}")
     return datagram
 
 
 def _read_tlv(data: bytes, pos: int, end: int, identifier: int) -> tuple[int, int]:
-    """(start, end) of the contents of the TLV at ``pos``, which must be strict DER.
-
-    Only one- and two-octet long lengths exist below MAX_DATAGRAM; anything
-    longer, indefinite (0x80) or non-minimal is malformed.
-    """
-    if end - pos < 2 or data[pos] != identifier:
+    """(start, end) of the contents of the strict-DER TLV at ``pos``, which must be ``identifier``."""
+    ident, start, stop = der.read_tlv(data, pos, end)
+    if ident != identifier:
         raise WireError("malformed", f"expected identifier 0x{identifier:02x} at offset {pos}")
-    first = data[pos + 1]
-    pos += 2
-    if first < 0x80:
-        length = first
-    elif first == 0x81 and pos < end and data[pos] >= 0x80:
-        length = data[pos]
-        pos += 1
-    elif first == 0x82 and end - pos >= 2 and data[pos] != 0:
-        length = (data[pos] << 8) | data[pos + 1]
-        pos += 2
-    else:
-        raise WireError("malformed", f"bad length octets at offset {pos - 1}")
-    if length > end - pos:
-        raise WireError("malformed", f"length {length} at offset {pos} overruns its container")
-    return pos, pos + length
+    return start, stop
 
 
 def _decode_header(data: bytes, start: int, stop: int) -> Header:
