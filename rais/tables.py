@@ -89,8 +89,9 @@ class Tables:
         return (row for name in TABLES for row in self.table(name))
 
     def to_json(self) -> dict[str, Any]:
-        """The tables as JSON-ready data; built once per snapshot (status is polled), do not modify."""
-        return self._json
+        """The tables as JSON-ready data, built once per snapshot (status is polled often);
+        the row lists are shared, so do not modify them."""
+        return dict(self._json)
 
     @cached_property
     def _json(self) -> dict[str, Any]:
