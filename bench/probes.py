@@ -23,8 +23,9 @@ from typing import Any
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.task import LoopingCall
 
-from rais.probes import discover, run_probe
-from rais.probetest import NGINX, local_nginx
+from rais.probing.conformance import NGINX, local_nginx
+from rais.probing.discover import discover
+from rais.probing.runner import run_probe
 
 BURST = 3000  # probes per full-speed measurement (and at most BURST_SECONDS)
 BURST_SECONDS = 4.0

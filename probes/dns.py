@@ -12,8 +12,9 @@ from twisted.names import client, dns, error
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from rais.checks import choice, text
 from rais.interfaces import REQUIRED, IProbe, Option, Status
-from rais.probes import BaseProbe, ProbeFailed, Verdict, choice, text
+from rais.probing.base import BaseProbe, ProbeFailed, Verdict
 
 TYPES = ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT")
 

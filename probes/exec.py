@@ -17,25 +17,10 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from rais.checks import argv, text
 from rais.interfaces import IProbe, Option, Status
-from rais.probes import BaseProbe, ProbeFailed, Verdict, short, text
+from rais.probing.base import BaseProbe, ProbeFailed, Verdict, short
 from rais.process import exit_code, run_in_session
-
-
-def argv(value: Any) -> tuple[str, ...]:
-    """An array of words, or a string split into words like a shell would, without running one."""
-    if type(value) is str:
-        try:
-            words = shlex.split(value)
-        except ValueError as e:
-            raise ValueError(f"cannot split into words: {e}") from None
-    elif type(value) is list and all(type(item) is str for item in value):
-        words = value
-    else:
-        raise ValueError("expected a string or an array of strings")
-    if not words or not words[0]:
-        raise ValueError("must name a program to run")
-    return tuple(words)
 
 
 @implementer(IProbe)

@@ -25,19 +25,9 @@ from twisted.web.http import PotentialDataLoss
 from twisted.web.iweb import IResponse
 from zope.interface import implementer
 
+from rais.checks import boolean, choice, pattern, text
 from rais.interfaces import IProbe, Option, Status
-from rais.probes import (
-    BaseProbe,
-    ProbeFailed,
-    Verdict,
-    boolean,
-    choice,
-    describe,
-    pattern,
-    tcp_endpoint,
-    text,
-    tls_creator,
-)
+from rais.probing.base import BaseProbe, ProbeFailed, Verdict, describe, tcp_endpoint, tls_creator
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS")
 BODY_LIMIT = 1 << 20  # bytes of body kept for matching; the rest is read and dropped

@@ -10,18 +10,9 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from rais.checks import boolean, text
 from rais.interfaces import IProbe, Option, Status
-from rais.probes import (
-    BaseProbe,
-    ProbeFailed,
-    Verdict,
-    boolean,
-    describe,
-    short,
-    tcp_endpoint,
-    text,
-    tls_creator,
-)
+from rais.probing.base import BaseProbe, ProbeFailed, Verdict, describe, short, tcp_endpoint, tls_creator
 
 
 class _Dialogue(LineOnlyReceiver):

@@ -9,7 +9,7 @@ from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
 from rais.interfaces import IProbe, Status
-from rais.probes import BaseProbe, Verdict, tcp_endpoint
+from rais.probing.base import BaseProbe, Verdict, tcp_endpoint
 
 
 class _Hangup(Protocol):

@@ -163,7 +163,7 @@ def _probe_registry(config: str | None) -> Any:
     """The probes found, with the [probes] paths of ``config`` if given; raises ConfigError."""
     from twisted.logger import globalLogBeginner
 
-    from rais.probes import discover  # imports every probe plugin: only for these commands
+    from rais.probing.discover import discover  # imports every probe plugin: only for these commands
 
     # Modules that fail to import are logged with a traceback; these commands
     # print each failure's reason themselves, so the log goes nowhere.
@@ -218,7 +218,7 @@ UNKNOWN = 3  # the Nagios exit status for "could not check"
 
 
 def run_probe_once(args: argparse.Namespace) -> int:
-    from rais.probes import UnknownProbe
+    from rais.probing.discover import UnknownProbe
 
     try:
         host, port = parse_hostport(args.target)
@@ -244,7 +244,7 @@ def run_probe_once(args: argparse.Namespace) -> int:
 
 def _check_once(reactor: Any, probe: Any, host: str, port: int, options: dict[str, Any],
                 timeout: float) -> Any:
-    from rais.probes import run_probe
+    from rais.probing.runner import run_probe
 
     def show(result: Any) -> None:
         shown = f"[{host}]" if ":" in host else host

@@ -8,13 +8,10 @@ collects every problem before giving up, one line each, in the form
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import json
-import math
 import os
 import re
-import shlex
 import tomllib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -22,8 +19,10 @@ from typing import Any
 
 import attrs
 
+from rais.checks import Check, argv, boolean, choice, expect_type, integer, number, text, type_name
 from rais.ids import MAX_HOST, ClusterId, HostClusterId
 from rais.keys import KeyFileError, Keyring, load_keyring
+from rais.probing.discover import discover
 
 ROLES = ("active", "standby", "master")
 
@@ -130,33 +129,9 @@ class Config:
 
 # --- field specs ------------------------------------------------------------
 
-# A check takes a TOML value and returns the converted value, or raises
-# ValueError whose message is the "what is wrong" part of a problem line.
-Check = Callable[[Any], Any]
+# Each key's check comes from rais.checks (shared with the probes' options).
 
 _REQUIRED = object()
-
-_TYPE_NAMES = {
-    bool: "a boolean",
-    int: "an integer",
-    float: "a float",
-    str: "a string",
-    list: "an array",
-    dict: "a table",
-    datetime.datetime: "a date-time",
-    datetime.date: "a date",
-    datetime.time: "a time",
-}
-
-
-def _type_name(value: object) -> str:
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def _expect(value: object, expected: str, *kinds: type) -> None:
-    # Exact type match: bool subclasses int, but `port = true` is a mistake.
-    if type(value) not in kinds:
-        raise ValueError(f"expected {expected}, got {_type_name(value)}")
 
 
 @attrs.frozen
@@ -166,58 +141,6 @@ class _Field:
     default: Any = _REQUIRED  # the value used when the key is absent (already converted)
 
 
-def _ranged(kinds: tuple[type, ...], expected: str, low: float, high: float | None = None,
-            *, low_open: bool = False) -> Check:
-    if high is None:
-        text = f"greater than {low:g}" if low_open else f"at least {low:g}"
-    else:
-        text = f"over {low:g} and at most {high:g}" if low_open else f"{low:g}..{high:g}"
-
-    def check(value: Any) -> Any:
-        _expect(value, expected, *kinds)
-        # TOML allows inf and nan; neither is a usable interval or limit.
-        if not math.isfinite(value):
-            raise ValueError(f"must be a finite number, got {value}")
-        above = value > low if low_open else value >= low
-        if not (above and (high is None or value <= high)):
-            raise ValueError(f"must be {text}, got {value}")
-        return kinds[-1](value)  # float for numbers, so `timeout = 5` reads as 5.0
-
-    return check
-
-
-def _integer(low: int, high: int) -> Check:
-    return _ranged((int,), "an integer", low, high)
-
-
-def _number(low: float, high: float | None = None, *, low_open: bool = False) -> Check:
-    return _ranged((int, float), "a number", low, high, low_open=low_open)
-
-
-def _boolean(value: Any) -> bool:
-    _expect(value, "a boolean (true or false)", bool)
-    return value
-
-
-def _text(parse: Callable[[str], Any] = str, expected: str = "a string") -> Check:
-    def check(value: Any) -> Any:
-        _expect(value, expected, str)
-        if not value:
-            raise ValueError("must not be empty")
-        return parse(value)
-
-    return check
-
-
-def _choice(options: tuple[str, ...]) -> Check:
-    def parse(text: str) -> str:
-        if text not in options:
-            raise ValueError(f"must be one of {', '.join(options)}, got {text!r}")
-        return text
-
-    return _text(parse)
-
-
 def _path(base: str) -> Check:
     def parse(text: str) -> str:
         if "\0" in text:
@@ -225,7 +148,7 @@ def _path(base: str) -> Check:
         # Relative to the config file, not to wherever the daemon was started.
         return os.path.normpath(os.path.join(base, text))
 
-    return _text(parse)
+    return text(parse)
 
 
 def _parse_cluster_id(text: str) -> ClusterId:
@@ -293,30 +216,16 @@ def _command(shell: bool) -> Check:
             if not value.strip():
                 raise ValueError("must not be empty")
             return Command(("/bin/sh", "-c", value), shell=True)
-        if type(value) is str:
-            try:
-                argv = shlex.split(value)
-            except ValueError as e:
-                raise ValueError(f"cannot split into words: {e}") from None
-        elif type(value) is list:
-            if shell:
-                raise ValueError("with shell = true, give one string for /bin/sh -c, not an array")
-            for number, item in enumerate(value, 1):
-                if type(item) is not str:
-                    raise ValueError(f"item {number} is {_type_name(item)}, expected a string")
-            argv = value
-        else:
-            raise ValueError(f"expected a string or an array of strings, got {_type_name(value)}")
-        if not argv or not argv[0]:
-            raise ValueError("must name a program to run")
-        return Command(tuple(argv))
+        if type(value) is list and shell:
+            raise ValueError("with shell = true, give one string for /bin/sh -c, not an array")
+        return Command(argv(value))
 
     return check
 
 
 def _folders(base: str) -> Check:
     def check(value: Any) -> tuple[str, ...]:
-        _expect(value, "an array of folder paths", list)
+        expect_type(value, "an array of folder paths", list)
         folders = []
         for number, item in enumerate(value, 1):
             try:
@@ -331,42 +240,42 @@ def _folders(base: str) -> Check:
     return check
 
 
-_PORT = _integer(1, 65535)
+_PORT = integer(1, 65535)
 
 
 def _cluster_fields(base: str) -> tuple[_Field, ...]:
     return (
-        _Field("id", _text(_parse_cluster_id, 'a string like "1.2"')),
+        _Field("id", text(_parse_cluster_id, 'a string like "1.2"')),
         _Field("key_file", _path(base)),
-        _Field("group", _text(_parse_group), None),  # None: derived from the id below
+        _Field("group", text(_parse_group), None),  # None: derived from the id below
         _Field("port", _PORT, 5150),
-        _Field("interface", _text(_parse_ipv4), _ANY),
-        _Field("heartbeat_interval", _number(0.05, 60), 1.0),
-        _Field("dead_after", _integer(2, 1000), 3),
-        _Field("ttl", _integer(1, 255), 1),
-        _Field("quorum", _boolean, False),
+        _Field("interface", text(_parse_ipv4), _ANY),
+        _Field("heartbeat_interval", number(0.05, 60), 1.0),
+        _Field("dead_after", integer(2, 1000), 3),
+        _Field("ttl", integer(1, 255), 1),
+        _Field("quorum", boolean, False),
         # How the master probes services, unless a [services.NAME] says otherwise.
-        _Field("probe_interval", _number(0.1, 86400), 5.0),
-        _Field("probe_timeout", _number(0.01, 3600), 2.0),
-        _Field("rise", _integer(1, 100), 2),
-        _Field("fall", _integer(1, 100), 3),
-        _Field("probe_concurrency", _integer(1, 10000), 32),
+        _Field("probe_interval", number(0.1, 86400), 5.0),
+        _Field("probe_timeout", number(0.01, 3600), 2.0),
+        _Field("rise", integer(1, 100), 2),
+        _Field("fall", integer(1, 100), 3),
+        _Field("probe_concurrency", integer(1, 10000), 32),
         # Load balancing: a host over a service's max_cpu for this long gets a copy moved off.
-        _Field("balance_after", _number(0, 86400), 30.0),
+        _Field("balance_after", number(0, 86400), 30.0),
         # The least time between two load moves of one service, so a noisy host never flaps.
-        _Field("move_hold", _number(0, 86400), 120.0),
+        _Field("move_hold", number(0, 86400), 120.0),
     )
 
 
 def _node_fields(base: str) -> tuple[_Field, ...]:
     return (
-        _Field("host_id", _integer(1, MAX_HOST)),
-        _Field("address", _text(_parse_host), None),  # None: cluster.interface, below
-        _Field("role", _choice(ROLES), "active"),
-        _Field("priority", _integer(0, 255), 100),
-        _Field("control", _text(parse_hostport, 'a string "HOST:PORT"'), ("127.0.0.1", 8470)),
+        _Field("host_id", integer(1, MAX_HOST)),
+        _Field("address", text(_parse_host), None),  # None: cluster.interface, below
+        _Field("role", choice(ROLES), "active"),
+        _Field("priority", integer(0, 255), 100),
+        _Field("control", text(parse_hostport, 'a string "HOST:PORT"'), ("127.0.0.1", 8470)),
         _Field("state_dir", _path(base), "/var/lib/rais"),
-        _Field("preempt", _boolean, False),
+        _Field("preempt", boolean, False),
         # Run on every role change and assignment here, with the event as arguments.
         _Field("notify", _command(False), None),
     )
@@ -375,17 +284,17 @@ def _node_fields(base: str) -> tuple[_Field, ...]:
 def _service_fields(shell: bool) -> tuple[_Field, ...]:
     # Any key of [services.NAME] not listed here is a probe option.
     return (
-        _Field("probe", _text()),
+        _Field("probe", text()),
         _Field("port", _PORT, None),
-        _Field("running", _boolean, False),
+        _Field("running", boolean, False),
         _Field("start", _command(shell), None),
         _Field("stop", _command(shell), None),
-        _Field("shell", _boolean, False),
-        _Field("timeout", _number(0, low_open=True), 10.0),
-        _Field("probe_interval", _number(0.1, 86400), None),
-        _Field("probe_timeout", _number(0.01, 3600), None),
-        _Field("rise", _integer(1, 100), None),
-        _Field("fall", _integer(1, 100), None),
+        _Field("shell", boolean, False),
+        _Field("timeout", number(0, low_open=True), 10.0),
+        _Field("probe_interval", number(0.1, 86400), None),
+        _Field("probe_timeout", number(0.01, 3600), None),
+        _Field("rise", integer(1, 100), None),
+        _Field("fall", integer(1, 100), None),
     )
 
 
@@ -397,23 +306,23 @@ WEIGHT_NAMES = ("overlap", "latency", "cpu", "network", "role", "stickiness")
 
 
 def _weights(value: Any) -> Mapping[str, float]:
-    _expect(value, "a table of weights", dict)
+    expect_type(value, "a table of weights", dict)
     weights = {}
     for name, weight in value.items():
         if name not in WEIGHT_NAMES:
             raise ValueError(f"{name!r} is not a weight; the weights are {', '.join(WEIGHT_NAMES)}")
         try:
-            weights[name] = _number(0, 1000)(weight)
+            weights[name] = number(0, 1000)(weight)
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
     return MappingProxyType(weights)
 
 
 _POLICY_FIELDS = (
-    _Field("replicas", _integer(1, 1000), 1),
-    _Field("max_cpu", _number(0, 1, low_open=True), None),
-    _Field("max_latency_ms", _number(0, low_open=True), None),
-    _Field("max_net_mbps", _number(0, low_open=True), None),  # megabits/s in and out of a host
+    _Field("replicas", integer(1, 1000), 1),
+    _Field("max_cpu", number(0, 1, low_open=True), None),
+    _Field("max_latency_ms", number(0, low_open=True), None),
+    _Field("max_net_mbps", number(0, low_open=True), None),  # megabits/s in and out of a host
     _Field("weights", _weights, MappingProxyType({})),
 )
 
@@ -430,7 +339,7 @@ def _dotted(where: tuple[str, ...]) -> str:
 
 def _table(value: Any, where: tuple[str, ...], report: Report) -> dict[str, Any] | None:
     if type(value) is not dict:
-        report(where, f"expected a table, got {_type_name(value)}")
+        report(where, f"expected a table, got {type_name(value)}")
         return None
     return value
 
@@ -478,9 +387,6 @@ def _check_probes(paths: tuple[str, ...], services: dict[str, dict[str, Any]], r
     named = {name: service for name, service in services.items() if "probe" in service}
     if not named:
         return  # finding the plugins imports them all: not worth it for nothing
-    # Imported here, not above: rais.probes builds its option checks on this module.
-    from rais.probes import discover
-
     registry = discover(paths)
     for name, service in named.items():
         # A port that was given but bad is reported already; only a missing one counts here.

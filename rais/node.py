@@ -41,7 +41,7 @@ from rais.ids import HostClusterId
 from rais.membership import DOWN, UP, Membership, Peer, Transition
 from rais.planner import View, replicas
 from rais.planner import place as choose_host
-from rais.probing import Health, Key, ProbeDefaults, ProbeOrder, ProbeSchedule, Settings, options_of
+from rais.probing.schedule import Health, Key, ProbeDefaults, ProbeOrder, ProbeSchedule, Settings, options_of
 from rais.sync import SyncClient, SyncServer, Target
 from rais.tables import Ledger, Tables
 from rais.wire import (

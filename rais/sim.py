@@ -21,7 +21,7 @@ from rais.config import ServiceConfig
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import Key, Keyring
 from rais.node import BeatNow, Identity, Node, Persist, RoleChanged, RunAction, Send, Timing
-from rais.probing import ProbeDefaults
+from rais.probing.schedule import ProbeDefaults
 from rais.tables import Tables
 from rais.wire import Datagram, Heartbeat, Load, ReplayGuard, WireError, seal
 from rais.wire.rows import PolicyRow

@@ -23,10 +23,10 @@ from rais.control import control_site
 from rais.epoch import next_boot_epoch
 from rais.load import LoadSampler
 from rais.node import Identity, Node, Timing
-from rais.prober import POLL as PROBE_POLL
-from rais.prober import Prober
-from rais.probes import discover
-from rais.probing import ProbeDefaults
+from rais.probing.discover import discover
+from rais.probing.runner import Prober
+from rais.probing.schedule import POLL as PROBE_POLL
+from rais.probing.schedule import ProbeDefaults
 from rais.statefile import StateFileError, TableSaver, load_tables
 from rais.transport import NodeProtocol
 from rais.wire.rows import PolicyRow, Weights

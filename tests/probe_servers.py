@@ -35,7 +35,7 @@ from twisted.trial.unittest import TestCase
 
 from rais.interfaces import ProbeResult
 from rais.localcluster import free_port
-from rais.probetest import NGINX, local_nginx, server_process
+from rais.probing.conformance import NGINX, local_nginx, server_process
 
 SMTPD = "/usr/sbin/smtpd"
 PLUGINS = "/usr/lib/nagios/plugins"

@@ -1,7 +1,7 @@
 """The master moves services: orders, start and stop actions, verification by probes."""
 
 from rais.ids import ClusterId, HostClusterId
-from rais.probing import ProbeDefaults
+from rais.probing.schedule import ProbeDefaults
 from rais.sim import Simulation
 from rais.wire import ServiceDecl
 from rais.wire.rows import PolicyRow

@@ -7,7 +7,7 @@ from probes.exec import exec_probe
 from probes.http import http, https
 from probes.smtp import smtp
 from probes.tcp import tcp
-from rais.probetest import conformance_tests
+from rais.probing.conformance import conformance_tests
 
 # Exit 2 (critical) when the port refuses, 0 when it accepts: like check_tcp, without needing it.
 CONNECT = [sys.executable, "-c", "import socket, sys\n"

@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 
 from probes.exec import exec_probe
 from rais.interfaces import ProbeResult, Status
-from rais.probetest import closed_port
+from rais.probing.conformance import closed_port
 
 
 def _state(pid: int) -> str:

@@ -9,7 +9,7 @@ from twisted.trial.unittest import TestCase
 from probes.exec import exec_probe
 from probes.http import http, https
 from rais.interfaces import Status
-from rais.probetest import closed_port
+from rais.probing.conformance import closed_port
 
 
 @pytest.fixture(scope="class")

@@ -1,4 +1,4 @@
-"""Finding probes: built-ins, drop-in folders, broken modules; config checks; `rais probes` and `rais probe`."""
+"""Finding probes (built-ins, drop-ins, broken modules), config checks, running checks, `rais probes`/`rais probe`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,11 @@ from twisted.trial.unittest import TestCase
 from rais.cli import main
 from rais.config import ConfigError, load_config
 from rais.interfaces import ProbeResult, Status
-from rais.probes import GUARD_SLACK, discover, run_probe
-from rais.probetest import closed_port
+from rais.probing.conformance import closed_port
+from rais.ids import HostClusterId
+from rais.probing.discover import ProbeRegistry, discover
+from rais.probing.runner import GUARD_SLACK, ProbeRunner, run_probe
+from rais.probing.schedule import ProbeOrder
 
 BUILTINS = {"dns", "exec", "http", "https", "smtp", "tcp"}
 
@@ -26,8 +29,9 @@ DROP_IN = '''
 from twisted.internet.defer import succeed
 from zope.interface import implementer
 
+from rais.checks import text
 from rais.interfaces import IProbe, Option, Status
-from rais.probes import BaseProbe, text
+from rais.probing.base import BaseProbe
 
 
 @implementer(IProbe)
@@ -219,3 +223,29 @@ class TestRunProbe(TestCase):
         probe = discover().lookup("tcp")
         result = await run_probe(reactor, probe, "127.0.0.1", None, {}, 1.0)
         assert (result.status, result.detail) == (Status.UNKNOWN, "probe tcp needs a port")
+
+
+def order(probe: str) -> ProbeOrder:
+    return ProbeOrder((HostClusterId.parse("1.2.0.7"), "web"), probe, "127.0.0.1", 9, {}, 1.0, 5.0)
+
+
+class _BrokenRegistry:
+    def lookup(self, name):
+        raise RuntimeError("bug in the registry")
+
+
+class TestProbeRunner(TestCase):
+    registry = ProbeRegistry({"errbacks": Flawed("errbacks")}, {"errbacks": "probe_stubs.py"}, ())
+
+    async def test_an_order_runs_its_probe(self):
+        result = await ProbeRunner(self.registry, reactor).run(order("errbacks"))
+        assert (result.status, result.detail) == (Status.CRITICAL, "Connection reset by peer")
+
+    async def test_an_unknown_probe_is_unknown(self):
+        result = await ProbeRunner(self.registry, reactor).run(order("nope"))
+        assert (result.status, result.detail) == (Status.UNKNOWN, "no probe named 'nope' here")
+
+    async def test_a_bug_on_the_way_is_unknown_and_logged(self):
+        result = await ProbeRunner(_BrokenRegistry(), reactor).run(order("errbacks"))
+        assert (result.status, result.detail) == (Status.UNKNOWN, "probe error: RuntimeError: bug in the registry")
+        assert len(self.flushLoggedErrors(RuntimeError)) == 1

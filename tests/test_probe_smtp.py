@@ -9,7 +9,7 @@ from twisted.trial.unittest import TestCase
 from probes.exec import exec_probe
 from probes.smtp import smtp
 from rais.interfaces import Status
-from rais.probetest import Blackhole, closed_port
+from rais.probing.conformance import Blackhole, closed_port
 
 BANNER = f"220 {probe_servers.SERVER_NAME} ESMTP OpenSMTPD"
 

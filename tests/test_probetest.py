@@ -6,7 +6,7 @@ import unittest
 
 from probe_stubs import Flawed
 
-from rais.probetest import conformance_tests
+from rais.probing.conformance import conformance_tests
 
 
 def failed_tests(probe: Flawed) -> set[str]:

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from rais.ids import ClusterId, HostClusterId
-from rais.probing import Health, ProbeSchedule, phase
+from rais.probing.schedule import Health, ProbeSchedule, phase
 from rais.sim import Simulation
 
 CLUSTER = ClusterId.parse("1.2")
@@ -57,7 +57,7 @@ def test_a_service_no_longer_declared_is_forgotten():
     schedule = ProbeSchedule(concurrency=10)
     schedule.take(0.0, [(key(1), 1.0), (key(2), 1.0)])
     schedule.take(0.0, [(key(1), 1.0)])
-    assert set(schedule._next) == {key(1)}
+    assert schedule.tracked == {key(1)}
 
 
 @pytest.mark.parametrize("results,rise,fall,states", [

@@ -1,8 +1,9 @@
 """A conformance test for any probe: does it keep the IProbe contract?
 
-In a test module (pytest collects it; so does trial)::
+For probe authors and RAIS's own tests. In a test module (pytest collects
+it; so does trial)::
 
-    from rais.probetest import conformance_tests
+    from rais.probing.conformance import conformance_tests
     from probes.mine import mine
 
     TestMine = conformance_tests(mine, good_options={"path": "/"}, bad_options=[{"path": 5}])

@@ -1,12 +1,15 @@
 """The master's probe schedule and the rise/fall rule, as plain objects.
 
-Pure: no reactor. Every service gets its own phase within its interval (a
-hash of its host and name), so a thousand services probed every 5 s make a
-steady 200 probes a second, not a burst every 5 s. ``take`` hands out the
-checks that are due, never more than the concurrency allows; the shell
-runs them and reports back with ``done``. A service changes state only
-after ``rise`` successes or ``fall`` failures in a row (keepalived's and
-HAProxy's rule), so one lost probe never moves anything.
+Pure: no reactor. The master's node (rais.node) keeps a ProbeSchedule and
+a Health per service; the reactor shell asks it for due checks every POLL
+seconds and runs them (rais.probing.runner). Every service gets its own
+phase within its interval (a hash of its host and name), so a thousand
+services probed every 5 s make a steady 200 probes a second, not a burst
+every 5 s. ``take`` hands out the checks that are due, never more than the
+concurrency allows; the shell runs them and reports back with ``done``. A
+service changes state only after ``rise`` successes or ``fall`` failures
+in a row (keepalived's and HAProxy's rule), so one lost probe never moves
+anything.
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from rais.wire.rows import ServiceRow
 
 OK_RESULTS = ("ok", "warning")  # the service answers; a warning is worth a look, not a move
 FAILED_RESULTS = ("critical",)  # "unknown" (the check itself broke) moves nothing either way
+
+# How often the schedule is looked at: phases are spread over each interval,
+# so this is the granularity of the spreading.
+POLL = 0.1
 
 
 @attrs.frozen
@@ -106,6 +113,11 @@ class ProbeSchedule:
 
     def done(self, key: Key) -> None:
         self._running.discard(key)
+
+    @property
+    def tracked(self) -> frozenset[Key]:
+        """The keys with a next check scheduled: every service seen in the last ``take``."""
+        return frozenset(self._next)
 
     @property
     def running(self) -> int:
