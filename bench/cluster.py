@@ -44,16 +44,16 @@ def host(i: int) -> HostClusterId:
 def host_rows(i: int, rng: random.Random) -> list:
     h = host(i)
     rows = [
-        ServerRow(h, "active", "active", "up", 100, f"10.0.{i >> 8}.{i & 255}", 1_700_000_000_000_000 + i,
-                  1_700_000_000_000, bytes(8)),
+        ServerRow(host=h, role="active", configured="active", status="up", priority=100, address=f"10.0.{i >> 8}.{i & 255}", boot_epoch=1_700_000_000_000_000 + i,
+                  last_heard_ms=1_700_000_000_000, catalogue=bytes(8)),
         CpuRow(h, rng.randrange(1000)),
         NetworkRow(h, rng.randrange(10**7), rng.randrange(10**7)),
         LatencyRow(h, rng.randrange(100, 5000)),
     ]
     for s in range(SERVICES):
-        rows.append(ServiceRow(h, f"svc{s}", "http", 8000 + s, s % 2 == 0, s % 2 == 0, True, True,
-                               "running" if s % 2 == 0 else "stopped", "ok", rng.randrange(100, 9000),
-                               "HTTP 200 OK", '{"path":"/health"}', 1_700_000_000_000))
+        rows.append(ServiceRow(host=h, name=f"svc{s}", probe="http", port=8000 + s, running=s % 2 == 0, assigned=s % 2 == 0, can_start=True, can_stop=True,
+                               state="running" if s % 2 == 0 else "stopped", result="ok", latency_us=rng.randrange(100, 9000),
+                               detail="HTTP 200 OK", options='{"path":"/health"}', changed_ms=1_700_000_000_000))
     return rows
 
 
@@ -119,11 +119,11 @@ def settled_tables(sim: Simulation) -> Tables:
     rows = []
     for h in sim.hosts.values():
         node = h.node
-        rows.append(ServerRow(h.id, node.role, node.identity.configured, "up", node.identity.priority,
-                              node.identity.address, node.boot_epoch, 0, node.catalogue))
+        rows.append(ServerRow(host=h.id, role=node.role, configured=node.identity.configured, status="up", priority=node.identity.priority,
+                              address=node.identity.address, boot_epoch=node.boot_epoch, last_heard_ms=0, catalogue=node.host.catalogue))
         load = sim.load_of(h.id)
         rows += [CpuRow(h.id, load.cpu_permille), NetworkRow(h.id, load.net_rx_bps, load.net_tx_bps)]
-        rows += service_rows(h.id, node.services, (), 0)[0]
+        rows += service_rows(h.id, node.host.services, (), 0)[0]
     return Tables.of(65537, 1, rows)
 
 

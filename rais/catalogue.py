@@ -15,6 +15,7 @@ import attrs
 
 from rais.config import ServiceConfig
 from rais.ids import HostClusterId
+from rais.states import Result, ServiceState
 from rais.wire import Catalogue, RowKey, ServiceDecl
 from rais.wire.messages import CATALOGUE, Checks
 from rais.wire.rows import ServiceRow
@@ -104,17 +105,19 @@ def service_rows(
     rows = []
     for d in decls:
         before = old.pop(d.name, None)
-        state = "running" if d.running else "stopped"
+        state = ServiceState.RUNNING if d.running else ServiceState.STOPPED
         if before is None:
+            # A service declared running is taken as assigned where it runs.
             rows.append(ServiceRow(
-                host, d.name, d.probe, d.port, d.running, d.running, d.can_start, d.can_stop,
-                state, "none", None, "", d.options, now_ms, d.checks,
+                host=host, name=d.name, probe=d.probe, port=d.port, running=d.running, assigned=d.running,
+                can_start=d.can_start, can_stop=d.can_stop, state=state, result=Result.NONE, latency_us=None,
+                detail="", options=d.options, changed_ms=now_ms, checks=d.checks,
             ))
         else:
             rows.append(attrs.evolve(
                 before, probe=d.probe, port=d.port, running=d.running, can_start=d.can_start,
                 can_stop=d.can_stop, options=d.options, checks=d.checks,
-                state=state if before.state in ("running", "stopped") else before.state,
+                state=state if before.state in (ServiceState.RUNNING, ServiceState.STOPPED) else before.state,
                 changed_ms=now_ms if d.running != before.running else before.changed_ms,
             ))
     return rows, [row.key for row in old.values()]

@@ -17,10 +17,10 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from rais.config import ROLES, ConfigError, load_config, parse_hostport
-from rais.ids import HostClusterId
+from rais.config import ConfigError, load_config, parse_hostport
 from rais.interfaces import REQUIRED
 from rais.keys import MAX_KEY_ID
+from rais.states import Role
 from rais.statusview import render_status
 
 DEFAULT_CONTROL = "127.0.0.1:8470"
@@ -79,15 +79,19 @@ def fetch_status(host: str, port: int, timeout: float = TIMEOUT) -> dict[str, An
         return json.load(reply)
 
 
-def _document(args: argparse.Namespace, command: str) -> dict[str, Any] | int:
+def _document(args: argparse.Namespace, command: str) -> Any:
     """The status document from a saved file (--tables) or a running node; an exit code on failure."""
     if getattr(args, "tables", None):
         try:
             with open(args.tables, encoding="utf-8") as f:
                 return json.load(f)
-        except (OSError, ValueError) as e:
-            print(f"rais {command}: {args.tables}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
-            return 2
+        except OSError as e:
+            print(f"rais {command}: {args.tables}: {e.strerror}", file=sys.stderr)
+        except ValueError as e:  # a JSON or UTF-8 decoding error names the line and column
+            print(f"rais {command}: {args.tables}: not JSON: {e}", file=sys.stderr)
+        except RecursionError:
+            print(f"rais {command}: {args.tables}: not a status document: nested too deeply", file=sys.stderr)
+        return 2
     try:
         host, port = _control_address(args)
     except ValueError as e:
@@ -98,7 +102,7 @@ def _document(args: argparse.Namespace, command: str) -> dict[str, Any] | int:
         return 2
     try:
         return fetch_status(host, port)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         reason = getattr(e, "reason", None) or e
         print(f"rais {command}: cannot ask the node at {host}:{port}: {reason}", file=sys.stderr)
         return 1
@@ -117,12 +121,12 @@ def status(args: argparse.Namespace) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    from rais.planner import View, host_down, service_failed
-    from rais.tables import tables_from_json
+    """What the master will do next, from a status document, if --fail says something fails."""
+    from rais import dryrun
+    from rais.status import DocumentError, situation
 
-    host_text, _, service = args.fail.partition(":")
     try:
-        host = HostClusterId.parse(host_text)
+        failure = dryrun.parse_failure(args.fail) if args.fail is not None else None
     except ValueError as e:
         print(f"rais plan: --fail: {e}", file=sys.stderr)
         return 2
@@ -130,33 +134,21 @@ def plan(args: argparse.Namespace) -> int:
     if isinstance(doc, int):
         return doc
     try:
-        view = View(tables_from_json(doc))
-    except ValueError as e:
-        print(f"rais plan: {e}", file=sys.stderr)
+        now = situation(doc)
+    except DocumentError as e:
+        print(f"rais plan: {args.tables or 'the status document'}: {e}", file=sys.stderr)
         return 2
-    master = HostClusterId.parse(doc["master"]) if doc.get("master") else None
-    decisions = service_failed(view, host, service, master=master) if service else host_down(
-        view, host, master=master)
+    try:
+        changes = dryrun.plan(now, failure)
+    except ValueError as e:
+        print(f"rais plan: --fail: {e}", file=sys.stderr)
+        return 2
     if args.json:
-        json.dump([decision_json(d) for d in decisions], sys.stdout, indent=1)
+        json.dump(dryrun.changes_json(now, changes, failure), sys.stdout, indent=1)
         print()
     else:
-        event = f"{service} fails on {host}" if service else f"{host} goes down"
-        print(f"if {event} (tables at generation {doc.get('generation')}), the master would:")
-        for d in decisions or ():
-            print(f"{d.action}: {d.explanation}")
-        if not decisions:
-            print(f"nothing: {host} serves no service")
+        sys.stdout.write(dryrun.changes_text(now, changes, failure))
     return 0
-
-
-def decision_json(d: Any) -> dict[str, Any]:
-    return {
-        "action": d.action, "service": d.service, "host": str(d.host) if d.host else None,
-        "explanation": d.explanation,
-        "scores": [{"host": str(s.host), "score": s.total, "parts": dict(s.parts), "ruled_out": s.reason or None}
-                   for s in d.scores],
-    }
 
 
 def _probe_registry(config: str | None) -> Any:
@@ -261,7 +253,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("path")
-    p.add_argument("--role", choices=ROLES, help="check as if started with --role")
+    p.add_argument("--role", choices=tuple(Role), help="check as if started with --role")
     p.add_argument("--host-id", type=_ranged(1, 0xFFFF), help="check as if started with --host-id")
     p.set_defaults(run=check_config)
 
@@ -278,9 +270,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.set_defaults(run=status)
 
-    p = sub.add_parser("plan", help="dry run: what the master would do if a host or a service failed")
-    p.add_argument("--fail", required=True, metavar="HOST[:SERVICE]",
-                   help="the host-cluster id that goes down, or HOST:SERVICE for one service failing there")
+    p = sub.add_parser("plan", help="dry run: what the master will do next, or if a host or a service failed")
+    p.add_argument("--fail", metavar="HOST[:SERVICE]",
+                   help="suppose this host goes down, or HOST:SERVICE for one service failing there")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--control", metavar="HOST:PORT",
                        help=f"plan from a running node's tables (default {DEFAULT_CONTROL})")

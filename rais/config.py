@@ -22,9 +22,10 @@ import attrs
 from rais.checks import Check, argv, boolean, choice, expect_type, integer, number, text, type_name
 from rais.ids import MAX_HOST, ClusterId, HostClusterId
 from rais.keys import KeyFileError, Keyring, load_keyring
+from rais.planner import WEIGHT_NAMES
+from rais.states import Role
 from rais.probing.discover import discover
 
-ROLES = ("active", "standby", "master")
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -227,13 +228,13 @@ def _folders(base: str) -> Check:
     def check(value: Any) -> tuple[str, ...]:
         expect_type(value, "an array of folder paths", list)
         folders = []
-        for number, item in enumerate(value, 1):
+        for position, item in enumerate(value, 1):
             try:
                 folder = _path(base)(item)
             except ValueError as e:
-                raise ValueError(f"item {number}: {e}") from None
+                raise ValueError(f"item {position}: {e}") from None
             if not os.path.isdir(folder):
-                raise ValueError(f"item {number}: {folder}: no such folder")
+                raise ValueError(f"item {position}: {folder}: no such folder")
             folders.append(folder)
         return tuple(folders)
 
@@ -271,7 +272,7 @@ def _node_fields(base: str) -> tuple[_Field, ...]:
     return (
         _Field("host_id", integer(1, MAX_HOST)),
         _Field("address", text(_parse_host), None),  # None: cluster.interface, below
-        _Field("role", choice(ROLES), "active"),
+        _Field("role", choice(tuple(Role)), Role.ACTIVE),
         _Field("priority", integer(0, 255), 100),
         _Field("control", text(parse_hostport, 'a string "HOST:PORT"'), ("127.0.0.1", 8470)),
         _Field("state_dir", _path(base), "/var/lib/rais"),
@@ -300,9 +301,6 @@ def _service_fields(shell: bool) -> tuple[_Field, ...]:
 
 def _probes_fields(base: str) -> tuple[_Field, ...]:
     return (_Field("paths", _folders(base), ()),)
-
-
-WEIGHT_NAMES = ("overlap", "latency", "cpu", "network", "role", "stickiness")
 
 
 def _weights(value: Any) -> Mapping[str, float]:

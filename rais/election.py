@@ -15,11 +15,12 @@ before it claims, so the best candidate normally wins without a contest.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
 from rais.ids import HostClusterId
+from rais.settings import Timing
 
 HOST_BITS = 16
 
@@ -103,3 +104,109 @@ class Ballot:
             self.term, self.candidate = term, candidate
             return True
         return term == self.term and candidate == self.candidate  # the same request, repeated
+
+
+@attrs.define
+class Candidacy:
+    term: int
+    votes: set[HostClusterId]
+    started: float
+
+
+class Election:
+    """One node's part in elections: the newest term it knows, the master it follows, its
+    candidacy and its vote.
+
+    Pure state and rules; the node says what it heard and what time it is, and
+    asks whom to follow, whether to claim, and how to vote. A node listens for
+    ``dead_after`` intervals after it starts and after any freeze (a SIGSTOP, a
+    VM pause) before it claims or writes anything: a newer master may exist.
+    """
+
+    def __init__(self, me: HostClusterId, timing: Timing, now: float) -> None:
+        self.me = me
+        self.timing = timing
+        self.term = 0  # the newest master term followed; a master's own
+        self.master: HostClusterId | None = None  # of ``term``
+        self.master_since: float | None = None
+        self.seen = 0  # the newest term in any header, vote request or claim heard
+        self.candidacy: Candidacy | None = None
+        self.ballot = Ballot()
+        self._lost_at: float | None = now  # since when no live master is known
+        self.quiet_until = now + timing.dead  # listening, claiming and writing nothing, until then
+        self._last_tick = now
+
+    def listening(self, now: float) -> bool:
+        return now < self.quiet_until
+
+    def saw(self, term: int) -> None:
+        self.seen = max(self.seen, term)
+
+    def is_master(self, sender: HostClusterId, term: int) -> bool:
+        """The fencing rule: tables and orders come only from the master of the newest term."""
+        return sender == self.master and term == self.term
+
+    def follow(self, now: float, master: HostClusterId, term: int) -> None:
+        """Follow ``master`` of ``term`` (ourselves, once elected)."""
+        self.term, self.master, self.master_since = term, master, now
+        self.candidacy = None
+        self._lost_at = None
+
+    def lost(self, now: float) -> None:
+        """Our own mastership ended without a newer master to follow (quorum lost)."""
+        self.master = None
+        self._lost_at = now
+
+    def time_passes(self, now: float) -> None:
+        if now - self._last_tick > self.timing.dead:
+            # We were frozen: what we know is stale, so listen again.
+            self.quiet_until = now + self.timing.dead
+        self._last_tick = now
+
+    def master_alive(self) -> None:
+        self._lost_at = None
+
+    def due(self, now: float, position: Callable[[], int | None]) -> bool:
+        """With no live master: whether our place in the succession (``position()``, 0 first,
+        worked out only when needed) says claim now.
+
+        Each node waits one interval per place, so the best candidate normally wins unopposed.
+        """
+        if self._lost_at is None:
+            self._lost_at = now
+        if self.candidacy is not None and now - self.candidacy.started > self.timing.dead:
+            self.candidacy = None  # no majority in time: wait our turn again
+            self._lost_at = now
+        if self.candidacy is not None or self.listening(now):
+            return False
+        spot = position()
+        return spot is not None and now - max(self._lost_at, self.quiet_until) >= spot * self.timing.interval
+
+    def next_term(self, tables_term: int) -> int:
+        return next_term(max(self.seen, tables_term), self.me)
+
+    def stand(self, now: float, term: int) -> None:
+        """Become a candidate for ``term`` (quorum mode), voting for ourselves."""
+        self.seen = term
+        self.candidacy = Candidacy(term, set(), now)
+        self.ballot.grant(term, self.me)
+
+    def vote(self, candidate: HostClusterId, request_term: int, request_version: tuple[int, int],
+             my_version: tuple[int, int], blocked: bool) -> bool:
+        """Whether to vote for ``candidate``; ``blocked``: a live master (or our own mastership)
+        keeps our vote from it."""
+        if request_term <= self.term or request_version < my_version or blocked:
+            return False
+        if not self.ballot.grant(request_term, candidate):
+            return False
+        self.candidacy = None  # a newer candidate at least as up to date: let it win
+        return True
+
+    def count(self, voter: HostClusterId, candidate: HostClusterId, term: int, granted: bool,
+              known: int) -> int | None:
+        """Count a vote; the term won, if this vote makes a majority of ``known`` hosts."""
+        candidacy = self.candidacy
+        if candidacy is None or candidate != self.me or term != candidacy.term or not granted:
+            return None
+        candidacy.votes.add(voter)
+        return candidacy.term if len(candidacy.votes) >= majority(known) else None

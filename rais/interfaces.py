@@ -1,7 +1,7 @@
-"""The probe plugin contract: what a probe is, what it declares, what it returns.
+"""The interfaces: the probe plugin contract (what a probe is, declares and returns), and IEffects.
 
 A probe is an object providing :class:`IProbe` in a module of the ``probes``
-package (or of a folder listed in ``[probes] paths``); ``rais.probes`` finds
+package (or of a folder listed in ``[probes] paths``); ``rais.probing.discover`` finds
 it with ``twisted.plugin``. Because ``IProbe`` extends ``IPlugin``, declaring
 ``@implementer(IProbe)`` on its class is all the plugin system needs.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 from twisted.plugin import IPlugin
-from zope.interface import Attribute
+from zope.interface import Attribute, Interface
 
 
 class Status(enum.IntEnum):
@@ -85,3 +85,29 @@ class IProbe(IPlugin):
         block ``reactor`` (the only reactor it may use) and must leave no
         timer, socket or process behind once it has fired.
         """
+
+
+class IEffects(Interface):
+    """What a node's decisions need done in the world (see rais.effects.Driver).
+
+    The daemon provides one that seals and multicasts, saves to disk and runs
+    commands; the simulator one that does all of it in memory.
+    """
+
+    def send(message, term):  # type: ignore[no-untyped-def]
+        """Seal ``message`` with this node's id, boot epoch and ``term``, and multicast it."""
+
+    def persist(tables):  # type: ignore[no-untyped-def]
+        """Keep this replica of the tables (a rais.tables.Tables) on disk."""
+
+    def run(action):  # type: ignore[no-untyped-def]
+        """Start a rais.effects.RunAction; return a Deferred that fires with (ok, detail), never fails."""
+
+    def probe(order):  # type: ignore[no-untyped-def]
+        """Start one check (a ProbeOrder); return a Deferred that fires with a ProbeResult, never fails."""
+
+    def notify(words):  # type: ignore[no-untyped-def]
+        """Run the operator's notify command with ``words`` as its arguments."""
+
+    def log(event):  # type: ignore[no-untyped-def]
+        """Tell operators about a rais.effects.Event."""

@@ -12,14 +12,14 @@ from collections.abc import Iterator
 
 import attrs
 
+from rais.effects import Event
 from rais.ids import HostClusterId
+from rais.states import HostStatus, Role
 from rais.wire import Heartbeat, Load
 
 # A beat is "missed" once half an interval late: scheduling jitter and
 # network delay on a healthy LAN are far below that.
 SUSPECT_AFTER = 1.5
-
-UP, SUSPECT, DOWN = "up", "suspect", "down"
 
 
 @attrs.frozen
@@ -36,7 +36,7 @@ class Peer:
     last_heard: float
 
     @property
-    def role(self) -> str:
+    def role(self) -> Role:
         return self.beat.role
 
     @property
@@ -53,13 +53,19 @@ class Peer:
 
 
 @attrs.frozen
-class Transition:
+class Transition(Event):
     """A host's status changed; ``old`` is None for a host heard the first time."""
 
+    text = "host {host} is {new} (was {old}){restarted}"
+
     id: HostClusterId
-    old: str | None
-    new: str
+    old: HostStatus | None
+    new: HostStatus
     restarted: bool = False
+
+    def fields(self) -> dict[str, object]:
+        return {"host": str(self.id), "new": self.new, "old": self.old or "unknown",
+                "restarted": ", restarted" if self.restarted else ""}
 
 
 class Membership:
@@ -69,7 +75,7 @@ class Membership:
         self.interval = interval
         self.dead_after = dead_after
         self._peers: dict[HostClusterId, Peer] = {}
-        self._reported: dict[HostClusterId, str] = {}
+        self._reported: dict[HostClusterId, HostStatus] = {}
 
     def heard(
         self,
@@ -97,19 +103,19 @@ class Membership:
             last_heard=now,
         )
         previous = self._reported.get(sender)
-        self._reported[sender] = UP
+        self._reported[sender] = HostStatus.UP
         restarted = old is not None and boot_epoch > old.boot_epoch
-        if previous != UP or restarted:
-            return Transition(sender, previous, UP, restarted)
+        if previous != HostStatus.UP or restarted:
+            return Transition(sender, previous, HostStatus.UP, restarted)
         return None
 
-    def status(self, peer: Peer, now: float) -> str:
+    def status(self, peer: Peer, now: float) -> HostStatus:
         age = now - peer.last_heard
         if age > self.dead_after * self.interval:
-            return DOWN
+            return HostStatus.DOWN
         if age > SUSPECT_AFTER * self.interval:
-            return SUSPECT
-        return UP
+            return HostStatus.SUSPECT
+        return HostStatus.UP
 
     def tick(self, now: float) -> list[Transition]:
         """Status changes caused by silence since the last tick."""

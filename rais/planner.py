@@ -1,54 +1,53 @@
-"""The failover planner: where a service should run, with the reasons, as plain data.
+"""The failover planner: where one more copy of a service should go, with the reasons.
 
-Pure: a tables snapshot and an event in, decisions out, each with a score
-breakdown for every host considered and a human explanation. The same code
-serves the master and `rais plan`, so a dry run shows exactly what the
-master would do.
+Pure: a view of the tables in, placements out, each with a score for every
+host considered and a human explanation. It answers two questions for
+rais.reconcile, which decides when to ask them: which host should take a
+copy (``place``, ``place_copies``) and which copies are the worst to keep
+(``surplus``).
 
 Candidates are the hosts that declare the service. Hard limits rule a host
-out (down, the host the service failed on, already serving it, over the
-policy's max_cpu or max_latency_ms, probe failing with no start action).
-The rest are scored, higher is better, as a weighted sum of components in
-0..1 (see ``Weights``); ties go to the lower host id.
+out (not up, put aside by the master, already serving it, over the policy's
+max_cpu, max_latency_ms or max_net_mbps, probe failing with no start
+action). The rest are scored, higher is better, as a weighted sum of parts
+in 0..1 (see ``DEFAULT_WEIGHTS``); ties go to the lower host id.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 
 import attrs
 
 from rais.ids import HostClusterId
+from rais.states import ANSWERING, HostStatus, Result, Role, ServiceState
 from rais.tables import Tables
-from rais.wire import RowKey
 from rais.wire.rows import PolicyRow, ServerRow, ServiceRow
 
 NET_SCALE = 125_000_000  # bytes/s: a saturated gigabit link scores 0
 DEFAULT_MAX_LATENCY_MS = 50.0  # what latency is scored against when the policy sets no limit
-ROLE_SCORE = {"standby": 1.0, "active": 0.5, "master": 0.0}  # an idle standby before a busy active
+ROLE_SCORE = {Role.STANDBY: 1.0, Role.ACTIVE: 0.5, Role.MASTER: 0.0}  # an idle standby before a busy active
+
+# How much each part of a score counts, unless a policy's `weights` says otherwise; documented in
+# README ("The planner"). These names are the config's weight keys and the wire's Weights fields.
+DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType({
+    "overlap": 3.0,  # the service already answers there, or its companions run there
+    "latency": 2.0,
+    "cpu": 2.0,
+    "network": 1.0,
+    "role": 1.0,
+    "stickiness": 1.0,  # it ran there before: moving back costs least
+})
+WEIGHT_NAMES = tuple(DEFAULT_WEIGHTS)
 
 
-@attrs.frozen
-class Weights:
-    """How much each component counts; documented in README ("The planner")."""
-
-    overlap: float = 3.0  # the service already answers there, or its companions run there
-    latency: float = 2.0
-    cpu: float = 2.0
-    network: float = 1.0
-    role: float = 1.0
-    stickiness: float = 1.0  # it ran there before: moving back costs least
-
-
-DEFAULT_WEIGHTS = Weights()
-
-
-def weights_for(policy: PolicyRow | None, base: Weights = DEFAULT_WEIGHTS) -> Weights:
-    """The weights a service's policy asks for, part by part, over ``base``."""
+def weights_for(policy: PolicyRow | None) -> Mapping[str, float]:
+    """The weights a service's policy asks for, part by part, over the defaults."""
     if policy is None:
-        return base
+        return DEFAULT_WEIGHTS
     given = {name: value / 1000 for name, value in attrs.asdict(policy.weights).items() if value is not None}
-    return attrs.evolve(base, **given)
+    return {**DEFAULT_WEIGHTS, **given}
 
 
 @attrs.frozen
@@ -64,8 +63,9 @@ class Score:
 
 
 @attrs.frozen
-class Decision:
-    action: str  # "assign", "release" or "degraded" (no host qualifies)
+class Placement:
+    """Where one copy of ``service`` goes (``host``), or None when no host qualifies."""
+
     service: str
     host: HostClusterId | None
     explanation: str
@@ -83,46 +83,52 @@ class View:
         for row in tables.table("services"):
             self.by_name.setdefault(row.name, []).append(row)
             self.by_host.setdefault(row.host, []).append(row)
+        # Every candidate of every placement reads these: a dict lookup each, not a RowKey.
+        self._policies = {r.name: r for r in tables.table("policy")}
+        self._cpu = {r.host: r.cpu_permille / 1000 for r in tables.table("cpu")}
+        self._net = {r.host: r.rx_bps + r.tx_bps for r in tables.table("network")}
+        self._latency = {r.host: r.rtt_us / 1000 for r in tables.table("latency")}
 
     def services(self, name: str) -> list[ServiceRow]:
         return self.by_name.get(name, [])
 
     def policy(self, name: str) -> PolicyRow | None:
-        return self.tables.get(RowKey("policy", 0, name))
+        return self._policies.get(name)
+
+    def status(self, host: HostClusterId) -> HostStatus | None:
+        server = self.servers.get(host)
+        return None if server is None else server.status
 
     def cpu(self, host: HostClusterId) -> float | None:
-        row = self.tables.get(RowKey("cpu", host.value, ""))
-        return None if row is None else row.cpu_permille / 1000
+        return self._cpu.get(host)
 
     def net(self, host: HostClusterId) -> int | None:
-        row = self.tables.get(RowKey("network", host.value, ""))
-        return None if row is None else row.rx_bps + row.tx_bps
+        """Bytes per second, in and out."""
+        return self._net.get(host)
 
     def latency_ms(self, host: HostClusterId) -> float | None:
-        row = self.tables.get(RowKey("latency", host.value, ""))
-        return None if row is None else row.rtt_us / 1000
+        return self._latency.get(host)
 
     def running_on(self, host: HostClusterId) -> set[str]:
         return {r.name for r in self.by_host.get(host, []) if serves(r)}
 
     def serving(self, name: str) -> list[ServiceRow]:
         """The rows where the service is assigned and not failed, on hosts that are up."""
-        return [r for r in self.services(name) if r.assigned and r.state != "failed"
-                and r.host in self.servers and self.servers[r.host].status == "up"]
+        return [r for r in self.services(name) if r.assigned and r.state != ServiceState.FAILED
+                and self.status(r.host) == HostStatus.UP]
 
 
 def serves(row: ServiceRow) -> bool:
-    return row.assigned and row.state == "running"
+    return row.assigned and row.state == ServiceState.RUNNING
 
 
 def score_host(view: View, row: ServiceRow, exclude: Mapping[HostClusterId, str],
-               weights: Weights, origin: HostClusterId | None = None,
-               master: HostClusterId | None = None) -> Score:
+               origin: HostClusterId | None = None, master: HostClusterId | None = None) -> Score:
     """Rule a candidate out, or score it; ``origin`` is the host the service leaves."""
     host = row.host
     server = view.servers.get(host)
     policy = view.policy(row.name)
-    if server is None or server.status != "up":
+    if server is None or server.status != HostStatus.UP:
         return Score(host, None, reason=f"{server.status if server else 'unknown'}")
     if host in exclude:
         return Score(host, None, reason=exclude[host])
@@ -138,14 +144,14 @@ def score_host(view: View, row: ServiceRow, exclude: Mapping[HostClusterId, str]
     if policy is not None and policy.max_net_bps is not None and net is not None and net > policy.max_net_bps:
         return Score(host, None, reason=f"network {net * 8 / 1e6:.1f} Mbit/s > max_net_mbps "
                                         f"{policy.max_net_bps * 8 / 1e6:g}")
-    if row.result == "critical" and not row.can_start:
+    if row.result == Result.CRITICAL and not row.can_start:
         return Score(host, None, reason="its probe fails and it has no start action")
     # Services that ran beside it where it comes from, and run here too, go well together.
     companions = view.running_on(origin) - {row.name} if origin is not None else set()
     here = view.running_on(host)
-    warm = 1.0 if row.result in ("ok", "warning") else 0.0
+    warm = 1.0 if row.result in ANSWERING else 0.0
     overlap = warm * 0.5 + 0.5 * (len(companions & here) / len(companions) if companions else 0.0)
-    role = "master" if host == master else server.role
+    role = Role.MASTER if host == master else server.role
     parts = (
         ("overlap", overlap),
         ("latency", 1.0 - min((latency or 0.0) / (limit_ms or DEFAULT_MAX_LATENCY_MS), 1.0)),
@@ -154,8 +160,8 @@ def score_host(view: View, row: ServiceRow, exclude: Mapping[HostClusterId, str]
         ("role", ROLE_SCORE.get(role, 0.0)),
         ("stickiness", 1.0 if row.assigned else 0.0),
     )
-    weights = weights_for(policy, weights)
-    total = sum(getattr(weights, name) * value for name, value in parts)
+    weights = weights_for(policy)
+    total = sum(weights[name] * value for name, value in parts)
     return Score(host, round(total, 6), parts)
 
 
@@ -165,15 +171,13 @@ def rank(scores: Iterable[Score]) -> list[Score]:
 
 
 def place(view: View, service: str, exclude: Mapping[HostClusterId, str] | None = None,
-          weights: Weights = DEFAULT_WEIGHTS, origin: HostClusterId | None = None,
-          master: HostClusterId | None = None) -> Decision:
+          origin: HostClusterId | None = None, master: HostClusterId | None = None) -> Placement:
     """Choose the host for one more copy of ``service``; ``exclude`` maps hosts to why not."""
-    scores = rank(score_host(view, row, exclude or {}, weights, origin, master)
-                  for row in view.services(service))
+    scores = rank(score_host(view, row, exclude or {}, origin, master) for row in view.services(service))
     eligible = [s for s in scores if s.eligible]
     if not eligible:
         why = "; ".join(f"{s.host}: {s.reason}" for s in scores) or "no host declares it"
-        return Decision("degraded", service, None, f"{service}: no host qualifies ({why})", tuple(scores))
+        return Placement(service, None, f"{service}: no host qualifies ({why})", tuple(scores))
     best = eligible[0]
     lines = [f"{service} -> {best.host} (score {best.total:.2f}: {_parts(best)})"]
     for s in scores[1:]:
@@ -181,44 +185,35 @@ def place(view: View, service: str, exclude: Mapping[HostClusterId, str] | None 
             lines.append(f"  {s.host}: score {s.total:.2f}, {best.total - s.total:.2f} less ({_parts(s)})")
         else:
             lines.append(f"  {s.host}: {s.reason}")
-    return Decision("assign", service, best.host, "\n".join(lines), tuple(scores))
+    return Placement(service, best.host, "\n".join(lines), tuple(scores))
 
 
 def _parts(score: Score) -> str:
     return ", ".join(f"{name} {value:.2f}" for name, value in score.parts)
 
 
-def service_failed(view: View, host: HostClusterId, service: str, weights: Weights = DEFAULT_WEIGHTS,
-                   master: HostClusterId | None = None) -> list[Decision]:
-    """A service failed on a host: release it there, and place it elsewhere."""
-    decisions = [Decision("release", service, host, f"{service} failed on {host}: release it there")]
-    return decisions + [place(view, service, {host: "the service failed here"}, weights, host, master)]
-
-
-def host_down(view: View, host: HostClusterId, weights: Weights = DEFAULT_WEIGHTS,
-              master: HostClusterId | None = None) -> list[Decision]:
-    """A host went down: place elsewhere every service it served."""
-    lost = sorted({r.name for r in view.by_host.get(host, []) if r.assigned})
-    return [place(view, name, {host: "down"}, weights, host, master) for name in lost]
-
-
-def replicas(view: View, service: str, weights: Weights = DEFAULT_WEIGHTS,
-             master: HostClusterId | None = None) -> list[Decision]:
-    """Keep ``service`` at its policy's replica count: add the best hosts, or release the worst."""
-    policy = view.policy(service)
-    want = policy.replicas if policy is not None else 1
-    serving = view.serving(service)
-    if len(serving) > want:
-        scored = rank(score_host(view, attrs.evolve(r, assigned=False, state="stopped"), {},
-                                 weights, None, master) for r in serving)
-        return [Decision("release", service, s.host, f"{service}: {len(serving)} copies, policy wants {want}; "
-                         f"{s.host} scores lowest") for s in scored[want:][::-1]]
-    decisions = []
-    chosen: dict[HostClusterId, str] = {}
-    for _ in range(want - len(serving)):
-        decision = place(view, service, chosen, weights, None, master)
-        decisions.append(decision)
-        if decision.host is None:
+def place_copies(view: View, service: str, count: int, exclude: Mapping[HostClusterId, str] | None = None,
+                 origin: HostClusterId | None = None, master: HostClusterId | None = None) -> list[Placement]:
+    """Places for ``count`` more copies on distinct hosts, best first; the last is None-hosted
+    (degraded) if the hosts ran out."""
+    placements = []
+    taken = dict(exclude or {})
+    for _ in range(count):
+        placement = place(view, service, taken, origin, master)
+        placements.append(placement)
+        if placement.host is None:
             break
-        chosen[decision.host] = "chosen for another copy"
-    return decisions
+        taken[placement.host] = "chosen for another copy"
+    return placements
+
+
+def surplus(view: View, service: str, want: int, master: HostClusterId | None = None) -> list[Placement]:
+    """The copies to release when more than ``want`` serve: the lowest scores, worst first."""
+    serving = view.serving(service)
+    if len(serving) <= want:
+        return []
+    # Scored as if each were a spare: what it would be worth to place the service there now.
+    scored = rank(score_host(view, attrs.evolve(r, assigned=False, state=ServiceState.STOPPED), {},
+                             None, master) for r in serving)
+    return [Placement(service, s.host, f"{service}: {len(serving)} copies, policy wants {want}; "
+                                       f"{s.host} scores lowest", (s,)) for s in scored[want:][::-1]]

@@ -15,20 +15,27 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
 
 from rais.catalogue import declarations
 from rais.config import ServiceConfig
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import Key, Keyring
-from rais.node import BeatNow, Identity, Node, Persist, RoleChanged, RunAction, Send, Timing
-from rais.probing.schedule import ProbeDefaults
+from rais.effects import TICKS_PER_INTERVAL, Driver, RoleChanged, RunAction
+from rais.interfaces import IEffects, ProbeResult, Status
+from rais.node import Node
+from rais.probing.schedule import POLL, ProbeDefaults, ProbeOrder
+from rais.settings import Identity, Timing
+from rais.states import Role
 from rais.tables import Tables
 from rais.wire import Datagram, Heartbeat, Load, ReplayGuard, WireError, seal
 from rais.wire.rows import PolicyRow
 
 CLUSTER = ClusterId.parse("1.2")
 SIM_KEYS = Keyring((Key(1, bytes(32)),))
-TICKS_PER_INTERVAL = 4
+ACTION_TAKES = 0.05  # simulated seconds a start or stop action runs
+PROBE_TAKES = 0.002  # simulated seconds a check takes
 
 
 class _Call:
@@ -108,7 +115,10 @@ class Faults:
         return any(a in g and b in g for g in self.groups)
 
 
+@implementer(IEffects)
 class SimHost:
+    """One simulated host: the real Node, driven through the real Driver, with effects in memory."""
+
     def __init__(self, sim: Simulation, node: Node) -> None:
         self.sim = sim
         self.node = node
@@ -119,15 +129,23 @@ class SimHost:
         self.saved: Tables | None = None
         self.sent_bytes = 0
         self.dropped = 0
+        self.notified: list[tuple[str, ...]] = []
         # As in the real transport: a datagram overtaken by a newer one from its sender is dropped.
         self.guard = ReplayGuard()
+        # Strict: a node bug fails the test that caused it, instead of being logged.
+        self.driver = Driver(node, self, sim.clock, strict=True)
         self._timers: list[Any] = []
 
     def start(self) -> None:
         interval = self.node.timing.interval
         offset = self.sim.rng.uniform(0, interval)  # hosts do not start in lockstep
         self._every(interval, self.beat, offset)
-        self._every(interval / TICKS_PER_INTERVAL, self.tick, offset)
+        self._every(interval / TICKS_PER_INTERVAL, self.driver.tick, offset)
+        if self.sim.probe_answer is not None:
+            self.start_probing()
+
+    def start_probing(self) -> None:
+        self._every(POLL, self.driver.poll_probes, self.sim.rng.uniform(0, POLL))
 
     def _every(self, period: float, f: Callable[[], None], first: float) -> None:
         def fire() -> None:
@@ -147,19 +165,7 @@ class SimHost:
         self._timers.clear()
 
     def beat(self) -> None:
-        now = self.sim.clock.seconds()
-        self.send(self.node.heartbeat(now, self.sim.load_of(self.id)))
-
-    def tick(self) -> None:
-        self.act(self.node.tick(self.sim.clock.seconds()))
-
-    def send(self, message: Any) -> None:
-        self.sequence += 1
-        node = self.node
-        if self.sim.wire:
-            self.sent_bytes += len(seal(SIM_KEYS, self.id, node.boot_epoch, self.sequence, node.term, message))
-        datagram = Datagram(1, self.id, node.boot_epoch, self.sequence, node.term, message)
-        self.sim.multicast(self, datagram)
+        self.driver.beat(self.sim.load_of(self.id))
 
     def deliver(self, datagram: Datagram) -> None:
         if self.alive and not self.frozen:
@@ -168,26 +174,39 @@ class SimHost:
             except WireError:
                 self.dropped += 1
                 return
-            self.act(self.node.receive(self.sim.clock.seconds(), datagram, "sim"))
+            self.driver.received(datagram, "sim")
 
-    def act(self, outputs: Iterable[Any]) -> None:
-        for out in outputs:
-            if isinstance(out, Send):
-                self.send(out.message)
-            elif isinstance(out, BeatNow):
-                self.beat()
-            elif isinstance(out, Persist):
-                self.saved = out.tables
-            elif isinstance(out, RoleChanged) and out.new == "master":
-                self.sim.became_master(self, out)
-            elif isinstance(out, RunAction):
-                ok, detail = self.sim.action_result(self.id, out.action, out.service)
-                self.sim.clock.callLater(0.05, self._action_done, out, ok, detail)
+    # --- IEffects, in memory ---
 
-    def _action_done(self, action: RunAction, ok: bool, detail: str) -> None:
-        if self.alive:
-            self.act(self.node.action_done(self.sim.clock.seconds(), action.term, action.order,
-                                           action.service, ok, detail))
+    def send(self, message: Any, term: int) -> None:
+        self.sequence += 1
+        node = self.node
+        if self.sim.wire:
+            self.sent_bytes += len(seal(SIM_KEYS, self.id, node.boot_epoch, self.sequence, term, message))
+        self.sim.multicast(self, Datagram(1, self.id, node.boot_epoch, self.sequence, term, message))
+
+    def persist(self, tables: Tables) -> None:
+        self.saved = tables
+
+    def run(self, action: RunAction) -> Deferred[tuple[bool, str]]:
+        return self._later(ACTION_TAKES, self.sim.action_result(self.id, action.action, action.service))
+
+    def probe(self, order: ProbeOrder) -> Deferred[ProbeResult]:
+        result = self.sim.probe_answer(order)
+        return self._later(PROBE_TAKES, ProbeResult(Status[result.upper()], PROBE_TAKES, f"{result} detail"))
+
+    def _later(self, delay: float, result: Any) -> Deferred[Any]:
+        """A result that arrives after ``delay``, unless this host has died by then."""
+        d: Deferred[Any] = Deferred()
+        self.sim.clock.callLater(delay, lambda: d.callback(result) if self.alive else None)
+        return d
+
+    def notify(self, words: tuple[str, ...]) -> None:
+        self.notified.append(words)
+
+    def log(self, event: Any) -> None:
+        if isinstance(event, RoleChanged) and event.new == Role.MASTER:
+            self.sim.became_master(self, event)
 
 
 class Simulation:
@@ -202,11 +221,14 @@ class Simulation:
         wire: bool = False,
         policies: Iterable[PolicyRow] = (),
         probing: ProbeDefaults | None = None,
+        balance_after: float = 30.0,
+        move_hold: float = 120.0,
     ) -> None:
         self.clock = SimClock(1_000_000.0)  # a wall-clock-like start, so epochs and stamps are positive
         self.rng = random.Random(seed)
         self.faults = Faults()
-        self.timing = Timing(interval, dead_after, quorum)
+        self.timing = Timing(interval=interval, dead_after=dead_after, quorum=quorum,
+                             balance_after=balance_after, move_hold=move_hold)
         self.wire = wire
         self.policies = tuple(policies)
         self.probing = probing
@@ -217,11 +239,28 @@ class Simulation:
         # How start and stop actions go, by host, action and service: (ok, detail).
         self.action_result: Callable[[HostClusterId, str, str], tuple[bool, str]] = (
             lambda host, action, service: (True, f"{action}ed"))
+        self._probe_answer: Callable[[ProbeOrder], str] | None = None
         for host_id, role in enumerate(roles, 1):
             self.add(HostClusterId.of(CLUSTER, host_id), role)
 
+    @property
+    def probe_answer(self) -> Callable[[ProbeOrder], str] | None:
+        """What each of the master's checks finds ("ok", "critical", ...); while it is None, the
+        master probes nothing (and hosts poll no probe schedule, which is cheaper)."""
+        return self._probe_answer
+
+    @probe_answer.setter
+    def probe_answer(self, answer: Callable[[ProbeOrder], str] | None) -> None:
+        begins = self._probe_answer is None and answer is not None
+        self._probe_answer = answer
+        if begins:
+            for host in self.hosts.values():
+                if host.alive:
+                    host.start_probing()
+
     def add(self, hid: HostClusterId, role: str, tables: Tables | None = None, preempt: bool = False) -> SimHost:
-        identity = Identity(hid, role, 100, f"10.0.{hid.host >> 8}.{hid.host & 0xFF}", preempt)
+        identity = Identity(id=hid, configured=role, address=f"10.0.{hid.host >> 8}.{hid.host & 0xFF}",
+                            preempt=preempt)
         node = Node(identity, int(self.clock.seconds() * 1e6), self.timing, self.clock.seconds(),
                     tables, self.policies, self._declared(hid), self.probing)
         host = self.hosts[hid] = SimHost(self, node)

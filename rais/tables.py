@@ -19,10 +19,9 @@ from typing import Any
 
 import attrs
 
-from rais.ids import HostClusterId, IdError
 from rais.wire import DIGEST, RowKey
-from rais.wire.rows import ROWS, TABLES, Row
-from rais.wire.schema import HostId, Octets, Struct
+from rais.wire.messages import TABLES
+from rais.wire.rows import Row
 
 _MOD = 1 << (8 * DIGEST)
 
@@ -115,31 +114,6 @@ def row_json(row: Row) -> dict[str, Any]:
             value = attrs.asdict(value)
         out[field.name] = value
     return out
-
-
-def _from_json(record: type, data: dict[str, Any]) -> Any:
-    fields = {}
-    for name, kind, _optional in record.__wire_components__:
-        value = data.get(name)
-        if value is not None:
-            if isinstance(kind, HostId):
-                value = HostClusterId.parse(value)
-            elif isinstance(kind, Octets):
-                value = bytes.fromhex(value)
-            elif isinstance(kind, Struct):
-                value = _from_json(kind.record, value)
-        fields[name] = value
-    return record(**fields)
-
-
-def tables_from_json(doc: dict[str, Any]) -> Tables:
-    """The tables in a status document (`rais status --json`); ValueError if they do not parse."""
-    by_table = {record.table: record for _tag, record in ROWS.alternatives.values()}
-    try:
-        rows = [_from_json(by_table[name], row) for name, table in doc["tables"].items() for row in table]
-        return Tables.of(doc.get("tables_term", 0), doc.get("generation", 0), rows)
-    except (KeyError, TypeError, AttributeError, IdError) as e:
-        raise ValueError(f"not a RAIS status document with tables: {e!r}") from None
 
 
 @attrs.frozen

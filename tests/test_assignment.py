@@ -17,10 +17,10 @@ def web(running):
     return ServiceDecl("web", "http", 80, running, True, True, "{}")
 
 
-def cluster(roles=("master", "active", "active", "standby"), serving=2, policies=()):
+def cluster(roles=("master", "active", "active", "standby"), serving=2, policies=(), **timing):
     services = {n: (web(n == serving),) for n in range(1, len(roles) + 1)}
     sim = Simulation(list(roles), services=services, policies=policies,
-                     probing=ProbeDefaults(interval=0.3, timeout=0.2, rise=1, fall=2))
+                     probing=ProbeDefaults(interval=0.3, timeout=0.2, rise=1, fall=2), **timing)
     sim.run_until(sim.converged, 30)
     sim.run(3)
     sim.run_until(sim.converged, 10)
@@ -34,13 +34,12 @@ def rows(sim, name="web"):
 
 def probe_round(sim, answer, seconds=3.0):
     """Run the master's probes for a while, answering each with answer(host number)."""
-    steps = int(seconds / 0.1)
-    for _ in range(steps):
-        master = sim.masters()[0].node
-        now = sim.clock.seconds()
-        for order in master.probe_orders(now):
-            master.probe_result(now, order.key, answer(order.key[0].host), 0.001, "probed")
-        sim.run(0.1)
+    sim.probe_answer = lambda order: answer(order.key[0].host)
+    sim.run(seconds)
+
+
+def master_status(sim):
+    return sim.masters()[0].node.status(sim.clock.seconds())
 
 
 def test_a_failed_service_is_started_on_the_best_host_and_confirmed_by_its_probe():
@@ -58,7 +57,7 @@ def test_a_failed_service_is_started_on_the_best_host_and_confirmed_by_its_probe
     for host in sim.alive():
         row = {r.host.host: r for r in host.node.tables.table("services")}[4]
         assert (row.state, row.assigned) == ("running", True)
-    said = [text for _, text in sim.masters()[0].node.decisions["web"]]
+    said = [d["text"] for d in master_status(sim)["decisions"]["web"]]
     assert any(text.startswith("web -> 1.2.0.4 (score") for text in said), said
     assert any("started on 1.2.0.4" in text for text in said), said
 
@@ -72,15 +71,15 @@ def test_a_start_that_fails_moves_on_to_the_next_candidate():
     probe_round(sim, lambda h: "ok" if h != 2 and rows(sim)[h].assigned else "critical", seconds=3.0)
     assert not rows(sim)[4].assigned
     assert rows(sim)[3].assigned  # the next best: an active (host 3 before host 1, the master)
-    master = sim.masters()[0].node
-    assert "start failed: exit status 1: port in use" in master._exclusions("web", sim.clock.seconds())[hid(4)]
+    (aside,) = [e for e in master_status(sim)["reconcile"]["excluded"] if e["host"] == str(hid(4))]
+    assert (aside["service"], aside["why"]) == ("web", "start failed: exit status 1: port in use")
 
 
 def test_a_dead_host_s_service_moves_and_is_not_served_twice_when_it_returns():
     sim = cluster()
     probe_round(sim, lambda h: "ok" if h == 2 else "critical")
     sim.kill(hid(2))
-    sim.run(5)  # dead_after, then the move
+    probe_round(sim, lambda h: "ok" if rows(sim)[h].assigned else "critical", seconds=5)  # dead_after, the move
     assert rows(sim)[4].assigned and not rows(sim)[2].assigned
     sent = []
     sim.action_result = lambda host, action, service: (sent.append((host.host, action)) or (True, "done"))
@@ -98,13 +97,9 @@ def test_replicas_are_kept_at_the_policy_count():
 
 
 def test_a_service_on_a_host_over_max_cpu_for_long_enough_moves_once():
-    import attrs
-
     from rais.wire import Load
 
-    sim = cluster(policies=(PolicyRow("web", 1, 500, None),))
-    for h in sim.hosts.values():
-        h.node.timing = attrs.evolve(h.node.timing, balance_after=3.0, move_hold=60.0)
+    sim = cluster(policies=(PolicyRow("web", 1, 500, None),), balance_after=3.0, move_hold=60.0)
     busy = {2: 100}
     sim.load_of = lambda host: Load(busy.get(host.host, 100), 0, 0)
     probe_round(sim, lambda h: "ok" if rows(sim)[h].assigned else "critical")

@@ -1,5 +1,6 @@
 """The cluster protocol, many real Node objects over a simulated network (rais.sim)."""
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -186,8 +187,7 @@ def test_a_whole_cluster_restart_resumes_its_tables():
 def test_the_successor_is_the_best_live_host(roles, priorities, seed):
     sim = Simulation(["master"] + roles, seed=seed)
     for host, priority in zip(sim.hosts.values(), priorities, strict=False):
-        host.node.identity = type(host.node.identity)(
-            host.id, host.node.identity.configured, priority, host.node.identity.address)
+        host.node.identity = attrs.evolve(host.node.identity, priority=priority)
     sim.run_until(sim.converged, 30)
     sim.run(2)
     old = master_of(sim)

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rais.config import (
-    ROLES,
     Command,
     ConfigError,
     load_config,
@@ -19,6 +18,7 @@ from rais.config import (
 )
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import write_new_key_file
+from rais.states import Role
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "etc" / "rais.toml"
 
@@ -157,7 +157,7 @@ def test_integer_heartbeat_interval_becomes_float(folder: Path) -> None:
     assert config.cluster.heartbeat_interval == 2.0 and type(config.cluster.heartbeat_interval) is float
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", [role.value for role in Role])
 def test_role_override(folder: Path, role: str) -> None:
     config = load_config(write(folder, {"node": {"role": '"standby"'}}), role=role)
     assert config.node.role == role

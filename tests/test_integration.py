@@ -38,6 +38,13 @@ def hid(n):
     return f"1.2.0.{n}"
 
 
+def declared(doc):
+    """The services table without what probes measure: a master probes each service at its own
+    phase of the probe interval, so one may not have reached a service yet when another has."""
+    measured = ("result", "latency_us", "detail", "changed_ms")
+    return [{k: v for k, v in r.items() if k not in measured} for r in doc["tables"]["services"]]
+
+
 def statuses(node):
     return {h["id"]: h["status"] for h in node.status()["hosts"]}
 
@@ -139,7 +146,7 @@ def test_failover_standby_then_active_and_the_old_master_rejoins_without_preempt
     assert after["tables"]["policy"] == before["tables"]["policy"]
     # The services are intact, but for the dead master's: no longer assigned there.
     def elsewhere(doc):
-        return [r for r in doc["tables"]["services"] if r["host"] != hid(1)]
+        return [r for r in declared(doc) if r["host"] != hid(1)]
 
     assert elsewhere(after) == elsewhere(before)
     assert wait_for(lambda: not any(r["assigned"] for r in nodes[3].status()["tables"]["services"]
@@ -199,7 +206,7 @@ def test_a_whole_cluster_stopped_and_started_resumes_its_tables(cluster):
     after = nodes[0].status()
     assert after["generation"] > before["generation"] and after["term"] > before["term"]
     assert after["tables"]["policy"] == before["tables"]["policy"]
-    assert after["tables"]["services"] == before["tables"]["services"]
+    assert declared(after) == declared(before)
 
 
 def test_restarted_node_is_seen_again_with_a_new_boot_epoch(cluster):

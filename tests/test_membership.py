@@ -1,12 +1,14 @@
 import pytest
 
 from rais.ids import HostClusterId
-from rais.membership import DOWN, SUSPECT, UP, Membership, Transition
+from rais.membership import Membership, Transition
+from rais.states import HostStatus
 from rais.wire import Heartbeat, Load
 
+UP, SUSPECT, DOWN = HostStatus.UP, HostStatus.SUSPECT, HostStatus.DOWN
 A = HostClusterId.parse("1.2.0.1")
 B = HostClusterId.parse("1.2.0.2")
-BEAT = Heartbeat("active", 100, 0, "10.0.0.1", Load(250, 1000, 2000))
+BEAT = Heartbeat(role="active", priority=100, generation=0, address="10.0.0.1", load=Load(250, 1000, 2000))
 
 
 def hear(m, now, who=A, epoch=1, beat=BEAT):

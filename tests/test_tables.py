@@ -11,8 +11,8 @@ HOSTS = [HostClusterId.parse(f"1.2.0.{i}") for i in range(1, 4)]
 
 
 def service(host, name, detail="", result="none"):
-    return ServiceRow(host, name, "tcp", 80, True, True, False, False, "running", result, None,
-                      detail, "{}", 0)
+    return ServiceRow(host=host, name=name, probe="tcp", port=80, running=True, assigned=True, can_start=False, can_stop=False, state="running", result=result, latency_us=None,
+                      detail=detail, options="{}", changed_ms=0)
 
 
 # Rows drawn from a small key space, so upserts overwrite and removes hit.

@@ -1,11 +1,15 @@
-"""The datagram protocol with an in-memory transport and a fake clock."""
+"""The datagram protocol and the daemon's effects, with an in-memory transport and a fake clock."""
 
+import attrs
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
 
+from rais.daemon import DaemonEffects
+from rais.effects import Driver
 from rais.ids import HostClusterId
 from rais.keys import parse_keys
-from rais.node import Identity, Node, Timing
+from rais.node import Node
+from rais.settings import Identity, Timing
 from rais.transport import NodeProtocol
 from rais.wire import Heartbeat, seal
 
@@ -37,15 +41,47 @@ class FakeMulticast:
         return succeed(None)
 
 
-def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1):
-    ident = Identity(HostClusterId.parse(f"1.2.0.{host}"), role, 100, f"10.0.0.{host}")
-    node = Node(ident, epoch, Timing(interval, dead_after), clock.seconds())
-    proto = NodeProtocol(node, KEYS, GROUP, PORT, "127.0.0.1", 1, clock, persist=SAVED.append)
-    proto.makeConnection(FakeMulticast())
-    return proto
+class Saver:
+    def save(self, tables):
+        SAVED.append(tables)
 
 
 SAVED = []
+
+
+@attrs.define
+class Daemon:
+    """A node wired as rais.daemon wires it, on a fake multicast transport."""
+
+    node: Node
+    protocol: NodeProtocol
+    driver: Driver
+
+    @property
+    def transport(self):
+        return self.protocol.transport
+
+    def datagramReceived(self, data, addr):
+        self.protocol.datagramReceived(data, addr)
+
+    def beat(self):
+        self.driver.beat(None)
+
+    def tick(self):
+        self.driver.tick()
+
+    def counters(self):
+        return self.protocol.counters()
+
+
+def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1):
+    ident = Identity(id=HostClusterId.parse(f"1.2.0.{host}"), configured=role, address=f"10.0.0.{host}")
+    node = Node(ident, epoch, Timing(interval=interval, dead_after=dead_after), clock.seconds())
+    proto = NodeProtocol(KEYS, ident.id, epoch, GROUP, PORT, "127.0.0.1", 1)
+    driver = Driver(node, DaemonEffects(proto, Saver(), clock, {}, None, None), clock)
+    proto.deliver = driver.received
+    proto.makeConnection(FakeMulticast())
+    return Daemon(node, proto, driver)
 
 
 def deliver(sender, receivers):
@@ -100,9 +136,9 @@ def test_bad_datagrams_are_dropped_and_counted_by_reason():
     b.datagramReceived(good, ("10.0.0.1", PORT))
     b.datagramReceived(good, ("10.0.0.1", PORT))                       # replayed
     b.datagramReceived(good[:-1] + bytes([good[-1] ^ 1]), ("10.0.0.1", PORT))  # tampered tag
-    forged = seal(OTHER_KEYS, HostClusterId.parse("1.2.0.9"), 1, 1, 0, Heartbeat("active", 1, 0, "x"))
+    forged = seal(OTHER_KEYS, HostClusterId.parse("1.2.0.9"), 1, 1, 0, Heartbeat(role="active", priority=1, generation=0, address="x"))
     b.datagramReceived(forged, ("10.0.0.9", PORT))                     # wrong key
-    other = seal(KEYS, HostClusterId.parse("1.3.0.9"), 1, 1, 0, Heartbeat("active", 1, 0, "x"))
+    other = seal(KEYS, HostClusterId.parse("1.3.0.9"), 1, 1, 0, Heartbeat(role="active", priority=1, generation=0, address="x"))
     b.datagramReceived(other, ("10.0.0.9", PORT))                      # other cluster
     b.datagramReceived(b"\x30\x03junk", ("10.0.0.9", PORT))            # malformed
     b.datagramReceived(b"\x00" * 5000, ("10.0.0.9", PORT))             # oversized

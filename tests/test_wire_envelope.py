@@ -35,7 +35,7 @@ KEY2 = Key(2, bytes(range(32, 64)))
 RING = Keyring((KEY1,))
 # Small enough for short-form DER lengths, so framing tests can edit bytes by offset.
 SMALL = Vote(5, HostClusterId.parse("1.2.0.7"), True)
-HB = Heartbeat("active", 100, 5, "192.0.2.7:7000", Load(250, 1000, 2000))
+HB = Heartbeat(role="active", priority=100, generation=5, address="192.0.2.7:7000", load=Load(250, 1000, 2000))
 
 
 

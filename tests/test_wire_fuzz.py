@@ -25,7 +25,7 @@ from tests.strategies import messages
 CLUSTER = ClusterId.parse("1.2")
 SENDER = HostClusterId.of(CLUSTER, 7)
 RING = Keyring((Key(1, bytes(range(32))),))
-HB = Heartbeat("standby", 9, 77, "198.51.100.3:7000", Load(999, 12345, 2**63))
+HB = Heartbeat(role="standby", priority=9, generation=77, address="198.51.100.3:7000", load=Load(999, 12345, 2**63))
 DATAGRAM = seal(RING, SENDER, 3, 4, 5, HB)
 BODY = encode_message(HB)
 _OUTER = 2 + (DATAGRAM[1] & 0x7F if DATAGRAM[1] & 0x80 else 0)  # past the outer SEQUENCE's T and L

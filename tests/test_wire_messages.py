@@ -53,7 +53,7 @@ def test_known_encoding():
 
 
 def test_load_encoding():
-    hb = Heartbeat("master", 0, 0, "", Load(1000, 0, 1))
+    hb = Heartbeat(role="master", priority=0, generation=0, address="", load=Load(1000, 0, 1))
     der = encode_message(hb)
     # [0] heartbeat { [0] role 2, [1] 0, [2] 0, [3] "", [4] load { [0] 1000, [1] 0, [2] 1 }, ... }
     assert der.startswith(bytes.fromhex("a0") + der[1:2] + bytes.fromhex("8001028101008201008300a40a800203e8810100820101"))
@@ -88,7 +88,7 @@ def test_load_refuses_out_of_range(kwargs):
 
 
 def test_address_limit_counts_characters():
-    hb = Heartbeat("standby", 7, 8, "\U0001f600" * 255)
+    hb = Heartbeat(role="standby", priority=7, generation=8, address="\U0001f600" * 255)
     assert decode_message(encode_message(hb)) == hb
 
 

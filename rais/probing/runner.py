@@ -2,16 +2,15 @@
 
 :func:`run_probe` runs one probe once (the CLI's ``rais probe``, the
 benchmarks); :class:`ProbeRunner` runs a :class:`ProbeOrder` from the
-master's schedule by probe name, for the reactor shell. Neither knows
-about the node: what is due and what a result means are decided in
-rais.probing.schedule and rais.node. :class:`Prober` is the shell's
-current glue between the node and a ProbeRunner.
+master's schedule by probe name, for the daemon (rais.daemon). Neither
+knows about the node: what is due and what a result means are decided in
+rais.probing.schedule and rais.mastership.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
@@ -21,9 +20,6 @@ from rais.interfaces import IProbe, ProbeResult, Status
 from rais.probing.base import guarded, short
 from rais.probing.discover import ProbeRegistry, UnknownProbe
 from rais.probing.schedule import ProbeOrder
-
-if TYPE_CHECKING:  # only for the hint: this module is loaded without the node
-    from rais.node import Node
 
 # Lets a probe's own timeout win over the outer guard of run_probe.
 GUARD_SLACK = 0.25
@@ -73,36 +69,3 @@ class ProbeRunner:
         self.log.failure("probe {probe} of {key} failed", failure, probe=order.probe, key=order.key)
         return ProbeResult(Status.UNKNOWN, 0.0,
                            short(f"probe error: {failure.type.__name__}: {failure.getErrorMessage()}"))
-
-
-class Prober:
-    """Starts the checks the master's node asks for and hands the results back to it."""
-
-    log = Logger()
-
-    def __init__(self, node: Node, registry: ProbeRegistry, reactor: Any) -> None:
-        self.node = node
-        self.registry = registry
-        self.reactor = reactor
-        self.runner = ProbeRunner(registry, reactor)
-
-    def poll(self) -> None:
-        """Start the checks that are due; the node service calls this every POLL seconds."""
-        try:
-            orders = self.node.probe_orders(self.reactor.seconds())
-        except Exception:  # a bug costs one poll; escaping would stop the loop for good
-            self.log.failure("probe scheduling failed")
-            return
-        for order in orders:
-            d = self.runner.run(order)
-            d.addCallback(self._finish, order)
-            d.addErrback(self._lost, order)
-
-    def _finish(self, result: ProbeResult, order: ProbeOrder) -> None:
-        self.node.probe_result(self.reactor.seconds(), order.key, result.status.name.lower(),
-                               result.latency, result.detail)
-
-    def _lost(self, failure: Failure, order: ProbeOrder) -> None:
-        # The runner never errbacks, so this is the node failing to take the result.
-        self.log.failure("probe {probe} of {key}: the node did not take the result", failure,
-                         probe=order.probe, key=order.key)

@@ -21,10 +21,9 @@ from collections.abc import Iterable
 import attrs
 
 from rais.ids import HostClusterId
+from rais.states import ANSWERING, Result
 from rais.wire.rows import ServiceRow
 
-OK_RESULTS = ("ok", "warning")  # the service answers; a warning is worth a look, not a move
-FAILED_RESULTS = ("critical",)  # "unknown" (the check itself broke) moves nothing either way
 
 # How often the schedule is looked at: phases are spread over each interval,
 # so this is the granularity of the spreading.
@@ -134,12 +133,12 @@ class Health:
 
     def record(self, result: str, rise: int, fall: int) -> bool | None:
         """Count a probe result; the new state if it changes now, else None."""
-        if result in OK_RESULTS:
+        if result in ANSWERING:
             self.successes, self.failures = self.successes + 1, 0
             if self.up is not True and self.successes >= rise:
                 self.up = True
                 return True
-        elif result in FAILED_RESULTS:
+        elif result == Result.CRITICAL:  # "unknown" (the check itself broke) moves nothing either way
             self.successes, self.failures = 0, self.failures + 1
             if self.up is not False and self.failures >= fall:
                 self.up = False

@@ -11,7 +11,6 @@ from rais.wire.envelope import (
 from rais.wire.messages import (
     DIGEST,
     MESSAGES,
-    ROLES,
     Catalogue,
     CatalogueRequest,
     Echo,
@@ -39,7 +38,6 @@ __all__ = [
     "MESSAGES",
     "PROTOCOL_VERSION",
     "REASONS",
-    "ROLES",
     "Catalogue",
     "CatalogueRequest",
     "Datagram",

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 from rais.ids import HostClusterId
+from rais.states import OrderAction, Role
 from rais.wire.schema import (
     Choice,
     Enum,
@@ -34,15 +35,16 @@ MAX_NAME = 64  # service and policy names, as in the config
 DIGEST = 16  # bytes of a tables digest
 CATALOGUE = 8  # bytes of a service catalogue digest
 
-ROLES = ("active", "standby", "master")
-
-ROLE = Enum(ROLES)
+ROLE = Enum(tuple(Role))
 TERM = UInt()
 GENERATION = UInt()
 U8 = UInt(0, 255)
 U16 = UInt(0, 0xFFFF)
 
 MESSAGES = Choice("Message", MAX_BODY)
+
+# The tables, in the order of the RowKey.table ENUMERATED.
+TABLES = ("services", "latency", "cpu", "network", "servers", "policy")
 
 
 def schema_text() -> str:
@@ -78,16 +80,16 @@ class Echo:
 
 
 @MESSAGES.register("heartbeat", 0)
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class Heartbeat:
     """Sent by every node every heartbeat interval: who it is, how it is, what it holds."""
 
-    role: str = wire(ROLE)  # the role it plays now
+    role: Role = wire(ROLE)  # the role it plays now
     priority: int = wire(U8)
     generation: int = wire(GENERATION)  # of its replica of the tables
     address: str = wire(Text(MAX_ADDRESS))
     load: Load | None = wire(Struct(Load), optional=True, default=None)
-    configured: str = wire(ROLE, default="active")  # the role its config asks for
+    configured: Role = wire(ROLE, default=Role.ACTIVE)  # the role its config asks for
     tables_term: int = wire(TERM, default=0)  # the term that wrote its replica
     digest: bytes = wire(Octets(DIGEST, DIGEST), default=bytes(DIGEST))
     catalogue: bytes = wire(Octets(CATALOGUE, CATALOGUE), default=bytes(CATALOGUE))
@@ -138,7 +140,7 @@ MAX_REMOVED = 64
 @asn1_sequence
 @attrs.frozen
 class RowKey:
-    table: str = wire(Enum(("services", "latency", "cpu", "network", "servers", "policy")))
+    table: str = wire(Enum(TABLES))
     host: int = wire(UInt(0, 2**32 - 1))  # 0 for cluster-wide rows (policy)
     name: str = wire(Text(MAX_NAME))  # "" for per-host rows
 
@@ -220,8 +222,6 @@ class Vote:
     granted: bool = wire(Flag())
 
 
-ORDER_ACTIONS = ("assign", "release")
-
 
 @MESSAGES.register("order", 8)
 @attrs.frozen
@@ -229,7 +229,7 @@ class Order:
     """The master tells a host to start (assign) or stop (release) a service."""
 
     order: int = wire(UInt())  # unique within the master's term
-    action: str = wire(Enum(ORDER_ACTIONS))
+    action: OrderAction = wire(Enum(tuple(OrderAction)))
     host: HostClusterId = wire(HostId())
     service: str = wire(Text(MAX_NAME, 1))
 

@@ -13,6 +13,7 @@ from functools import cached_property
 import attrs
 
 from rais.ids import HostClusterId
+from rais.states import HostStatus, Result, Role, ServiceState
 from rais.wire.messages import (
     DIGEST,
     MAX_ADDRESS,
@@ -28,10 +29,6 @@ from rais.wire.schema import Choice, Enum, Flag, HostId, Octets, Struct, Text, U
 
 ROWS = Choice("TableRow", MAX_BODY)
 
-TABLES = ("services", "latency", "cpu", "network", "servers", "policy")
-STATUSES = ("up", "suspect", "down")
-SERVICE_STATES = ("running", "stopped", "failed", "unknown")
-RESULTS = ("none", "ok", "warning", "critical", "unknown")
 MAX_DETAIL = 200  # bytes of UTF-8 (and so at most as many characters)
 
 
@@ -61,7 +58,7 @@ def decode_row(data: bytes) -> Row:
 
 
 @ROWS.register("service", 0)
-@attrs.frozen(cache_hash=True)
+@attrs.frozen(cache_hash=True, kw_only=True)
 class ServiceRow(Row):
     table = "services"
     host: HostClusterId = wire(HostId())
@@ -72,8 +69,8 @@ class ServiceRow(Row):
     assigned: bool = wire(Flag())  # the cluster wants it served here
     can_start: bool = wire(Flag())
     can_stop: bool = wire(Flag())
-    state: str = wire(Enum(SERVICE_STATES))
-    result: str = wire(Enum(RESULTS))  # the last probe's verdict
+    state: ServiceState = wire(Enum(tuple(ServiceState)))
+    result: Result = wire(Enum(tuple(Result)))  # the last probe's verdict
     latency_us: int | None = wire(UInt(), optional=True)
     detail: str = wire(Text(MAX_DETAIL, max_bytes=MAX_DETAIL))  # see schema.clip
     options: str = wire(Text(512, max_bytes=512))  # probe options, canonical JSON
@@ -111,13 +108,13 @@ class NetworkRow(Row):
 
 
 @ROWS.register("server", 4)
-@attrs.frozen(cache_hash=True)
+@attrs.frozen(cache_hash=True, kw_only=True)
 class ServerRow(Row):
     table = "servers"
     host: HostClusterId = wire(HostId())
-    role: str = wire(ROLE)
-    configured: str = wire(ROLE)
-    status: str = wire(Enum(STATUSES))
+    role: Role = wire(ROLE)
+    configured: Role = wire(ROLE)
+    status: HostStatus = wire(Enum(tuple(HostStatus)))
     priority: int = wire(U8)
     address: str = wire(Text(MAX_ADDRESS))
     boot_epoch: int = wire(UInt())

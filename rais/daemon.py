@@ -1,0 +1,183 @@
+"""The node as a running service: the reactor side of one node.
+
+``NodeService`` builds the pure Node from the config, opens the multicast
+port, and drives the node with timers (heartbeats, ticks, the probe
+schedule) through a rais.effects.Driver. ``DaemonEffects`` is how the
+daemon carries out what the node decides: seal and multicast, save the
+tables off the reactor thread, run start/stop actions and probes as
+processes and connections, run the operator's notify command, and log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger, LogLevel
+from zope.interface import implementer
+
+from rais.actions import Notifier, run_action
+from rais.config import Config, PolicyConfig, ServiceConfig
+from rais.effects import TICKS_PER_INTERVAL, Driver, Dropped, Event, RunAction
+from rais.epoch import next_boot_epoch
+from rais.interfaces import IEffects, ProbeResult
+from rais.load import LoadSampler
+from rais.node import Node
+from rais.probing.discover import discover
+from rais.probing.runner import ProbeRunner
+from rais.probing.schedule import POLL, ProbeDefaults, ProbeOrder
+from rais.settings import Identity, Timing
+from rais.statefile import StateFileError, TableSaver, load_tables
+from rais.tables import Tables
+from rais.transport import NodeProtocol
+from rais.wire.rows import PolicyRow, Weights
+
+
+@implementer(IEffects)
+class DaemonEffects:
+    logger = Logger(namespace="rais.node")
+
+    def __init__(self, protocol: NodeProtocol, saver: TableSaver, reactor: Any,
+                 services: Mapping[str, ServiceConfig], notifier: Notifier | None, prober: ProbeRunner) -> None:
+        self.protocol = protocol
+        self.saver = saver
+        self.reactor = reactor
+        self.services = services
+        self.notifier = notifier
+        self.prober = prober
+
+    def send(self, message: object, term: int) -> None:
+        self.protocol.send(message, term)
+
+    def persist(self, tables: Tables) -> None:
+        self.saver.save(tables)
+
+    def run(self, action: RunAction) -> Deferred[tuple[bool, str]]:
+        return run_action(self.reactor, self.services, action.action, action.service)
+
+    def probe(self, order: ProbeOrder) -> Deferred[ProbeResult]:
+        return self.prober.run(order)
+
+    def notify(self, words: tuple[str, ...]) -> None:
+        if self.notifier is not None:
+            self.notifier(*words)
+
+    def log(self, event: Event) -> None:
+        if isinstance(event, Dropped):
+            self.protocol.drop(event.reason, event.source, event.detail)  # counted with the bad datagrams
+            return
+        self.logger.emit(LogLevel.levelWithName(event.level), event.text, **event.fields())
+
+
+class NodeService(Service):
+    """Owns the multicast port, the timers and the table saver of one node."""
+
+    log = Logger()
+
+    def __init__(self, config: Config, services: tuple, reactor: Any) -> None:
+        self.config = config
+        self.services = services
+        self.reactor = reactor
+        self.node: Node | None = None
+        self.protocol: NodeProtocol | None = None
+        self.saver: TableSaver | None = None
+        self._port = None
+        self._loops: list[LoopingCall] = []
+
+    def startService(self) -> None:
+        super().startService()
+        config, reactor = self.config, self.reactor
+        cluster, me = config.cluster, config.node
+        now = reactor.seconds()
+        try:
+            tables = load_tables(me.state_dir)
+        except StateFileError as e:
+            self.log.error("saved tables in {dir} are damaged ({why}); moved aside, starting empty",
+                           dir=me.state_dir, why=str(e))
+            tables = None
+        node = self.node = Node(
+            Identity(id=config.self_id, configured=me.role, priority=me.priority, address=me.address,
+                     preempt=me.preempt),
+            boot_epoch=next_boot_epoch(me.state_dir, now),
+            timing=Timing(interval=cluster.heartbeat_interval, dead_after=cluster.dead_after,
+                          quorum=cluster.quorum, balance_after=cluster.balance_after, move_hold=cluster.move_hold),
+            now=now,
+            tables=tables,
+            policies=[policy_row(p) for p in config.policies.values()],
+            services=self.services,
+            probing=ProbeDefaults(cluster.probe_interval, cluster.probe_timeout, cluster.rise,
+                                  cluster.fall, cluster.probe_concurrency),
+        )
+        pool = reactor.getThreadPool()
+        self.saver = TableSaver(
+            me.state_dir, lambda f, *args: deferToThreadPool(reactor, pool, f, *args), self.log
+        )
+        registry = discover(config.probes.paths)
+        for failure in registry.failures:
+            self.log.warn("probe module {file} not loaded: {reason}", file=failure.file, reason=failure.reason)
+        self.protocol = NodeProtocol(cluster.keyring, node.id, node.boot_epoch, cluster.group, cluster.port,
+                                     cluster.interface, cluster.ttl)
+        effects = DaemonEffects(
+            self.protocol, self.saver, reactor, config.services,
+            Notifier(reactor, me.notify.argv) if me.notify is not None else None,
+            ProbeRunner(registry, reactor),
+        )
+        driver = Driver(node, effects, reactor)
+        self.protocol.deliver = driver.received
+        self._port = reactor.listenMulticast(cluster.port, self.protocol, listenMultiple=True)
+        self.log.info(
+            "node {id} ({role}) in cluster {cluster}, group {group}:{port}, boot epoch {epoch}, "
+            "tables at generation {generation}",
+            id=str(config.self_id), role=me.role, cluster=str(cluster.id),
+            group=cluster.group, port=cluster.port, epoch=node.boot_epoch,
+            generation=node.tables.generation,
+        )
+        sampler = LoadSampler(now)
+        interval = cluster.heartbeat_interval
+        # Sampled before the beat is stamped, so round trips do not include psutil's time.
+        self._loop("heartbeat", lambda: driver.beat(sampler.sample(reactor.seconds())), interval)
+        self._loop("tick", driver.tick, interval / TICKS_PER_INTERVAL)
+        self._loop("probe schedule", driver.poll_probes, POLL)
+
+    def _loop(self, name: str, f: Any, interval: float) -> None:
+        loop = LoopingCall(f)
+        loop.clock = self.reactor
+        loop.start(interval, now=True).addErrback(
+            lambda failure: self.log.failure("timer {name} stopped", failure, name=name)
+        )
+        self._loops.append(loop)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._loops.clear()
+        port, self._port = self._port, None
+        waits = [port.stopListening()] if port is not None else []
+        if self.saver is not None and self.node is not None:
+            self.saver.save(self.node.tables)  # the newest, whatever was skipped
+            waits.append(self.saver.flush())
+        return gatherResults([d for d in waits if d is not None])
+
+    def status(self) -> dict[str, Any]:
+        if self.node is None or self.protocol is None:
+            return {"error": "node not started"}
+        doc = self.node.status(self.reactor.seconds())
+        doc["traffic"] = self.protocol.counters()
+        return doc
+
+
+def policy_row(policy: PolicyConfig) -> PolicyRow:
+    return PolicyRow(
+        policy.name,
+        policy.replicas,
+        None if policy.max_cpu is None else max(1, round(policy.max_cpu * 1000)),
+        None if policy.max_latency_ms is None else round(policy.max_latency_ms * 1000),
+        None if policy.max_net_mbps is None else round(policy.max_net_mbps * 125_000),
+        Weights(**{name: round(weight * 1000) for name, weight in policy.weights.items()}),
+    )

@@ -1,0 +1,321 @@
+"""What only the master holds, for exactly one term.
+
+Pure. A ``Mastership`` is made when a node becomes master and dropped when
+it steps down, so nothing of it (the ledger, probe results, round trips,
+orders in flight, put-aside hosts, load timers, decisions) can outlive the
+term it belongs to. It keeps the tables: it writes what the master hears and
+what its probes find into them (``upkeep``, ``probe_done``), commits
+generations and answers sync requests, and keeps every service at its copies
+(``reconcile``, which runs rais.reconcile and gives the orders it decides).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+import attrs
+
+from rais.catalogue import CatalogueAssembler, service_rows
+from rais.effects import Decided, Persist, Send, TablesChanged
+from rais.ids import HostClusterId
+from rais.membership import Membership, Peer
+from rais.planner import View
+from rais.probing.schedule import Health, Key, ProbeDefaults, ProbeOrder, ProbeSchedule, Settings, options_of
+from rais.reconcile import START_FAILED_FOR, Books, Decision, Exclusion, Situation, reconcile
+from rais.settings import Identity, Timing
+from rais.states import HostStatus, OrderAction, Result, Role, ServiceState
+from rais.sync import SyncServer
+from rais.tables import Ledger, Tables
+from rais.wire import Catalogue, CatalogueRequest, Echo, Load, OrderDone, RowKey, ServiceDecl, SyncNotice, SyncRequest
+from rais.wire.rows import MAX_DETAIL, CpuRow, LatencyRow, NetworkRow, PolicyRow, Row, ServerRow
+from rais.wire.schema import clip
+
+# A row that changed only a little is rewritten at most this often (seconds),
+# so load figures and last-heard times do not bump the generation every beat.
+REFRESH = 30.0
+CPU_STEP = 50  # permille
+RATE_STEP = 0.25  # relative change of a network rate or a round trip
+RATE_FLOOR = 10_000  # bytes/s: below this, rates are noise
+RTT_FLOOR = 1_000  # microseconds: closer round trips are the same for placing services
+RTT_WEIGHT = 0.2  # of a new round-trip sample in the smoothed value
+MAX_RTT = 10_000_000  # microseconds; anything longer is a stale echo
+PROBE_LATENCY_FLOOR = 1_000  # microseconds: probe latencies closer than this are the same
+SETTLE = 2  # heartbeat intervals a new master listens (to every host's catalogue) before it moves services
+DECISIONS_KEPT = 5  # per service, for `rais status`
+
+
+class Mastership:
+    def __init__(self, identity: Identity, boot_epoch: int, timing: Timing, probing: ProbeDefaults,
+                 term: int, now: float, tables: Tables, policies: Iterable[PolicyRow]) -> None:
+        self.identity = identity
+        self.id = identity.id
+        self.boot_epoch = boot_epoch
+        self.timing = timing
+        self.probing = probing
+        self.term = term
+        self.since = now
+        self.ledger = Ledger(tables)
+        self.server = SyncServer(timing.interval / 2)
+        self.schedule = ProbeSchedule(probing.concurrency)
+        self.books = Books()
+        self.decisions: dict[str, deque[tuple[float, str]]] = {}  # the latest few per service
+        self._health: dict[Key, Health] = {}
+        self._written: dict[RowKey, float] = {}
+        self._rtt: dict[HostClusterId, float] = {}
+        self._asked: dict[HostClusterId, float] = {}  # catalogue requests
+        self._catalogues = CatalogueAssembler()
+        self._view: View | None = None
+        self._targets: tuple[Tables, dict[Key, ProbeOrder]] | None = None
+        # The new master's [policy.*] are the operator's latest word; the tables keep
+        # the policies of services its config does not name.
+        for policy in policies:
+            self.ledger.stage(policy)
+
+    @property
+    def tables(self) -> Tables:
+        return self.ledger.current
+
+    def view(self) -> View:
+        """The planner's index of the committed tables, built once per snapshot."""
+        tables = self.ledger.current
+        if self._view is None or self._view.tables is not tables:
+            self._view = View(tables)
+        return self._view
+
+    def commit(self, now: float) -> list[object]:
+        tables = self.ledger.commit(self.term)
+        if tables is None:
+            return []
+        return [
+            TablesChanged("committed", tables.generation, tables.term),
+            Send(SyncNotice(tables.term, tables.generation, tables.digest)),
+            *(Send(chunk) for chunk in self.server.push(self.ledger, now)),
+            Persist(tables),
+        ]
+
+    # --- what the master hears ---
+
+    def answer_sync(self, now: float, request: SyncRequest) -> list[object]:
+        return [Send(c) for c in self.server.answer(self.ledger, request, now)]
+
+    def echo(self, now: float, host: HostClusterId, echo: Echo) -> None:
+        """A host echoed our heartbeat's stamp: a round-trip sample."""
+        rtt = int(now * 1e6) - echo.stamp - echo.held
+        if 0 <= rtt <= MAX_RTT:
+            old = self._rtt.get(host)
+            self._rtt[host] = rtt if old is None else old + RTT_WEIGHT * (rtt - old)
+
+    def catalogue(self, now: float, host: HostClusterId, chunk: Catalogue) -> None:
+        done = self._catalogues.receive(host, chunk)
+        if done is not None:
+            self._stage_catalogue(now, host, *done)
+
+    # --- keeping the tables ---
+
+    def upkeep(self, now: float, membership: Membership, load: Load | None, catalogue: bytes,
+               services: tuple[ServiceDecl, ...]) -> list[object]:
+        """Write what was heard since the last tick into the tables, ask hosts whose catalogue
+        changed for it, and commit."""
+        ledger = self.ledger
+        now_ms = int(now * 1000)
+        me = self.identity
+        own = ServerRow(host=self.id, role=Role.MASTER, configured=me.configured, status=HostStatus.UP,
+                        priority=me.priority, address=me.address, boot_epoch=self.boot_epoch,
+                        last_heard_ms=now_ms, catalogue=catalogue)
+        self._stage_server(own, now)
+        self._stage_load(self.id, load, now)
+        own_rtt = RowKey("latency", self.id.value, "")
+        if ledger.view(own_rtt) is not None:
+            ledger.stage_remove(own_rtt)  # measured by a former master; ours to ourselves is nil
+        self._stage_catalogue(now, self.id, catalogue, services)
+        for peer in membership.peers():
+            self._stage_peer(peer, membership.status(peer, now), now)
+        # Hosts the tables know but this master has not heard since it took over.
+        for row in ledger.current.table("servers"):
+            if (row.host != self.id and membership.get(row.host) is None and row.status != HostStatus.DOWN
+                    and now - self.since >= self.timing.dead):
+                ledger.stage(attrs.evolve(row, status=HostStatus.DOWN))
+        out = self._request_catalogues(now, membership)
+        return out + self.commit(now)
+
+    def _stage(self, row: Row, now: float, significant: bool) -> None:
+        """Stage ``row`` if it differs significantly, or at all once its refresh is due."""
+        old = self.ledger.view(row.key)
+        if old == row:
+            return
+        if old is None or significant or now - self._written.get(row.key, -1e18) >= REFRESH:
+            self.ledger.stage(row)
+            self._written[row.key] = now
+
+    def _stage_server(self, row: ServerRow, now: float) -> None:
+        old = self.ledger.view(row.key)
+        significant = old is None or attrs.evolve(old, last_heard_ms=row.last_heard_ms) != row
+        self._stage(row, now, significant)
+
+    def _stage_peer(self, peer: Peer, status: HostStatus, now: float) -> None:
+        beat = peer.beat
+        old = self.ledger.view(RowKey("servers", peer.id.value, ""))
+        self._stage_server(ServerRow(
+            host=peer.id, role=beat.role, configured=beat.configured, status=status, priority=beat.priority,
+            address=beat.address, boot_epoch=peer.boot_epoch, last_heard_ms=int(peer.last_heard * 1000),
+            catalogue=old.catalogue if old is not None else bytes(8),
+        ), now)
+        self._stage_load(peer.id, beat.load, now)
+        rtt = self._rtt.get(peer.id)
+        if rtt is not None:
+            old_rtt = self.ledger.view(RowKey("latency", peer.id.value, ""))
+            self._stage(LatencyRow(peer.id, int(rtt)), now,
+                        old_rtt is None or moved(old_rtt.rtt_us, int(rtt), RTT_FLOOR))
+
+    def _stage_load(self, host: HostClusterId, load: Load | None, now: float) -> None:
+        if load is None:
+            return
+        old_cpu = self.ledger.view(RowKey("cpu", host.value, ""))
+        cpu = load.cpu_permille
+        self._stage(CpuRow(host, cpu), now, old_cpu is None or abs(old_cpu.cpu_permille - cpu) >= CPU_STEP)
+        old_net = self.ledger.view(RowKey("network", host.value, ""))
+        rx, tx = load.net_rx_bps, load.net_tx_bps
+        self._stage(NetworkRow(host, rx, tx), now, old_net is None or
+                    moved(old_net.rx_bps, rx, RATE_FLOOR) or moved(old_net.tx_bps, tx, RATE_FLOOR))
+
+    def _request_catalogues(self, now: float, membership: Membership) -> list[object]:
+        out: list[object] = []
+        for peer in membership.peers():
+            row = self.ledger.view(RowKey("servers", peer.id.value, ""))
+            if (membership.status(peer, now) == HostStatus.UP and row is not None
+                    and row.catalogue != peer.beat.catalogue
+                    and now - self._asked.get(peer.id, -1e18) >= self.timing.interval):
+                self._asked[peer.id] = now
+                out.append(Send(CatalogueRequest(peer.id)))
+        return out
+
+    def _stage_catalogue(self, now: float, host: HostClusterId, digest: bytes,
+                         decls: tuple[ServiceDecl, ...]) -> None:
+        ledger = self.ledger
+        key = RowKey("servers", host.value, "")
+        committed, server = ledger.current.get(key), ledger.view(key)
+        if server is None or (committed is not None and committed.catalogue == digest):
+            return
+        existing = [r for r in ledger.current.table("services") if r.host == host]
+        rows, removes = service_rows(host, decls, existing, int(now * 1000))
+        for row in rows:
+            ledger.stage(row)
+        for key in removes:
+            ledger.stage_remove(key)
+        ledger.stage(attrs.evolve(server, catalogue=digest))
+
+    # --- keeping services at their copies ---
+
+    @property
+    def settles_at(self) -> float:
+        """A new master first hears every host's catalogue, then moves anything."""
+        return self.since + SETTLE * self.timing.interval
+
+    def situation(self, now: float) -> Situation:
+        """What a reconcile now would decide from (the status document carries it too)."""
+        return Situation(self.view(), self.books, self.id, self.timing, now)
+
+    def reconcile(self, now: float) -> list[object]:
+        """Decide on the committed tables, give the orders, and commit what changed."""
+        changes = reconcile(self.situation(now))
+        self.books = changes.books
+        for row in changes.rows:
+            self.ledger.stage(row)
+        out: list[object] = []
+        for decision in changes.decisions:
+            out.append(self._decided(now, decision))
+            if decision.order is not None:
+                out.append(Send(decision.order))
+        out += [Send(order) for order in changes.resend]
+        return out + self.commit(now)
+
+    def order_done(self, now: float, host: HostClusterId, done: OrderDone) -> list[object]:
+        """A host answered an order of this term."""
+        books = self.books
+        pending = books.orders.get(done.order)
+        if pending is None or pending.order.host != host:
+            return []  # an answer already handled
+        orders = {n: p for n, p in books.orders.items() if n != done.order}
+        self.books = attrs.evolve(books, orders=orders)
+        order = pending.order
+        service = order.service
+        if order.action == OrderAction.RELEASE:
+            return [self._decided(now, Decision("released", service, host,
+                                                f"{service} released on {host}: {done.detail}"))]
+        if not done.ok:
+            excluded = {**books.excluded, (host, service): Exclusion(
+                f"start failed: {done.detail}", now + START_FAILED_FOR)}
+            self.books = attrs.evolve(self.books, excluded=excluded)
+            return [self._decided(now, Decision("start-failed", service, host, f"{service} did not start on "
+                                                f"{host}: {done.detail}; trying the next host"))]
+        row = self.ledger.view(RowKey("services", host.value, order.service))
+        if row is not None:
+            # Served only once its probe says so: unknown until rise results in a row.
+            self.ledger.stage(attrs.evolve(row, assigned=True, state=ServiceState.UNKNOWN, result=Result.NONE,
+                                           changed_ms=int(now * 1000)))
+            self._health.pop((host, order.service), None)
+        return [self._decided(now, Decision("started", service, host, f"{service} started on {host} "
+                                            f"({done.detail}); waiting for its probe"))]
+
+    def _decided(self, now: float, decision: Decision) -> Decided:
+        """Keep the latest few decisions per service for the status document; one that repeats
+        the last (a degraded service is re-planned every tick) is kept once."""
+        kept = self.decisions.setdefault(decision.service, deque(maxlen=DECISIONS_KEPT))
+        repeated = bool(kept) and kept[-1][1] == decision.explanation
+        if not repeated:
+            kept.append((now, decision.explanation))
+        return Decided(decision, repeated)
+
+    # --- probing services ---
+
+    def probes_due(self, now: float) -> list[ProbeOrder]:
+        """The checks due now, within the concurrency limit."""
+        targets = self._probe_targets()
+        return [targets[key] for key in self.schedule.take(now, ((k, t.interval) for k, t in targets.items()))]
+
+    def _probe_targets(self) -> dict[Key, ProbeOrder]:
+        """What to probe, worked out once per committed snapshot: polls come ten times a second."""
+        tables = self.ledger.current
+        if self._targets is not None and self._targets[0] is tables:
+            return self._targets[1]
+        view = self.view()
+        targets = {}
+        for row in tables.table("services"):
+            server = view.servers.get(row.host)
+            if server is None or server.status == HostStatus.DOWN:
+                continue  # a host that is down is not probed: its failure is already known
+            settings = Settings.of(row, self.probing)
+            targets[(row.host, row.name)] = ProbeOrder(
+                (row.host, row.name), row.probe, server.address, row.port or None, options_of(row),
+                settings.timeout, settings.interval)
+        self._targets = (tables, targets)
+        return targets
+
+    def probe_done(self, now: float, key: Key, result: Result, latency: float, detail: str) -> None:
+        """A check finished: count it, and write what changed into the services table."""
+        self.schedule.done(key)
+        row = self.ledger.view(RowKey("services", key[0].value, key[1]))
+        if row is None:
+            return  # no longer declared
+        settings = Settings.of(row, self.probing)
+        health = self._health.setdefault(key, Health())
+        change = health.record(result, settings.rise, settings.fall)
+        state = row.state
+        if not (row.running or row.assigned):
+            state = ServiceState.STOPPED
+        elif change is not None or row.state in (ServiceState.STOPPED, ServiceState.UNKNOWN):
+            state = {True: ServiceState.RUNNING, False: ServiceState.FAILED, None: row.state}[health.up]
+        latency_us = round(latency * 1e6)
+        new = attrs.evolve(
+            row, result=result, latency_us=latency_us, detail=clip(detail, MAX_DETAIL), state=state,
+            changed_ms=int(now * 1000) if state != row.state else row.changed_ms,
+        )
+        significant = (state, result) != (row.state, row.result) or row.latency_us is None or moved(
+            row.latency_us, latency_us, PROBE_LATENCY_FLOOR)
+        self._stage(new, now, significant)
+
+
+def moved(old: int, new: int, floor: int) -> bool:
+    """Whether a figure changed enough to be worth a new generation."""
+    return abs(new - old) > max(floor, RATE_STEP * max(old, new))

@@ -1,0 +1,73 @@
+"""A host's side of orders: what it declares, and the master's orders taken once, run once.
+
+Pure. An order is known by (term, order number): one that is running is not
+started again, and one that was answered is answered again from memory,
+never run again (the master repeats an order until it hears the answer, and
+datagrams get lost). A start or stop that succeeds changes what this host
+declares as running, and so its catalogue digest, which tells the master to
+fetch the new catalogue.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import attrs
+
+from rais.catalogue import catalogue_messages, digest_of
+from rais.effects import RunAction
+from rais.states import OrderAction
+from rais.wire import Catalogue, Order, OrderDone, ServiceDecl
+from rais.wire.rows import MAX_DETAIL
+from rais.wire.schema import clip
+
+KEPT_ORDERS = 256  # answers remembered, to answer repeats without running them again
+
+OrderId = tuple[int, int]  # (term, order number)
+
+
+class HostOrders:
+    def __init__(self, services: tuple[ServiceDecl, ...]) -> None:
+        self.services = services
+        self.catalogue = digest_of(services)
+        self._running: dict[OrderId, str] = {}
+        self._answered: OrderedDict[OrderId, OrderDone] = OrderedDict()
+
+    def catalogue_messages(self) -> list[Catalogue]:
+        return catalogue_messages(self.services)
+
+    def take(self, term: int, order: Order) -> RunAction | OrderDone | None:
+        """An order for this host: the action to run, an answer at once, or None (it is running)."""
+        key = (term, order.order)
+        if key in self._answered:
+            return self._answered[key]  # our answer was lost: say it again
+        if key in self._running:
+            return None
+        decl = next((d for d in self.services if d.name == order.service), None)
+        if decl is None:
+            return self._answer(key, order.service, False, "not declared here")
+        action = "start" if order.action == OrderAction.ASSIGN else "stop"
+        if not (decl.can_start if action == "start" else decl.can_stop):
+            # Nothing to run: it stays as it is (the planner assigns such a service only
+            # where it already answers).
+            return self._answer(key, order.service, True, f"no {action} action: left as it is")
+        self._running[key] = action
+        return RunAction(action, order.service, term, order.order)
+
+    def finished(self, action: RunAction, ok: bool, detail: str) -> OrderDone:
+        """The action ran: note what runs here now, and the answer for the master."""
+        key = (action.term, action.order)
+        ran = self._running.pop(key, None)
+        if ok and ran is not None:
+            running = ran == "start"
+            self.services = tuple(attrs.evolve(d, running=running) if d.name == action.service else d
+                                  for d in self.services)
+            self.catalogue = digest_of(self.services)
+        return self._answer(key, action.service, ok, detail)
+
+    def _answer(self, key: OrderId, service: str, ok: bool, detail: str) -> OrderDone:
+        done = OrderDone(key[1], service, ok, clip(detail, MAX_DETAIL))
+        self._answered[key] = done
+        while len(self._answered) > KEPT_ORDERS:
+            self._answered.popitem(last=False)
+        return done

@@ -1,0 +1,280 @@
+"""Keep every service at its copies: the master's decision step, and the dry run's.
+
+Pure, in the manner of Flocker's ``calculate_changes``: a ``Situation`` (a
+view of the committed tables, what the master remembers between steps, and
+the time) in; ``Changes`` (decisions with their explanations and orders,
+table rows to write, orders to say again, and what to remember next) out.
+The master runs exactly this after each tick's commit and carries the
+changes out; `rais plan` runs exactly this over a status document, which
+carries the same memory (see rais.status), so a dry run shows what the
+master will do.
+
+For each service: a copy whose state is ``failed`` or whose host is down is
+lost (unassigned there, released if the host is still up, and that host put
+aside for a while); copies are added until the policy's ``replicas`` are
+served or starting, placed by rais.planner; a copy on a host that has been
+over a load limit for ``balance_after`` seconds gets a replacement started
+elsewhere first (the extra copy is released once it is no longer needed);
+extra copies are released, worst first; a copy running where nobody
+assigned it is released. An order not answered in time puts its host aside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from rais.ids import HostClusterId
+from rais.planner import Placement, Score, View, place_copies, surplus
+from rais.settings import Timing
+from rais.states import HostStatus, OrderAction, ServiceState
+from rais.wire import Order
+from rais.wire.rows import PolicyRow, Row, ServiceRow
+
+ORDER_TIMEOUT = 120.0  # seconds a host may take to answer an order (its own timeout is shorter)
+FAILED_HERE_FOR = 60.0  # seconds a service is not moved back to where it failed
+START_FAILED_FOR = 300.0  # seconds a host whose start failed is passed over for that service
+LOAD_HYSTERESIS = 0.1  # of CPU: a busy host must fall this far under max_cpu to count as recovered
+NET_HYSTERESIS = 0.9  # of max_net_mbps: where a busy host's traffic counts as recovered
+RELEASE_HOLD = 5  # heartbeat intervals between releases of one copy (its catalogue catches up)
+
+Copy = tuple[HostClusterId, str]  # a service on a host
+
+
+@attrs.frozen
+class Pending:
+    """An order given and not yet answered."""
+
+    order: Order
+    sent_at: float  # last said; said again every interval until answered
+    deadline: float
+
+
+@attrs.frozen
+class Exclusion:
+    """A host put aside for one service until ``until``, and why."""
+
+    why: str
+    until: float
+
+
+@attrs.frozen
+class Books:
+    """What the master remembers between steps, beside the tables. Its status document carries
+    all of it, so a dry run starts from the same memory. Treat the mappings as read-only."""
+
+    orders: Mapping[int, Pending] = attrs.field(factory=dict)  # in flight, by order number
+    next_order: int = 1
+    excluded: Mapping[Copy, Exclusion] = attrs.field(factory=dict)
+    released_at: Mapping[Copy, float] = attrs.field(factory=dict)  # last release ordered
+    over_since: Mapping[Copy, float] = attrs.field(factory=dict)  # a copy's host over a load limit since
+    moved_at: Mapping[str, float] = attrs.field(factory=dict)  # a service's last move for load
+
+
+@attrs.frozen
+class Situation:
+    view: View  # of the committed tables
+    books: Books
+    master: HostClusterId
+    timing: Timing
+    now: float
+
+
+@attrs.frozen
+class Decision:
+    """One thing the master decided about a service, with why, and the order it gives, if any.
+
+    ``action``: ``assign`` and ``release`` give an order; ``unassign`` (a copy lost on a host
+    that is down), ``degraded`` (no host qualifies), ``overloaded`` (a copy moves for load) and
+    ``expired`` (an order went unanswered) only say what happened.
+    """
+
+    action: str
+    service: str
+    host: HostClusterId | None
+    explanation: str
+    scores: tuple[Score, ...] = ()
+    order: Order | None = None
+
+
+@attrs.frozen
+class Changes:
+    decisions: tuple[Decision, ...]
+    rows: tuple[Row, ...]  # to write into the tables, in order
+    resend: tuple[Order, ...]  # in flight, unanswered for an interval: say them again
+    books: Books
+
+    @property
+    def orders(self) -> tuple[Order, ...]:
+        return tuple(d.order for d in self.decisions if d.order is not None)
+
+
+def reconcile(situation: Situation) -> Changes:
+    """The one decision step: what to do now so that every service has its copies."""
+    step = _Step(situation)
+    step.follow_up_orders()
+    view = situation.view
+    names = {r.name for r in view.tables.table("policy")}
+    names |= {name for name, rows in view.by_name.items() if any(r.assigned for r in rows)}
+    names |= {p.order.service for p in step.orders.values()}
+    for name in sorted(names):
+        step.service(name)
+    return step.changes()
+
+
+class _Step:
+    """The working state of one reconcile: copies of the books, and what was decided so far."""
+
+    def __init__(self, situation: Situation) -> None:
+        self.view = situation.view
+        self.master = situation.master
+        self.timing = situation.timing
+        self.now = situation.now
+        books = situation.books
+        self.orders = dict(books.orders)
+        self.next_order = books.next_order
+        # Put-aside hosts whose time is up are forgotten.
+        self.excluded = {k: e for k, e in books.excluded.items() if e.until > self.now}
+        self.released_at = dict(books.released_at)
+        self.over_since = dict(books.over_since)
+        self.moved_at = dict(books.moved_at)
+        self.decisions: list[Decision] = []
+        self.rows: list[Row] = []
+        self.resend: list[Order] = []
+
+    def changes(self) -> Changes:
+        books = Books(self.orders, self.next_order, self.excluded, self.released_at, self.over_since,
+                      self.moved_at)
+        return Changes(tuple(self.decisions), tuple(self.rows), tuple(self.resend), books)
+
+    def up(self, host: HostClusterId) -> bool:
+        return self.view.status(host) == HostStatus.UP
+
+    def follow_up_orders(self) -> None:
+        """Orders past their deadline, or to a host gone down, are given up; the others, said again."""
+        for number, pending in sorted(self.orders.items()):
+            order = pending.order
+            status = self.view.status(order.host)
+            if self.now >= pending.deadline or status in (None, HostStatus.DOWN):
+                del self.orders[number]
+                if order.action == OrderAction.ASSIGN:
+                    why = "did not answer the start order"
+                    self.exclude(order.service, order.host, why, START_FAILED_FOR)
+                    self.decide("expired", order.service, order.host,
+                                f"{order.service}: {order.host} {why}; trying another host")
+            elif self.now - pending.sent_at >= self.timing.interval:
+                # Datagrams get lost: say it again until answered.
+                self.orders[number] = attrs.evolve(pending, sent_at=self.now)
+                self.resend.append(order)
+
+    def service(self, name: str) -> None:
+        view = self.view
+        rows = view.services(name)
+        policy = view.policy(name)
+        assigned = [r for r in rows if r.assigned]
+        # A suspect host is given time: no flapping.
+        lost = [r for r in assigned if r.state == ServiceState.FAILED or view.status(r.host) in
+                (None, HostStatus.DOWN)]
+        serving = [r for r in assigned if r not in lost]
+        starting = [p.order.host for p in self.orders.values()
+                    if p.order.service == name and p.order.action == OrderAction.ASSIGN]
+        if policy is None:
+            # No [policy]: keep the copies it has now (one, for most services), in the tables,
+            # so that every later master keeps the same count.
+            policy = PolicyRow(name, min(max(1, len(assigned)), 1000), None, None)
+            self.rows.append(policy)
+        want = policy.replicas
+        origin = None
+        for row in lost:
+            origin = row.host
+            self.rows.append(attrs.evolve(row, assigned=False))
+            why = "the service failed here" if row.state == ServiceState.FAILED else "down"
+            self.exclude(name, row.host, why, FAILED_HERE_FOR)
+            text = f"{name} lost on {row.host} ({why})"
+            if self.up(row.host):
+                self.order(OrderAction.RELEASE, name, row.host, text)
+            else:
+                self.decide("unassign", name, row.host, text)
+        missing = want - len(serving) - len(starting)
+        if missing == 0 and self.overloaded(policy, serving):
+            missing = 1  # start a copy elsewhere; the extra one, on the busy host, is released after
+        if missing > 0:
+            exclude = self.exclusions(name)
+            exclude.update((host, "being started") for host in starting)
+            for placement in place_copies(view, name, missing, exclude, origin, self.master):
+                self.place(placement)
+        elif missing < 0 and not starting:
+            for placement in surplus(view, name, want, self.master):
+                row = next(r for r in rows if r.host == placement.host)
+                self.rows.append(attrs.evolve(row, assigned=False))
+                self.order(OrderAction.RELEASE, name, placement.host, placement.explanation, placement.scores)
+        if len(serving) >= want:
+            self.release_strays(name, rows)
+
+    def place(self, placement: Placement) -> None:
+        if placement.host is None:
+            self.decide("degraded", placement.service, None, placement.explanation, placement.scores)
+        else:
+            self.order(OrderAction.ASSIGN, placement.service, placement.host, placement.explanation,
+                       placement.scores)
+
+    def release_strays(self, name: str, rows: list[ServiceRow]) -> None:
+        """A host running a copy nobody assigned (it came back after the service moved): an
+        exclusive service must not be served twice."""
+        hold = RELEASE_HOLD * self.timing.interval
+        for row in rows:
+            copy = (row.host, name)
+            if (row.running and not row.assigned and row.can_stop and self.up(row.host)
+                    and self.now - self.released_at.get(copy, -1e18) >= hold):
+                self.order(OrderAction.RELEASE, name, row.host,
+                           f"{name} runs on {row.host} without being assigned there: release")
+
+    def overloaded(self, policy: PolicyRow, serving: list[ServiceRow]) -> bool:
+        """Whether a copy's host has been over the policy's max_cpu or max_net_mbps long enough.
+
+        Hysteresis: a host counts as over above a limit, and as recovered only well under it;
+        a service moves at most once per move_hold.
+        """
+        cpu_limit = None if policy.max_cpu_permille is None else policy.max_cpu_permille / 1000
+        net_limit = policy.max_net_bps
+        if cpu_limit is None and net_limit is None:
+            return False
+        due = False
+        for row in serving:
+            copy = (row.host, row.name)
+            cpu, net = self.view.cpu(row.host) or 0.0, self.view.net(row.host) or 0
+            over = (cpu_limit is not None and cpu > cpu_limit) or (net_limit is not None and net > net_limit)
+            calm = (cpu_limit is None or cpu < cpu_limit - LOAD_HYSTERESIS) and (
+                net_limit is None or net < NET_HYSTERESIS * net_limit)
+            if calm:
+                self.over_since.pop(copy, None)
+            elif over:
+                since = self.over_since.setdefault(copy, self.now)
+                due = due or self.now - since >= self.timing.balance_after
+        name = policy.name
+        if due and self.now - self.moved_at.get(name, -1e18) >= self.timing.move_hold:
+            self.moved_at[name] = self.now
+            self.decide("overloaded", name, None, f"{name}: a host has been over its load limit for "
+                                                  f"{self.timing.balance_after:g}s: moving a copy off it")
+            return True
+        return False
+
+    def order(self, action: OrderAction, service: str, host: HostClusterId, explanation: str,
+              scores: tuple[Score, ...] = ()) -> None:
+        order = Order(self.next_order, action, host, service)
+        self.next_order += 1
+        if action == OrderAction.RELEASE:
+            self.released_at[(host, service)] = self.now  # one release at a time is enough
+        self.orders[order.order] = Pending(order, self.now, self.now + ORDER_TIMEOUT)
+        self.decide(str(action), service, host, explanation, scores, order)
+
+    def decide(self, action: str, service: str, host: HostClusterId | None, explanation: str,
+               scores: tuple[Score, ...] = (), order: Order | None = None) -> None:
+        self.decisions.append(Decision(action, service, host, explanation, scores, order))
+
+    def exclude(self, service: str, host: HostClusterId, why: str, period: float) -> None:
+        self.excluded[(host, service)] = Exclusion(why, self.now + period)
+
+    def exclusions(self, service: str) -> dict[HostClusterId, str]:
+        return {host: e.why for (host, name), e in self.excluded.items() if name == service}
