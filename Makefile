@@ -5,22 +5,31 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all install test demo bench clean
+.PHONY: all install lint test demo bench clean
 
 all: test
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# compat mode puts this folder on sys.path, so twisted/plugins and probes/
-	# are found from the source tree the way an installed copy would be.
-	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q -e '.[test]'
+	# setuptools' default editable install (compat mode is deprecated) maps the
+	# rais and probes packages only, but twistd finds its dropins by scanning
+	# sys.path for twisted/plugins folders. So put this folder itself on sys.path
+	# with a plain .pth file (Python's site module): edits and new modules under
+	# rais/, probes/ and twisted/plugins/ take effect without reinstalling.
+	echo '$(CURDIR)' > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/rais-source.pth"
 	@touch $@
 
 install: $(STAMP)
 	$(PY) -m rais.plugincache
 
-test: install
+# ruff (pycodestyle, pyflakes, import order, bugbear) and mypy; settings in pyproject.toml.
+lint: install
+	$(PY) -m ruff check rais probes tests bench twisted
+	$(PY) -m mypy
+
+test: install lint
 	$(PY) -m pytest -q
 
 demo: install

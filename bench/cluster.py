@@ -44,15 +44,18 @@ def host(i: int) -> HostClusterId:
 def host_rows(i: int, rng: random.Random) -> list:
     h = host(i)
     rows = [
-        ServerRow(host=h, role="active", configured="active", status="up", priority=100, address=f"10.0.{i >> 8}.{i & 255}", boot_epoch=1_700_000_000_000_000 + i,
+        ServerRow(host=h, role="active", configured="active", status="up", priority=100,
+                  address=f"10.0.{i >> 8}.{i & 255}", boot_epoch=1_700_000_000_000_000 + i,
                   last_heard_ms=1_700_000_000_000, catalogue=bytes(8)),
         CpuRow(h, rng.randrange(1000)),
         NetworkRow(h, rng.randrange(10**7), rng.randrange(10**7)),
         LatencyRow(h, rng.randrange(100, 5000)),
     ]
     for s in range(SERVICES):
-        rows.append(ServiceRow(host=h, name=f"svc{s}", probe="http", port=8000 + s, running=s % 2 == 0, assigned=s % 2 == 0, can_start=True, can_stop=True,
-                               state="running" if s % 2 == 0 else "stopped", result="ok", latency_us=rng.randrange(100, 9000),
+        rows.append(ServiceRow(host=h, name=f"svc{s}", probe="http", port=8000 + s, running=s % 2 == 0,
+                               assigned=s % 2 == 0, can_start=True, can_stop=True,
+                               state="running" if s % 2 == 0 else "stopped", result="ok",
+                               latency_us=rng.randrange(100, 9000),
                                detail="HTTP 200 OK", options='{"path":"/health"}', changed_ms=1_700_000_000_000))
     return rows
 
@@ -119,8 +122,10 @@ def settled_tables(sim: Simulation) -> Tables:
     rows = []
     for h in sim.hosts.values():
         node = h.node
-        rows.append(ServerRow(host=h.id, role=node.role, configured=node.identity.configured, status="up", priority=node.identity.priority,
-                              address=node.identity.address, boot_epoch=node.boot_epoch, last_heard_ms=0, catalogue=node.host.catalogue))
+        rows.append(ServerRow(host=h.id, role=node.role, configured=node.identity.configured, status="up",
+                              priority=node.identity.priority,
+                              address=node.identity.address, boot_epoch=node.boot_epoch, last_heard_ms=0,
+                              catalogue=node.host.catalogue))
         load = sim.load_of(h.id)
         rows += [CpuRow(h.id, load.cpu_permille), NetworkRow(h.id, load.net_rx_bps, load.net_tx_bps)]
         rows += service_rows(h.id, node.host.services, (), 0)[0]

@@ -80,32 +80,60 @@ def fetch_status(host: str, port: int, timeout: float = TIMEOUT) -> dict[str, An
 
 
 def _document(args: argparse.Namespace, command: str) -> Any:
-    """The status document from a saved file (--tables) or a running node; an exit code on failure."""
-    if getattr(args, "tables", None):
+    """The status document (a JSON object) from a saved file (--tables) or a running node; an exit
+    code on failure."""
+    path = getattr(args, "tables", None)
+    if path == "":
+        print(f"rais {command}: --tables: expected a file name", file=sys.stderr)
+        return 2
+    if path is not None:
+        from rais.status import DocumentError, no_duplicate_keys
+
+        where, problem = path, None
         try:
-            with open(args.tables, encoding="utf-8") as f:
-                return json.load(f)
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
         except OSError as e:
-            print(f"rais {command}: {args.tables}: {e.strerror}", file=sys.stderr)
-        except ValueError as e:  # a JSON or UTF-8 decoding error names the line and column
-            print(f"rais {command}: {args.tables}: not JSON: {e}", file=sys.stderr)
-        except RecursionError:
-            print(f"rais {command}: {args.tables}: not a status document: nested too deeply", file=sys.stderr)
+            problem = e.strerror
+        except UnicodeDecodeError as e:
+            problem = f"not UTF-8: byte {e.object[e.start]:#04x} at offset {e.start}"
+        else:
+            try:
+                doc = json.loads(text, object_pairs_hook=no_duplicate_keys)
+            except json.JSONDecodeError as e:  # names the line and column
+                problem = f"not JSON: {e}"
+            except DocumentError as e:
+                problem = f"not a status document: {e}"
+            except ValueError:  # the one other: Python reads no integer of more digits than this
+                problem = f"not a status document: a number of more than {sys.get_int_max_str_digits()} digits"
+            except RecursionError:
+                problem = "not a status document: nested too deeply"
+        if problem is not None:
+            print(f"rais {command}: {path}: {problem}", file=sys.stderr)
+            return 2
+    else:
+        try:
+            host, port = _control_address(args)
+        except ValueError as e:
+            print(f"rais {command}: --control: {e}", file=sys.stderr)
+            return 2
+        except ConfigError as e:
+            print("\n".join(e.problems), file=sys.stderr)
+            return 2
+        where = f"the node at {host}:{port}"
+        try:
+            doc = fetch_status(host, port)
+        except (OSError, ValueError, RecursionError) as e:
+            reason = getattr(e, "reason", None) or e
+            print(f"rais {command}: cannot ask {where}: {reason}", file=sys.stderr)
+            return 1
+    if not isinstance(doc, dict):  # nor may a number pass for an exit code
+        from rais.status import json_type
+
+        print(f"rais {command}: {where}: not a status document: expected a JSON object, got {json_type(doc)}",
+              file=sys.stderr)
         return 2
-    try:
-        host, port = _control_address(args)
-    except ValueError as e:
-        print(f"rais {command}: --control: {e}", file=sys.stderr)
-        return 2
-    except ConfigError as e:
-        print("\n".join(e.problems), file=sys.stderr)
-        return 2
-    try:
-        return fetch_status(host, port)
-    except (OSError, ValueError, RecursionError) as e:
-        reason = getattr(e, "reason", None) or e
-        print(f"rais {command}: cannot ask the node at {host}:{port}: {reason}", file=sys.stderr)
-        return 1
+    return doc
 
 
 def status(args: argparse.Namespace) -> int:
@@ -139,10 +167,11 @@ def plan(args: argparse.Namespace) -> int:
         print(f"rais plan: {args.tables or 'the status document'}: {e}", file=sys.stderr)
         return 2
     try:
-        changes = dryrun.plan(now, failure)
-    except ValueError as e:
+        supposed = dryrun.suppose(now, failure) if failure else now
+    except ValueError as e:  # the failure names a host or service the tables do not have
         print(f"rais plan: --fail: {e}", file=sys.stderr)
         return 2
+    changes = dryrun.plan(supposed, None)
     if args.json:
         json.dump(dryrun.changes_json(now, changes, failure), sys.stdout, indent=1)
         print()

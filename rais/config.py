@@ -23,9 +23,8 @@ from rais.checks import Check, argv, boolean, choice, expect_type, integer, numb
 from rais.ids import MAX_HOST, ClusterId, HostClusterId
 from rais.keys import KeyFileError, Keyring, load_keyring
 from rais.planner import WEIGHT_NAMES
-from rais.states import Role
 from rais.probing.discover import discover
-
+from rais.states import Role
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")

@@ -15,11 +15,11 @@ from typing import Any
 
 import attrs
 
-from rais.ids import HostClusterId, IdError
+from rais.ids import HostClusterId
 from rais.planner import View
 from rais.reconcile import Changes, Situation, reconcile
 from rais.states import HostStatus, Result, ServiceState
-from rais.status import order_json, shown
+from rais.status import host_id, order_json, shown
 from rais.tables import row_json
 from rais.wire import RowKey
 
@@ -39,15 +39,12 @@ class Failure:
 
 def parse_failure(text: str) -> Failure:
     """``HOST`` or ``HOST:SERVICE``; ValueError saying what is wrong."""
-    host_text, colon, service = text.partition(":")
     if len(text) > 100:
         raise ValueError(f"expected HOST or HOST:SERVICE, got {shown(text)}")
-    try:
-        host = HostClusterId.parse(host_text)
-    except IdError as e:
-        raise ValueError(str(e)) from None
+    host_text, colon, service = text.partition(":")
+    host = host_id(host_text)
     if colon and not _SERVICE.fullmatch(service):
-        raise ValueError(f"{text!r}: after the host comes one service name (1 to 64 of A-Z a-z 0-9 _ . -)")
+        raise ValueError(f"{shown(text)}: after the host comes one service name (1 to 64 of A-Z a-z 0-9 _ . -)")
     return Failure(host, service or None)
 
 

@@ -20,10 +20,10 @@ from zope.interface import implementer
 
 from rais.catalogue import declarations
 from rais.config import ServiceConfig
-from rais.ids import ClusterId, HostClusterId
-from rais.keys import Key, Keyring
 from rais.effects import TICKS_PER_INTERVAL, Driver, RoleChanged, RunAction
+from rais.ids import ClusterId, HostClusterId
 from rais.interfaces import IEffects, ProbeResult, Status
+from rais.keys import Key, Keyring
 from rais.node import Node
 from rais.probing.schedule import POLL, ProbeDefaults, ProbeOrder
 from rais.settings import Identity, Timing

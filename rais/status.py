@@ -13,8 +13,9 @@ be a file an operator edited or a truncated download.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,9 +29,9 @@ from rais.settings import Timing
 from rais.states import OrderAction
 from rais.tables import Tables
 from rais.wire import Order, RowKey
-from rais.wire.messages import TABLES
+from rais.wire.messages import MAX_NAME, TABLES
 from rais.wire.rows import ROWS
-from rais.wire.schema import HostId, Octets, Struct
+from rais.wire.schema import U64_MAX, Enum, Flag, HostId, Kind, Octets, Struct, Text, UInt
 
 if TYPE_CHECKING:
     from rais.node import Node
@@ -121,12 +122,51 @@ class DocumentError(ValueError):
 
 
 SHOWN = 60  # characters of a bad value quoted in an error
+MAX_WHY = 200  # characters of the reason a host is put aside (the master's are a few words)
+_KEY_FIELDS = ("host", "name")  # what a row's key is made of (see Row.key)
 
 
 def shown(value: Any) -> str:
-    """A value as an error quotes it: its repr, cut short (a field may be megabytes)."""
-    text = repr(value)
-    return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text)} characters)"
+    """A JSON value as an error quotes it: as JSON, so on one line, and cut short (a field may be
+    megabytes); an array or object by its kind only (it may be nested deeper than a printer goes)."""
+    if isinstance(value, (dict, list)):
+        return json_type(value)
+    # A string is cut before it is escaped: an escape takes up to six characters.
+    text = json.dumps(value[:SHOWN + 1] if isinstance(value, str) else value)
+    if len(text) <= SHOWN:
+        return text
+    return f"{text[:SHOWN]}... ({len(value) if isinstance(value, str) else len(text)} characters)"
+
+
+def json_type(value: Any) -> str:
+    """The kind of a JSON value, as an error names it."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "true or false", type(None): "null",
+             int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, for json.load's object_pairs_hook: json.load keeps the last of two equal keys
+    without a word, and an edited document may have one twice."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise DocumentError(f"{shown(key)} twice in one object")
+        data[key] = value
+    return data
+
+
+def host_id(value: Any) -> HostClusterId:
+    """A host-cluster id written as "1.2.0.7"; ValueError quoting what was given instead."""
+    expected = f'expected a host-cluster id like "1.2.0.7", got {shown(value)}'
+    if not isinstance(value, str) or len(value) > 15:
+        raise ValueError(expected)
+    try:
+        return HostClusterId.parse(value)
+    except IdError as e:
+        # After the format, the id's own check names it by number: keep only the reason.
+        _, colon, why = str(e).rpartition(": ")
+        raise ValueError(f"{expected} ({why})" if colon else expected) from None
 
 
 def situation(doc: Any, now: float | None = None) -> Situation:
@@ -144,115 +184,180 @@ def read_tables(top: Mapping[str, Any]) -> Tables:
     """The tables of a status document, every row checked, no row twice."""
     by_table = {record.table: record for _tag, record in ROWS.alternatives.values()}
     raw = _get(top, "tables", _object)
-    rows = {}
     for name in raw:
         if name not in TABLES:
             raise DocumentError(f"tables: unknown table {shown(name)} (the tables are {', '.join(TABLES)})")
+    rows: dict[RowKey, Any] = {}
+    first: dict[RowKey, str] = {}
     for name in TABLES:
+        record = by_table[name]
         for index, item in enumerate(_get(raw, name, _list, where="tables", default=[])):
-            where = f"tables.{name}[{index}]"
-            row = _row(by_table[name], item, where)
-            if row.key in rows:
-                raise DocumentError(f"{where}: a second row for {_key_text(row.key)}")
+            place = f"tables.{name}[{index}]"
+            where = place + _label(record, item)
+            row = _row(record, item, where)
+            if row.key in first:
+                raise DocumentError(f"{where}: a second row with this key; the first is {first[row.key]}")
+            first[row.key] = place
             rows[row.key] = row
     term = _get(top, "tables_term", _count, default=0)
     generation = _get(top, "generation", _count, default=0)
     return Tables.of(term, generation, rows.values())
 
 
-def _key_text(key: RowKey) -> str:
-    host = str(HostClusterId(key.host)) if key.host else ""
-    return " ".join(part for part in (host, key.name) if part)
+def _label(record: type, item: Any) -> str:
+    """`` (1.2.0.2 web)``: the row's key, by which an operator finds it, if its key fields read."""
+    if not isinstance(item, dict):
+        return ""
+    parts = []
+    for name, kind, _optional in record.__wire_components__:
+        if name in _KEY_FIELDS:
+            try:
+                parts.append(_named(str(_value(kind, item.get(name)))))
+            except ValueError:
+                return ""
+    return f" ({' '.join(parts)})"
+
+
+def _named(name: str) -> str:
+    """A name as a message shows it: as it is, or quoted if it could break the line or be misread."""
+    return name if name.isprintable() and " " not in name else shown(name)
 
 
 def _row(record: type, item: Any, where: str) -> Any:
     data = _object(item, where)
+    components = record.__wire_components__
+    _known(data, [name for name, _kind, _optional in components], where)
     fields = {}
-    known = {name for name, _kind, _optional in record.__wire_components__}
-    for key in data:
-        if key not in known:
-            raise DocumentError(f"{where}: unknown field {shown(key)}")
-    for name, kind, optional in record.__wire_components__:
+    for name, kind, optional in components:
         if name not in data:
             if optional:
                 continue
             raise DocumentError(f"{where}: {name}: missing")
         value = data[name]
-        try:
-            if value is not None and isinstance(kind, HostId):
-                value = _host_id(value)
-            elif value is not None and isinstance(kind, Octets):
-                value = _hex(value)
-            elif value is not None and isinstance(kind, Struct):
-                value = _row(kind.record, value, f"{where}.{name}")
-        except ValueError as e:
-            raise DocumentError(f"{where}: {name}: {e}") from None
+        if isinstance(kind, Struct):
+            value = _row(kind.record, value, f"{where}: {name}")
+        elif value is not None or not optional:
+            try:
+                value = _value(kind, value)
+            except ValueError as e:
+                raise DocumentError(f"{where}: {name}: {e}") from None
         fields[name] = value
     try:
         return record(**fields)
-    except ValueError as e:  # the wire's own check names the field: "state: 'x' must be one of ..."
+    except ValueError as e:  # a check _value leaves to the record: "detail: 300 bytes of UTF-8, at most 200"
         field, _, problem = str(e).partition(": ")
         raise DocumentError(f"{where}: {field}: {_clipped(problem)}") from None
-    except TypeError as e:
-        raise DocumentError(f"{where}: {_clipped(str(e))}") from None
+
+
+def _value(kind: Kind, value: Any) -> Any:
+    """A JSON value read as a field of the wire's ``kind``; ValueError saying what was expected.
+
+    The wire's own checks would say it too, but in Python's words and quoting the whole value."""
+    if isinstance(kind, HostId):
+        return host_id(value)
+    if isinstance(kind, Octets):
+        return _bytes(value, kind)
+    if isinstance(kind, UInt):
+        if type(value) is not int or not kind.low <= value <= kind.high:
+            raise ValueError(f"expected {_whole(kind.low, kind.high)}, got {shown(value)}")
+    elif isinstance(kind, Enum):
+        if value not in kind.names:
+            raise ValueError(f"expected one of {', '.join(kind.names)}, got {shown(value)}")
+    elif isinstance(kind, Flag):
+        if type(value) is not bool:
+            raise ValueError(f"expected true or false, got {shown(value)}")
+    elif isinstance(kind, Text):
+        if type(value) is not str or not kind.low <= len(value) <= kind.high:
+            raise ValueError(f"expected a string of {kind.low} to {kind.high} characters, got {shown(value)}")
+    return value
+
+
+def _bytes(value: Any, kind: Octets) -> bytes:
+    size = kind.low if kind.low == kind.high else f"{kind.low} to {kind.high}"
+    expected = ValueError(f"expected {size} bytes in hexadecimal, got {shown(value)}")
+    if not isinstance(value, str) or len(value) > 3 * kind.high:  # bytes.fromhex allows a space between
+        raise expected
+    try:
+        data = bytes.fromhex(value)
+    except ValueError:
+        raise expected from None
+    if not kind.low <= len(data) <= kind.high:
+        raise expected
+    return data
 
 
 def _clipped(text: str) -> str:
     return text if len(text) <= 2 * SHOWN else f"{text[:2 * SHOWN]}..."
 
 
+_BOOKS_FIELDS = ("acts_from", "next_order", "orders", "excluded", "released_at", "over_since", "moved_at")
+_ORDER_FIELDS = ("order", "action", "host", "service", "sent_at", "deadline")
+
+
 def _books(value: Any, where: str) -> Books:
     data = _object(value, where)
-    orders = {}
+    _known(data, _BOOKS_FIELDS, where)
+    orders: dict[int, Pending] = {}
+    first: dict[int, str] = {}
     for index, item in enumerate(_get(data, "orders", _list, where=where, default=[])):
         at = f"{where}.orders[{index}]"
         entry = _object(item, at)
-        order = Order(
-            _get(entry, "order", _count, where=at), _get(entry, "action", _action, where=at),
-            _get(entry, "host", _host, where=at), _get(entry, "service", _name, where=at))
-        orders[order.order] = Pending(order, _get(entry, "sent_at", _time, where=at),
-                                      _get(entry, "deadline", _time, where=at))
+        _known(entry, _ORDER_FIELDS, at)
+        number = _get(entry, "order", _count, where=at)
+        if number in first:
+            raise DocumentError(f"{at}.order: a second order {number}; the first is {first[number]}")
+        first[number] = at
+        order = Order(number, _get(entry, "action", _action, where=at), _get(entry, "host", _host, where=at),
+                      _get(entry, "service", _name, where=at))
+        orders[number] = Pending(order, _get(entry, "sent_at", _time, where=at),
+                                 _get(entry, "deadline", _time, where=at))
+    # Orders are numbered from next_order on: one in flight at or above it would be given twice.
+    above = max(orders, default=0) + 1
+    next_order = _get(data, "next_order", _count, where=where, default=above)
+    if next_order < above:
+        raise DocumentError(f"{where}.next_order: expected at least {above}, above every order in flight, "
+                            f"got {next_order}")
     return Books(
         orders=orders,
-        next_order=_get(data, "next_order", _count, where=where, default=max(orders, default=0) + 1),
-        excluded=_copies(data, "excluded", where, lambda e, at: Exclusion(
-            _get(e, "why", _text, where=at), _get(e, "until", _time, where=at))),
-        released_at=_copies(data, "released_at", where, lambda e, at: _get(e, "at", _time, where=at)),
-        over_since=_copies(data, "over_since", where, lambda e, at: _get(e, "since", _time, where=at)),
-        moved_at={_name(k, f"{where}.moved_at"): _time(v, f"{where}.moved_at.{k}")
-                  for k, v in _get(data, "moved_at", _object, where=where, default={}).items()},
+        next_order=next_order,
+        excluded=_copies(data, "excluded", where, ("why", "until"), lambda e, at: Exclusion(
+            _get(e, "why", _why, where=at), _get(e, "until", _time, where=at))),
+        released_at=_copies(data, "released_at", where, ("at",), lambda e, at: _get(e, "at", _time, where=at)),
+        over_since=_copies(data, "over_since", where, ("since",),
+                           lambda e, at: _get(e, "since", _time, where=at)),
+        moved_at=_moved_at(_get(data, "moved_at", _object, where=where, default={}), f"{where}.moved_at"),
     )
 
 
-def _copies(data: Mapping[str, Any], key: str, where: str, value: Callable[[Any, str], Any]) -> dict[Any, Any]:
+def _copies(data: Mapping[str, Any], key: str, where: str, fields: tuple[str, ...],
+            value: Callable[[Any, str], Any]) -> dict[Any, Any]:
     """A list of entries about one service on one host, keyed by (host, service)."""
     out = {}
     for index, item in enumerate(_get(data, key, _list, where=where, default=[])):
         at = f"{where}.{key}[{index}]"
         entry = _object(item, at)
+        _known(entry, ("host", "service", *fields), at)
         copy = (_get(entry, "host", _host, where=at), _get(entry, "service", _name, where=at))
         if copy in out:
-            raise DocumentError(f"{at}: a second entry for {copy[0]} {copy[1]}")
+            raise DocumentError(f"{at}: a second entry for {copy[0]} {_named(copy[1])}")
         out[copy] = value(entry, at)
     return out
 
 
+def _moved_at(data: Mapping[str, Any], where: str) -> dict[str, float]:
+    return {_name(name, where): _time(at, f"{where}.{_named(name)}") for name, at in data.items()}
+
+
 def _timing(value: Any, where: str) -> Timing:
     data = _object(value, where)
-    fields = {f.name for f in attrs.fields(Timing)}
-    for key in data:
-        if key not in fields:
-            raise DocumentError(f"{where}: unknown field {shown(key)}")
-    try:
-        return Timing(
-            interval=_get(data, "interval", _positive, where=where),
-            dead_after=_get(data, "dead_after", _count, where=where),
-            quorum=_get(data, "quorum", _flag, where=where, default=False),
-            balance_after=_get(data, "balance_after", _time, where=where, default=30.0),
-            move_hold=_get(data, "move_hold", _time, where=where, default=120.0),
-        )
-    except TypeError as e:
-        raise DocumentError(f"{where}: {e}") from None
+    _known(data, [f.name for f in attrs.fields(Timing)], where)
+    return Timing(
+        interval=_get(data, "interval", _positive, where=where),
+        dead_after=_get(data, "dead_after", _count, where=where),
+        quorum=_get(data, "quorum", _flag, where=where, default=False),
+        balance_after=_get(data, "balance_after", _time, where=where, default=30.0),
+        move_hold=_get(data, "move_hold", _time, where=where, default=120.0),
+    )
 
 
 _MISSING = object()
@@ -269,31 +374,22 @@ def _get(data: Mapping[str, Any], key: str, read: Callable[[Any, str], Any], *, 
     return read(data[key], at)
 
 
+def _known(data: Mapping[str, Any], fields: Collection[str], where: str) -> None:
+    for key in data:
+        if key not in fields:
+            raise DocumentError(f"{where}: unknown field {shown(key)}")
+
+
 def _object(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise DocumentError(f"{where}: expected a JSON object, got {_json_type(value)}")
+        raise DocumentError(f"{where}: expected a JSON object, got {json_type(value)}")
     return value
 
 
 def _list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
-        raise DocumentError(f"{where}: expected a JSON array, got {_json_type(value)}")
+        raise DocumentError(f"{where}: expected a JSON array, got {json_type(value)}")
     return value
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "true or false", type(None): "null",
-             int: "a number", float: "a number"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _host_id(value: Any) -> HostClusterId:
-    if not isinstance(value, str) or len(value) > 15:
-        raise ValueError(f"expected a host-cluster id like \"1.2.0.7\", got {shown(value)}")
-    try:
-        return HostClusterId.parse(value)
-    except IdError as e:
-        raise ValueError(str(e)) from None
 
 
 def _host_or_none(value: Any, where: str) -> HostClusterId | None:
@@ -302,24 +398,19 @@ def _host_or_none(value: Any, where: str) -> HostClusterId | None:
 
 def _host(value: Any, where: str) -> HostClusterId:
     try:
-        return _host_id(value)
+        return host_id(value)
     except ValueError as e:
         raise DocumentError(f"{where}: {e}") from None
 
 
-def _hex(value: Any) -> bytes:
-    if not isinstance(value, str) or len(value) > 128:
-        raise ValueError(f"expected hexadecimal digits, got {shown(value)}")
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise ValueError(f"expected hexadecimal digits, got {shown(value)}") from None
-
-
 def _number(value: Any, where: str) -> float:
-    if type(value) not in (int, float) or not math.isfinite(value):
+    try:
+        number = float(value) if type(value) in (int, float) else math.nan
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):
         raise DocumentError(f"{where}: expected a number, got {shown(value)}")
-    return float(value)
+    return number
 
 
 def _time(value: Any, where: str) -> float:
@@ -337,9 +428,13 @@ def _positive(value: Any, where: str) -> float:
 
 
 def _count(value: Any, where: str) -> int:
-    if type(value) is not int or value < 0:
-        raise DocumentError(f"{where}: expected a whole number, at least 0, got {shown(value)}")
+    if type(value) is not int or not 0 <= value <= U64_MAX:  # as the wire carries it
+        raise DocumentError(f"{where}: expected {_whole(0, U64_MAX)}, got {shown(value)}")
     return value
+
+
+def _whole(low: int, high: int) -> str:
+    return f"a whole number {low}..{'2^64-1' if high == U64_MAX else high}"
 
 
 def _flag(value: Any, where: str) -> bool:
@@ -348,20 +443,19 @@ def _flag(value: Any, where: str) -> bool:
     return value
 
 
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise DocumentError(f"{where}: expected a string, got {shown(value)}")
+def _why(value: Any, where: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_WHY:
+        raise DocumentError(f"{where}: expected a string of at most {MAX_WHY} characters, got {shown(value)}")
     return value
 
 
 def _name(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 64:
-        raise DocumentError(f"{where}: expected a service name, got {shown(value)}")
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME:
+        raise DocumentError(f"{where}: expected a service name of 1 to {MAX_NAME} characters, got {shown(value)}")
     return value
 
 
 def _action(value: Any, where: str) -> OrderAction:
-    try:
-        return OrderAction(value)
-    except ValueError:
-        raise DocumentError(f"{where}: expected one of {', '.join(OrderAction)}, got {shown(value)}") from None
+    if value not in tuple(OrderAction):
+        raise DocumentError(f"{where}: expected one of {', '.join(OrderAction)}, got {shown(value)}")
+    return OrderAction(value)

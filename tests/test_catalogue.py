@@ -150,7 +150,8 @@ def test_a_chunk_with_a_forged_digest_is_not_accepted():
 
 
 def existing_row(name, **changes):
-    row = ServiceRow(host=HOST, name=name, probe="tcp", port=80, running=True, assigned=True, can_start=True, can_stop=False, state="failed", result="critical", latency_us=1234,
+    row = ServiceRow(host=HOST, name=name, probe="tcp", port=80, running=True, assigned=True, can_start=True,
+                     can_stop=False, state="failed", result="critical", latency_us=1234,
                      detail="connection refused", options='{"a":1}', changed_ms=1000)
     return attrs.evolve(row, **changes)
 
@@ -158,7 +159,8 @@ def existing_row(name, **changes):
 def test_new_services_get_fresh_rows():
     decl = ServiceDecl("web", "http", 8080, True, True, False, '{"path":"/"}')
     rows, removes = service_rows(HOST, (decl,), [], 5000)
-    assert rows == [ServiceRow(host=HOST, name="web", probe="http", port=8080, running=True, assigned=True, can_start=True, can_stop=False, state="running", result="none",
+    assert rows == [ServiceRow(host=HOST, name="web", probe="http", port=8080, running=True, assigned=True,
+                               can_start=True, can_stop=False, state="running", result="none",
                                latency_us=None, detail="", options='{"path":"/"}', changed_ms=5000)]
     assert removes == []
     stopped = attrs.evolve(decl, running=False)

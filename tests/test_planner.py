@@ -21,10 +21,12 @@ def hid(n):
 
 def host(n, role="active", status="up", cpu=0.1, rtt_ms=1.0, net=0, **services):
     """Rows for host n; services: name=(assigned, state, result, can_start)."""
-    rows = [ServerRow(host=hid(n), role=role, configured=role, status=status, priority=100, address=f"10.0.0.{n}", boot_epoch=1, last_heard_ms=0, catalogue=bytes(8)),
+    rows = [ServerRow(host=hid(n), role=role, configured=role, status=status, priority=100, address=f"10.0.0.{n}",
+                      boot_epoch=1, last_heard_ms=0, catalogue=bytes(8)),
             CpuRow(hid(n), round(cpu * 1000)), NetworkRow(hid(n), net, 0), LatencyRow(hid(n), round(rtt_ms * 1000))]
     for name, (assigned, state, result, can_start) in services.items():
-        rows.append(ServiceRow(host=hid(n), name=name, probe="tcp", port=80, running=assigned, assigned=assigned, can_start=can_start, can_stop=True, state=state, result=result,
+        rows.append(ServiceRow(host=hid(n), name=name, probe="tcp", port=80, running=assigned, assigned=assigned,
+                               can_start=can_start, can_stop=True, state=state, result=result,
                                latency_us=None, detail="", options="{}", changed_ms=0))
     return rows
 

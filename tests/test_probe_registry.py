@@ -16,9 +16,9 @@ from twisted.trial.unittest import TestCase
 
 from rais.cli import main
 from rais.config import ConfigError, load_config
+from rais.ids import HostClusterId
 from rais.interfaces import ProbeResult, Status
 from rais.probing.conformance import closed_port
-from rais.ids import HostClusterId
 from rais.probing.discover import ProbeRegistry, discover
 from rais.probing.runner import GUARD_SLACK, ProbeRunner, run_probe
 from rais.probing.schedule import ProbeOrder

@@ -25,7 +25,8 @@ HOST = HostClusterId.parse("1.2.0.1")
 
 def sample(generation=3, n=5):
     rows = [CpuRow(HostClusterId(0x0102_0000 | i), i * 7) for i in range(1, n + 1)]
-    rows.append(ServiceRow(host=HOST, name="web", probe="http", port=80, running=True, assigned=True, can_start=False, can_stop=False, state="running", result="ok", latency_us=120,
+    rows.append(ServiceRow(host=HOST, name="web", probe="http", port=80, running=True, assigned=True, can_start=False,
+                           can_stop=False, state="running", result="ok", latency_us=120,
                            detail="200 OK", options='{"path":"/"}', changed_ms=99))
     return Tables.of(2**40 + 7, generation, rows)
 

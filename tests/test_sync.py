@@ -22,7 +22,8 @@ RESEND = 0.5
 
 def big_service(i, detail="d" * 200):
     name = f"{i:0>64}"
-    return ServiceRow(host=TOP, name=name, probe="p" * 64, port=65535, running=True, assigned=True, can_start=True, can_stop=True, state="unknown", result="critical",
+    return ServiceRow(host=TOP, name=name, probe="p" * 64, port=65535, running=True, assigned=True, can_start=True,
+                      can_stop=True, state="unknown", result="critical",
                       latency_us=U64, detail=detail, options="o" * 512, changed_ms=U64)
 
 

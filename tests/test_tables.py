@@ -11,7 +11,8 @@ HOSTS = [HostClusterId.parse(f"1.2.0.{i}") for i in range(1, 4)]
 
 
 def service(host, name, detail="", result="none"):
-    return ServiceRow(host=host, name=name, probe="tcp", port=80, running=True, assigned=True, can_start=False, can_stop=False, state="running", result=result, latency_us=None,
+    return ServiceRow(host=host, name=name, probe="tcp", port=80, running=True, assigned=True, can_start=False,
+                      can_stop=False, state="running", result=result, latency_us=None,
                       detail=detail, options="{}", changed_ms=0)
 
 

@@ -136,9 +136,10 @@ def test_bad_datagrams_are_dropped_and_counted_by_reason():
     b.datagramReceived(good, ("10.0.0.1", PORT))
     b.datagramReceived(good, ("10.0.0.1", PORT))                       # replayed
     b.datagramReceived(good[:-1] + bytes([good[-1] ^ 1]), ("10.0.0.1", PORT))  # tampered tag
-    forged = seal(OTHER_KEYS, HostClusterId.parse("1.2.0.9"), 1, 1, 0, Heartbeat(role="active", priority=1, generation=0, address="x"))
+    stranger = Heartbeat(role="active", priority=1, generation=0, address="x")
+    forged = seal(OTHER_KEYS, HostClusterId.parse("1.2.0.9"), 1, 1, 0, stranger)
     b.datagramReceived(forged, ("10.0.0.9", PORT))                     # wrong key
-    other = seal(KEYS, HostClusterId.parse("1.3.0.9"), 1, 1, 0, Heartbeat(role="active", priority=1, generation=0, address="x"))
+    other = seal(KEYS, HostClusterId.parse("1.3.0.9"), 1, 1, 0, stranger)
     b.datagramReceived(other, ("10.0.0.9", PORT))                      # other cluster
     b.datagramReceived(b"\x30\x03junk", ("10.0.0.9", PORT))            # malformed
     b.datagramReceived(b"\x00" * 5000, ("10.0.0.9", PORT))             # oversized

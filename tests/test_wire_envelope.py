@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyasn1.codec.der import encoder
+from pyasn1.type import constraint, namedtype, univ
 
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import Key, Keyring
@@ -25,7 +26,9 @@ from rais.wire import (
     open_datagram,
     seal,
 )
-from rais.wire.envelope import EnvelopeAsn1
+from rais.wire.envelope import TAG_SIZE, Header
+from rais.wire.messages import MAX_BODY
+from rais.wire.schema import context
 from tests.strategies import U64, heartbeats
 
 CLUSTER = ClusterId.parse("1.2")
@@ -37,6 +40,18 @@ RING = Keyring((KEY1,))
 SMALL = Vote(5, HostClusterId.parse("1.2.0.7"), True)
 HB = Heartbeat(role="active", priority=100, generation=5, address="192.0.2.7:7000", load=Load(250, 1000, 2000))
 
+
+
+class EnvelopeAsn1(univ.Sequence):
+    """The Envelope of rais.asn in pyasn1, around the Header record's own pyasn1 twin."""
+
+    componentType = namedtype.NamedTypes(
+        namedtype.NamedType("header", Header.__asn1__().subtype(implicitTag=context(0))),
+        namedtype.NamedType("body", univ.OctetString().subtype(
+            subtypeSpec=constraint.ValueSizeConstraint(0, MAX_BODY), implicitTag=context(1))),
+        namedtype.NamedType("tag", univ.OctetString().subtype(
+            subtypeSpec=constraint.ValueSizeConstraint(TAG_SIZE, TAG_SIZE), implicitTag=context(2))),
+    )
 
 
 def build(

@@ -56,7 +56,8 @@ def test_load_encoding():
     hb = Heartbeat(role="master", priority=0, generation=0, address="", load=Load(1000, 0, 1))
     der = encode_message(hb)
     # [0] heartbeat { [0] role 2, [1] 0, [2] 0, [3] "", [4] load { [0] 1000, [1] 0, [2] 1 }, ... }
-    assert der.startswith(bytes.fromhex("a0") + der[1:2] + bytes.fromhex("8001028101008201008300a40a800203e8810100820101"))
+    fields = "8001028101008201008300a40a800203e8810100820101"
+    assert der.startswith(bytes.fromhex("a0") + der[1:2] + bytes.fromhex(fields))
     assert decode_message(der) == hb
 
 

@@ -24,7 +24,6 @@ from rais.ids import HostClusterId
 from rais.states import ANSWERING, Result
 from rais.wire.rows import ServiceRow
 
-
 # How often the schedule is looked at: phases are spread over each interval,
 # so this is the granularity of the spreading.
 POLL = 0.1

@@ -14,21 +14,18 @@ import hmac
 from typing import Any
 
 import attrs
-from pyasn1.type import constraint, namedtype, univ
 
 from rais.ids import ClusterId, HostClusterId, IdError
 from rais.keys import Keyring
 from rais.wire import der
 from rais.wire.messages import MAX_BODY, decode_message, encode_message
-from rais.wire.schema import REASONS, U64_MAX, UInt, WireError, asn1_sequence, context, wire
+from rais.wire.schema import REASONS, U64_MAX, UInt, WireError, asn1_sequence, wire
 
 __all__ = [
     "MAX_DATAGRAM",
     "PROTOCOL_VERSION",
     "REASONS",
     "Datagram",
-    "EnvelopeAsn1",
-    "HeaderAsn1",
     "ReplayGuard",
     "WireError",
     "open_datagram",
@@ -46,46 +43,10 @@ _BODY = 0x81  # [1] primitive
 _TAG = 0x82  # [2] primitive
 
 
-# --- pyasn1 classes, mirroring rais.asn ---
-
-
-def ranged(number: int, low: int, high: int) -> univ.Integer:
-    return UInt(low, high).spec().subtype(implicitTag=context(number))
-
-
-class HeaderAsn1(univ.Sequence):
-    componentType = namedtype.NamedTypes(
-        namedtype.NamedType("version", ranged(0, 0, 255)),
-        namedtype.NamedType("keyId", ranged(1, 0, 0xFFFF)),
-        namedtype.NamedType("sender", ranged(2, 1, 2**32 - 1)),
-        namedtype.NamedType("bootEpoch", ranged(3, 0, U64_MAX)),
-        namedtype.NamedType("sequence", ranged(4, 0, U64_MAX)),
-        namedtype.NamedType("term", ranged(5, 0, U64_MAX)),
-    )
-
-
-class EnvelopeAsn1(univ.Sequence):
-    componentType = namedtype.NamedTypes(
-        namedtype.NamedType("header", HeaderAsn1().subtype(implicitTag=context(0))),
-        namedtype.NamedType(
-            "body",
-            univ.OctetString().subtype(
-                subtypeSpec=constraint.ValueSizeConstraint(0, MAX_BODY), implicitTag=context(1)
-            ),
-        ),
-        namedtype.NamedType(
-            "tag",
-            univ.OctetString().subtype(
-                subtypeSpec=constraint.ValueSizeConstraint(TAG_SIZE, TAG_SIZE), implicitTag=context(2)
-            ),
-        ),
-    )
-
-
 @asn1_sequence
 @attrs.frozen
 class Header:
-    """The Envelope's header, coded by rais.wire.der (HeaderAsn1 above is its pyasn1 twin)."""
+    """The Envelope's header, coded by rais.wire.der; ``Header.__asn1__()`` is its pyasn1 twin."""
 
     version: int = wire(UInt(0, 255))
     key_id: int = wire(UInt(0, 0xFFFF))

@@ -1,11 +1,16 @@
 """Declarative ASN.1 records: one attrs class per SEQUENCE, its pyasn1 class derived.
 
 A record declares each component with ``wire(KIND)``; ``@asn1_sequence``
-builds the matching pyasn1 Sequence (AUTOMATIC TAGS: component i carries the
-implicit context tag [i]) and generic conversion both ways. A ``Choice``
+gives it the matching pyasn1 Sequence (AUTOMATIC TAGS: component i carries
+the implicit context tag [i]) and generic conversion both ways. A ``Choice``
 collects records as its alternatives (the Message CHOICE, the TableRow
 CHOICE) and does the DER encoding and the strict decoding. So a new message
 or row is one record here plus one line in ``rais.asn``, which a test checks.
+
+The daemon encodes and decodes with the fast codec (rais.wire.der) only. The
+pyasn1 side is the reference the tests hold that codec to, so pyasn1 is
+imported on first use of a ``spec()``, and is a test dependency, not a
+runtime one: the daemon never runs its decoder on what arrives.
 """
 
 from __future__ import annotations
@@ -14,9 +19,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
-from pyasn1.codec.der import decoder as der_decoder
-from pyasn1.codec.der import encoder as der_encoder
-from pyasn1.type import char, constraint, namedtype, namedval, tag, univ
 
 from rais.ids import HostClusterId
 
@@ -46,8 +48,10 @@ class WireError(Exception):
         self.reason = reason
 
 
-def context(number: int) -> tag.Tag:
+def context(number: int) -> Any:
     """Implicit context tag [number]; pyasn1 keeps the base type's constructed bit."""
+    from pyasn1.type import tag
+
     return tag.Tag(tag.tagClassContext, tag.tagFormatSimple, number)
 
 
@@ -76,6 +80,8 @@ class UInt(Kind):
     high: int = U64_MAX
 
     def spec(self) -> Any:
+        from pyasn1.type import constraint, univ
+
         return univ.Integer().subtype(subtypeSpec=constraint.ValueRangeConstraint(self.low, self.high))
 
     def check(self, value: Any) -> None:
@@ -92,6 +98,8 @@ class Enum(Kind):
     names: tuple[str, ...]
 
     def spec(self) -> Any:
+        from pyasn1.type import constraint, namedval, univ
+
         return univ.Enumerated().subtype(
             namedValues=namedval.NamedValues(*((n, i) for i, n in enumerate(self.names))),
             subtypeSpec=constraint.SingleValueConstraint(*range(len(self.names))),
@@ -117,6 +125,8 @@ class Text(Kind):
     max_bytes: int | None = None
 
     def spec(self) -> Any:
+        from pyasn1.type import char, constraint
+
         return char.UTF8String().subtype(subtypeSpec=constraint.ValueSizeConstraint(self.low, self.high))
 
     def check(self, value: Any) -> None:
@@ -145,6 +155,8 @@ class Octets(Kind):
     high: int
 
     def spec(self) -> Any:
+        from pyasn1.type import constraint, univ
+
         return univ.OctetString().subtype(subtypeSpec=constraint.ValueSizeConstraint(self.low, self.high))
 
     def check(self, value: Any) -> None:
@@ -158,6 +170,8 @@ class Octets(Kind):
 @attrs.frozen
 class Flag(Kind):
     def spec(self) -> Any:
+        from pyasn1.type import univ
+
         return univ.Boolean()
 
     def check(self, value: Any) -> None:
@@ -173,6 +187,8 @@ class HostId(Kind):
     """A HostClusterId, INTEGER (1..4294967295) on the wire."""
 
     def spec(self) -> Any:
+        from pyasn1.type import constraint, univ
+
         return univ.Integer().subtype(subtypeSpec=constraint.ValueRangeConstraint(1, 2**32 - 1))
 
     def check(self, value: Any) -> None:
@@ -214,6 +230,8 @@ class ListOf(Kind):
     high: int
 
     def spec(self) -> Any:
+        from pyasn1.type import constraint, univ
+
         return univ.SequenceOf(
             componentType=self.item.spec(), subtypeSpec=constraint.ValueSizeConstraint(0, self.high)
         )
@@ -261,17 +279,32 @@ R = TypeVar("R", bound=type)
 
 
 def asn1_sequence(record: R) -> R:
-    """Give an attrs record with ``wire`` fields its pyasn1 SEQUENCE class, ``__asn1__``."""
-    components = _components(record)
-    named = []
-    for position, (name, kind, optional) in enumerate(components):
-        kind_type = namedtype.OptionalNamedType if optional else namedtype.NamedType
-        named.append(kind_type(_camel(name), kind.spec().subtype(implicitTag=context(position))))
-    record.__asn1__ = type(f"{record.__name__}Asn1", (univ.Sequence,), {
-        "componentType": namedtype.NamedTypes(*named),
-    })
-    record.__wire_components__ = components
+    """Give an attrs record with ``wire`` fields its components and ``__asn1__()``, a new value
+    of its pyasn1 SEQUENCE class (built on first use)."""
+    record.__wire_components__ = _components(record)
+    record.__asn1__ = _Sequence(record)
     return record
+
+
+class _Sequence:
+    """Makes values of a record's pyasn1 SEQUENCE class, building the class on the first call."""
+
+    def __init__(self, record: type) -> None:
+        self.record = record
+        self.cls: Any = None
+
+    def __call__(self) -> Any:
+        if self.cls is None:
+            from pyasn1.type import namedtype, univ
+
+            named = []
+            for position, (name, kind, optional) in enumerate(self.record.__wire_components__):
+                kind_type = namedtype.OptionalNamedType if optional else namedtype.NamedType
+                named.append(kind_type(_camel(name), kind.spec().subtype(implicitTag=context(position))))
+            self.cls = type(f"{self.record.__name__}Asn1", (univ.Sequence,), {
+                "componentType": namedtype.NamedTypes(*named),
+            })
+        return self.cls()
 
 
 def _camel(name: str) -> str:
@@ -342,6 +375,8 @@ class Choice:
     def spec(self) -> Any:
         """The pyasn1 CHOICE: the reference the fast codec is tested against."""
         if self._spec is None:
+            from pyasn1.type import namedtype, univ
+
             cls = type(f"{self.name}Asn1", (univ.Choice,), {"componentType": namedtype.NamedTypes(*(
                 namedtype.NamedType(name, record.__asn1__().subtype(implicitTag=context(number)))
                 for name, (number, record) in sorted(self.alternatives.items(), key=lambda a: a[1][0])
@@ -350,11 +385,15 @@ class Choice:
         return self._spec
 
     def encode_with_pyasn1(self, record: Any) -> bytes:
+        from pyasn1.codec.der import encoder as der_encoder
+
         choice = self.spec().clone()
         to_asn1(record, choice.getComponentByName(self._by_record[type(record)][0]))
         return der_encoder.encode(choice)
 
     def decode_with_pyasn1(self, data: bytes) -> Any:
+        from pyasn1.codec.der import decoder as der_decoder
+
         value, rest = der_decoder.decode(data, asn1Spec=self.spec())
         assert not rest
         return from_asn1(self.alternatives[value.getName()][1], value.getComponent())

@@ -1,0 +1,53 @@
+"""A host's side of orders: each taken once, run once, answered again from memory."""
+
+from rais.catalogue import digest_of
+from rais.effects import RunAction
+from rais.ids import HostClusterId
+from rais.orders import KEPT_ORDERS, HostOrders
+from rais.wire import Order, OrderDone, ServiceDecl
+
+ME = HostClusterId.parse("1.2.0.2")
+WEB = ServiceDecl("web", "tcp", 80, False, True, True, "{}")
+STATIC = ServiceDecl("static", "tcp", 81, True, False, False, "{}")  # no start or stop action
+
+
+def test_an_order_runs_once_and_its_answer_is_repeated_from_memory():
+    host = HostOrders((WEB,))
+    order = Order(3, "assign", ME, "web")
+    action = host.take(9, order)
+    assert action == RunAction("start", "web", 9, 3)
+    assert host.take(9, order) is None  # running
+    done = host.finished(action, True, "started")
+    assert done == OrderDone(3, "web", True, "started")
+    assert host.take(9, order) == done  # answered again, not run again
+    assert host.take(10, order) == RunAction("start", "web", 10, 3)  # another term's order 3 is another order
+
+
+def test_what_runs_here_follows_the_actions_that_succeed():
+    host = HostOrders((WEB,))
+    before = host.catalogue
+    start = host.take(1, Order(1, "assign", ME, "web"))
+    host.finished(start, False, "exit status 1")
+    assert not host.services[0].running and host.catalogue == before
+    start = host.take(1, Order(2, "assign", ME, "web"))
+    host.finished(start, True, "started")
+    assert host.services[0].running and host.catalogue == digest_of(host.services) != before
+    stop = host.take(1, Order(3, "release", ME, "web"))
+    assert stop.action == "stop"
+    host.finished(stop, True, "stopped")
+    assert not host.services[0].running and host.catalogue == before
+
+
+def test_orders_it_cannot_run_are_answered_at_once():
+    host = HostOrders((STATIC,))
+    assert host.take(1, Order(1, "assign", ME, "mail")) == OrderDone(1, "mail", False, "not declared here")
+    assert host.take(1, Order(2, "release", ME, "static")) == OrderDone(
+        2, "static", True, "no stop action: left as it is")
+
+
+def test_it_remembers_a_bounded_number_of_answers():
+    host = HostOrders((STATIC,))
+    for n in range(KEPT_ORDERS + 10):
+        host.take(1, Order(n, "assign", ME, "mail"))
+    assert host.take(1, Order(KEPT_ORDERS + 9, "assign", ME, "mail")).detail == "not declared here"
+    assert len(host.catalogue_messages()) == 1

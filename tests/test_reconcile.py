@@ -1,0 +1,188 @@
+"""The master's decision step, pure: a situation in, decisions and new books out."""
+
+import attrs
+import pytest
+
+from rais.ids import ClusterId, HostClusterId
+from rais.planner import View
+from rais.reconcile import (
+    FAILED_HERE_FOR,
+    ORDER_TIMEOUT,
+    RELEASE_HOLD,
+    START_FAILED_FOR,
+    Books,
+    Exclusion,
+    Pending,
+    Situation,
+    reconcile,
+)
+from rais.settings import Timing
+from rais.tables import Tables
+from rais.wire import Order
+from rais.wire.rows import CpuRow, PolicyRow, ServerRow, ServiceRow
+
+CLUSTER = ClusterId.parse("1.2")
+MASTER = HostClusterId.of(CLUSTER, 1)
+TIMING = Timing(interval=1.0, dead_after=3, balance_after=30.0, move_hold=120.0)
+NOW = 5000.0
+
+
+def hid(n):
+    return HostClusterId.of(CLUSTER, n)
+
+
+def server(n, status="up", role="active", cpu=100):
+    return [ServerRow(host=hid(n), role=role, configured=role, status=status, priority=100,
+                      address=f"10.0.0.{n}", boot_epoch=1, last_heard_ms=0, catalogue=bytes(8)),
+            CpuRow(hid(n), cpu)]
+
+
+def web(n, assigned=False, state=None, running=None, result="ok", can_start=True):
+    state = state or ("running" if assigned else "stopped")
+    running = assigned if running is None else running
+    return ServiceRow(host=hid(n), name="web", probe="tcp", port=80, running=running, assigned=assigned,
+                      can_start=can_start, can_stop=True, state=state, result=result, latency_us=None,
+                      detail="", options="{}", changed_ms=0)
+
+
+ONE = PolicyRow("web", 1, None, None)
+
+
+def situation(*rows, books=None, now=NOW, policy=ONE):
+    flat = [r for item in rows for r in (item if isinstance(item, list) else [item])]
+    if policy is not None:
+        flat.append(policy)
+    return Situation(View(Tables.of(65537, 7, flat)), books or Books(), MASTER, TIMING, now)
+
+
+def said(changes):
+    return [(d.action, d.service, d.host.host if d.host else None) for d in changes.decisions]
+
+
+def test_a_failed_copy_is_released_there_and_placed_on_the_best_other_host():
+    changes = reconcile(situation(server(1), server(2), server(3, role="standby"),
+                                  web(2, assigned=True, state="failed", result="critical"), web(3)))
+    assert said(changes) == [("release", "web", 2), ("assign", "web", 3)]
+    release, assign = changes.decisions
+    assert release.explanation == "web lost on 1.2.0.2 (the service failed here)"
+    assert assign.explanation.startswith("web -> 1.2.0.3 (score ") and "1.2.0.2: the service failed here" in (
+        assign.explanation)
+    assert [(o.order, o.action, o.host.host) for o in changes.orders] == [(1, "release", 2), (2, "assign", 3)]
+    assert [r.assigned for r in changes.rows] == [False]  # unassigned where it failed
+    books = changes.books
+    assert books.next_order == 3 and sorted(books.orders) == [1, 2]
+    assert books.excluded[(hid(2), "web")] == Exclusion("the service failed here", NOW + FAILED_HERE_FOR)
+    assert books.released_at[(hid(2), "web")] == NOW
+
+
+def test_a_copy_on_a_host_that_is_down_is_unassigned_without_an_order_there():
+    changes = reconcile(situation(server(1), server(2, status="down"), server(3), web(2, assigned=True), web(3)))
+    assert said(changes) == [("unassign", "web", 2), ("assign", "web", 3)]
+    assert changes.decisions[0].order is None
+
+
+def test_a_suspect_host_keeps_its_copy():
+    assert reconcile(situation(server(1), server(2, status="suspect"), server(3),
+                               web(2, assigned=True), web(3))).decisions == ()
+
+
+def test_a_copy_being_started_counts_and_its_host_is_not_chosen_twice():
+    pending = Pending(Order(4, "assign", hid(3), "web"), NOW - 0.5, NOW + 100)
+    books = Books(orders={4: pending}, next_order=5)
+    two = PolicyRow("web", 2, None, None)
+    changes = reconcile(situation(server(1), server(2), server(3), server(4), web(2, assigned=True), web(3),
+                                  web(4), books=books, policy=two))
+    assert said(changes) == []  # two wanted: one serving, one starting
+    three = PolicyRow("web", 3, None, None)
+    changes = reconcile(situation(server(1), server(2), server(3), server(4), web(2, assigned=True), web(3),
+                                  web(4), books=books, policy=three))
+    assert said(changes) == [("assign", "web", 4)]
+    assert "1.2.0.3: being started" in changes.decisions[0].explanation
+
+
+def test_an_unanswered_order_is_said_again_each_interval_and_given_up_at_its_deadline():
+    order = Order(4, "assign", hid(3), "web")
+    fresh = Books(orders={4: Pending(order, NOW - 0.4, NOW + 100)}, next_order=5)
+    rows = (server(1), server(2), server(3), web(2), web(3))
+    assert reconcile(situation(*rows, books=fresh)).resend == ()
+    late = Books(orders={4: Pending(order, NOW - 1.0, NOW + 100)}, next_order=5)
+    changes = reconcile(situation(*rows, books=late))
+    assert changes.resend == (order,) and changes.books.orders[4].sent_at == NOW
+    expired = Books(orders={4: Pending(order, NOW - 1.0, NOW)}, next_order=5)
+    changes = reconcile(situation(*rows, books=expired))
+    assert said(changes)[:2] == [("expired", "web", 3), ("assign", "web", 2)]
+    assert changes.books.excluded[(hid(3), "web")] == Exclusion("did not answer the start order",
+                                                               NOW + START_FAILED_FOR)
+    assert ORDER_TIMEOUT > TIMING.dead  # a host has time to answer before it is given up
+
+
+def test_an_order_to_a_host_gone_down_is_given_up_at_once():
+    order = Order(4, "release", hid(3), "web")
+    books = Books(orders={4: Pending(order, NOW, NOW + 100)}, next_order=5)
+    changes = reconcile(situation(server(1), server(2), server(3, status="down"), web(2, assigned=True),
+                                  books=books))
+    assert changes.books.orders == {} and said(changes) == []  # a release needs no replacement
+
+
+def test_without_a_policy_a_service_keeps_the_copies_it_has():
+    changes = reconcile(situation(server(1), server(2), server(3), web(2, assigned=True), web(3, assigned=True),
+                                  policy=None))
+    assert changes.rows == (PolicyRow("web", 2, None, None),) and said(changes) == []
+
+
+def test_extra_copies_are_released_worst_first_unless_a_copy_is_starting():
+    rows = (server(1), server(2, cpu=900), server(3), web(2, assigned=True), web(3, assigned=True))
+    changes = reconcile(situation(*rows))
+    assert said(changes) == [("release", "web", 2)]  # the busier copy
+    assert changes.rows[0].host == hid(2) and not changes.rows[0].assigned
+    starting = Books(orders={9: Pending(Order(9, "assign", hid(3), "web"), NOW, NOW + 100)}, next_order=10)
+    assert said(reconcile(situation(*rows, books=starting))) == []
+
+
+def test_a_copy_running_where_nobody_assigned_it_is_released_once_per_hold():
+    rows = (server(1), server(2), server(3), web(2, assigned=True), web(3, running=True))
+    changes = reconcile(situation(*rows))
+    assert said(changes) == [("release", "web", 3)]
+    assert "runs on 1.2.0.3 without being assigned there" in changes.decisions[0].explanation
+    later = attrs.evolve(changes.books, orders={})
+    assert said(reconcile(situation(*rows, books=later, now=NOW + RELEASE_HOLD - 0.1))) == []
+    assert said(reconcile(situation(*rows, books=later, now=NOW + RELEASE_HOLD))) == [("release", "web", 3)]
+
+
+def test_a_copy_moves_off_a_host_over_its_limit_for_long_enough_then_holds():
+    busy = PolicyRow("web", 1, 800, None)
+    rows = (server(1), server(2, cpu=900), server(3, cpu=100), web(2, assigned=True), web(3))
+    first = reconcile(situation(*rows, policy=busy))
+    assert said(first) == [] and first.books.over_since == {(hid(2), "web"): NOW}
+    due = reconcile(situation(*rows, policy=busy, books=first.books, now=NOW + 30))
+    assert said(due) == [("overloaded", "web", None), ("assign", "web", 3)]
+    assert due.books.moved_at == {"web": NOW + 30}
+    # Host 3 becomes busy too: within move_hold nothing moves again.
+    held = attrs.evolve(due.books, orders={})
+    rows3 = (server(1), server(2, cpu=900), server(3, cpu=900), web(2, assigned=True), web(3))
+    assert said(reconcile(situation(*rows3, policy=busy, books=held, now=NOW + 100))) == []
+
+
+def test_a_host_that_calms_down_well_under_its_limit_starts_over():
+    busy = PolicyRow("web", 1, 800, None)
+    books = Books(over_since={(hid(2), "web"): NOW - 29})
+    barely = (server(1), server(2, cpu=750), server(3), web(2, assigned=True), web(3))
+    assert reconcile(situation(*barely, policy=busy, books=books)).books.over_since  # not yet calm: 0.75 > 0.7
+    calm = (server(1), server(2, cpu=650), server(3), web(2, assigned=True), web(3))
+    assert reconcile(situation(*calm, policy=busy, books=books)).books.over_since == {}
+
+
+@pytest.mark.parametrize("until,excluded", [(NOW + 1, True), (NOW, False)])
+def test_hosts_put_aside_come_back_when_their_time_is_up(until, excluded):
+    books = Books(excluded={(hid(3), "web"): Exclusion("start failed: exit 1", until)})
+    changes = reconcile(situation(server(1), server(2), server(3, role="standby"),
+                                  web(2, assigned=True, state="failed"), web(3), web(1), books=books))
+    assign = changes.decisions[-1]
+    assert (assign.host == hid(1)) is excluded
+    assert ((hid(3), "web") in changes.books.excluded) is excluded
+
+
+def test_nothing_qualifies_is_degraded_and_orders_nothing():
+    changes = reconcile(situation(server(1), server(2), web(2, assigned=True, state="failed")))
+    assert said(changes) == [("release", "web", 2), ("degraded", "web", None)]
+    assert changes.decisions[1].explanation.startswith("web: no host qualifies (")
