@@ -47,11 +47,12 @@ def _canonical(value: str) -> str:
 
 def _shown(record: dns.RRHeader) -> str:
     payload = record.payload
-    if record.type == dns.A:
+    assert payload is not None  # a decoded record always has one
+    if isinstance(payload, dns.Record_A):
         return payload.dottedQuad()
-    if record.type == dns.AAAA:
+    if isinstance(payload, dns.Record_AAAA):
         return socket.inet_ntop(socket.AF_INET6, payload.address)
-    if record.type == dns.TXT:
+    if isinstance(payload, dns.Record_TXT):
         return " ".join(part.decode("utf-8", "replace") for part in payload.data)
     if hasattr(payload, "name"):  # CNAME, NS, PTR, MX, SRV: the name they point at
         return str(payload.name)

@@ -14,6 +14,7 @@ import shlex
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessTerminated
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -66,6 +67,7 @@ def _judge(ended: tuple[Failure, bytes, bytes]) -> Verdict:
     line = line or short(err.decode("utf-8", "replace").strip().rsplit("\n", 1)[-1])
     code = exit_code(reason)
     if code is None:
+        assert isinstance(reason.value, ProcessTerminated)  # exit_code's None: ended by a signal
         raise ProbeFailed(Status.UNKNOWN, f"killed by signal {reason.value.signal}: {line}")
     if code not in tuple(Status):
         raise ProbeFailed(Status.UNKNOWN, f"exit status {code}: {line}")

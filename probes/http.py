@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from treq.client import HTTPClient
 from twisted.internet.abstract import isIPv6Address
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import wrapClientTLS
-from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.internet.protocol import Protocol
+from twisted.internet.interfaces import IProtocol, IPushProducer, IStreamClientEndpoint, ITCPTransport
+from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web._newclient import ParseError  # not exported elsewhere; raised for non-HTTP replies
 from twisted.web.client import (
@@ -125,10 +125,11 @@ class _Target:
     def endpointForURI(self, uri: object) -> IStreamClientEndpoint:
         return self
 
-    def connect(self, factory: Any) -> Deferred[Protocol]:
+    def connect(self, factory: Any) -> Deferred[IProtocol]:
         return self._endpoint.connect(factory).addCallback(self._keep)
 
-    def _keep(self, protocol: Protocol) -> Protocol:
+    def _keep(self, protocol: IProtocol) -> IProtocol:
+        assert isinstance(protocol, Protocol)  # the Agent's HTTP11ClientProtocol
         self._connected.append(protocol)
         return protocol
 
@@ -137,7 +138,8 @@ class _Target:
         # close_notify, and the probe has to be done with its socket when it fires.
         for protocol in self._connected:
             if protocol.transport is not None:
-                protocol.transport.abortConnection()
+                # Twisted types it an ITransport; it is a TCP connection, or TLS over one.
+                cast(ITCPTransport, protocol.transport).abortConnection()
         return result
 
 
@@ -145,7 +147,8 @@ class _Body(Protocol):
     """Reads a whole body, keeping its first BODY_LIMIT bytes; cancelling drops the connection."""
 
     def __init__(self) -> None:
-        self.done: Deferred[bytes] = Deferred(lambda _: self.transport.stopProducing())
+        # IResponse.deliverBody connects a body protocol to an IPushProducer, not an ITransport.
+        self.done: Deferred[bytes] = Deferred(lambda _: cast(IPushProducer, self.transport).stopProducing())
         self._kept: list[bytes] = []
         self._room = BODY_LIMIT
         self.size = 0
@@ -156,7 +159,7 @@ class _Body(Protocol):
             self._kept.append(data[: self._room])
             self._room -= len(data)
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.done.called:  # cancelled: the connection closing is our doing
             return
         if reason.check(ResponseDone, PotentialDataLoss):
@@ -185,8 +188,9 @@ def _judge(response: IResponse, values: dict[str, Any]) -> Deferred[Verdict]:
 
 def _unwrap(failure: Failure) -> Failure:
     # twisted.web wraps the real cause (refused, reset, TLS) in a list of reasons.
-    if failure.check(ResponseFailed, ResponseNeverReceived, RequestTransmissionFailed) and failure.value.reasons:
-        cause = failure.value.reasons[0]
+    wrapper = failure.value
+    if isinstance(wrapper, (ResponseFailed, ResponseNeverReceived, RequestTransmissionFailed)) and wrapper.reasons:
+        cause = wrapper.reasons[0]
         if cause.check(ProbeFailed):
             return cause
         if cause.check(ParseError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import ITLSTransport
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
@@ -12,7 +13,7 @@ from zope.interface import implementer
 
 from rais.checks import boolean, text
 from rais.interfaces import IProbe, Option, Status
-from rais.probing.base import BaseProbe, ProbeFailed, Verdict, describe, short, tcp_endpoint, tls_creator
+from rais.probing.base import BaseProbe, ProbeFailed, Verdict, describe, exception, short, tcp_endpoint, tls_creator
 
 
 class _Dialogue(LineOnlyReceiver):
@@ -20,9 +21,10 @@ class _Dialogue(LineOnlyReceiver):
 
     delimiter = b"\n"  # and a trailing \r is stripped: some servers send bare newlines
     MAX_LENGTH = 4096
+    transport: ITLSTransport | None  # a TCP connection, made by tcp_endpoint
 
     def __init__(self, values: dict[str, Any], server_name: str) -> None:
-        self.done: Deferred[Verdict] = Deferred(lambda _: self.transport.abortConnection())
+        self.done: Deferred[Verdict] = Deferred(lambda _: self._connection().abortConnection())
         self._values = values
         self._server_name = server_name
         self._step = "banner"
@@ -54,7 +56,7 @@ class _Dialogue(LineOnlyReceiver):
         elif self._step == "EHLO" and self._values["starttls"] and not self._secured:
             self._say("STARTTLS", 220, "STARTTLS")
         elif self._step == "STARTTLS":
-            self.transport.startTLS(tls_creator(self._server_name, self._values["verify"]))
+            self._connection().startTLS(tls_creator(self._server_name, self._values["verify"]))
             self._secured = True
             self._say("EHLO", 250, f"EHLO {self._values['helo']}")
         elif self._step == "EHLO":
@@ -70,18 +72,23 @@ class _Dialogue(LineOnlyReceiver):
     def _finish(self, outcome: Verdict | ProbeFailed) -> None:
         # Abort, not close: nothing is left to say, and a TLS close would
         # wait a round trip for the server's close_notify.
-        self.transport.abortConnection()
+        self._connection().abortConnection()
         if not self.done.called:
             if isinstance(outcome, ProbeFailed):
                 self.done.errback(outcome)
             else:
                 self.done.callback(outcome)
 
+    def _connection(self) -> ITLSTransport:
+        # Lines, the connection's loss and the cancelling of ``done`` all come once tcp_endpoint has connected it.
+        assert self.transport is not None
+        return self.transport
+
     def lineLengthExceeded(self, line: bytes) -> None:
         self._finish(ProbeFailed(Status.CRITICAL, f"{self._step}: reply line over {self.MAX_LENGTH} bytes"))
 
-    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        why = f"{describe(reason.value)}" if reason is not None else "connection lost"
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        why = f"{describe(exception(reason))}" if reason is not None else "connection lost"
         self._finish(ProbeFailed(Status.CRITICAL, short(f"{self._step}: {why}")))
 
 

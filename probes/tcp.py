@@ -14,6 +14,7 @@ from rais.probing.base import BaseProbe, Verdict, tcp_endpoint
 
 class _Hangup(Protocol):
     def connectionMade(self) -> None:
+        assert self.transport is not None  # makeConnection sets it first
         self.transport.loseConnection()
 
 

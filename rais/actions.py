@@ -26,7 +26,7 @@ def run_action(reactor: Any, services: Mapping[str, ServiceConfig], action: str,
     """Run ``start`` or ``stop`` of ``service``; fires with (ok, detail), never errbacks."""
     config = services.get(service)
     command = None if config is None else (config.start if action == "start" else config.stop)
-    if command is None:  # the node answers such orders itself; this is for a config that changed
+    if config is None or command is None:  # the node answers such orders itself; this is for a config that changed
         return succeed((False, f"no {action} action for {service}"))
     d = run_in_session(reactor, command.argv)
     timer = reactor.callLater(config.timeout, d.cancel)

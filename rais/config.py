@@ -74,7 +74,7 @@ class ClusterConfig:
 class NodeConfig:
     host_id: int
     address: str
-    role: str
+    role: Role = attrs.field(converter=Role)  # from a string already checked to name a role
     priority: int
     control: tuple[str, int]
     state_dir: str

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -39,7 +40,7 @@ def _json(doc: dict[str, Any]) -> str:
 class QuietSite(Site):
     """No access log: operators and monitors poll the status often."""
 
-    def log(self, request: Request) -> None:
+    def log(self, request: http.Request) -> None:
         pass
 
 

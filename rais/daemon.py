@@ -39,7 +39,7 @@ from rais.wire.rows import PolicyRow, Weights
 
 @implementer(IEffects)
 class DaemonEffects:
-    logger = Logger(namespace="rais.node")
+    logger = Logger()
 
     def __init__(self, protocol: NodeProtocol, saver: TableSaver, reactor: Any,
                  services: Mapping[str, ServiceConfig], notifier: Notifier | None, prober: ProbeRunner) -> None:

@@ -20,8 +20,9 @@ from rais.planner import View
 from rais.reconcile import Changes, Situation, reconcile
 from rais.states import HostStatus, Result, ServiceState
 from rais.status import host_id, order_json, shown
-from rais.tables import row_json
+from rais.tables import row_as, row_json
 from rais.wire import RowKey
+from rais.wire.rows import Row, ServiceRow
 
 _SERVICE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # a service name as the config allows it
 
@@ -62,13 +63,14 @@ def suppose(situation: Situation, failure: Failure) -> Situation:
                              f"{', '.join(sorted(map(str, clusters)))}")
         known = ", ".join(str(h) for h in sorted(view.servers)) or "none"
         raise ValueError(f"{host} is not in the servers table (hosts: {known})")
+    changed: Row
     if failure.service is None:
         changed = attrs.evolve(server, status=HostStatus.DOWN)
     else:
         declared = view.services(failure.service)
         if not declared:
             raise ValueError(f"no host declares {failure.service}")
-        row = tables.get(RowKey("services", host.value, failure.service))
+        row = row_as(ServiceRow, tables.get(RowKey("services", host.value, failure.service)))
         if row is None:
             on = ", ".join(str(r.host) for r in declared)
             raise ValueError(f"{host} does not declare {failure.service} (declared on {on})")

@@ -67,13 +67,14 @@ class Event:
 
     level: ClassVar[str] = "info"
     text: ClassVar[str]
+    __attrs_attrs__: ClassVar[tuple[attrs.Attribute, ...]]  # every event is an attrs record
 
     def log_level(self) -> str:
         return self.level
 
     def fields(self) -> dict[str, Any]:
-        fields = {name: str(value) if hasattr(value, "cluster") else value  # host ids as written
-                  for name, value in attrs.asdict(self, recurse=False).items()}
+        fields: dict[str, Any] = {name: str(value) if hasattr(value, "cluster") else value  # host ids as written
+                                  for name, value in attrs.asdict(self, recurse=False).items()}
         if "term" in fields:
             fields["term_text"] = term_text(fields["term"])
         return fields

@@ -9,12 +9,19 @@ it with ``twisted.plugin``. Because ``IProbe`` extends ``IPlugin``, declaring
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from twisted.plugin import IPlugin
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from rais.effects import RunAction
+    from rais.probing.schedule import ProbeOrder
+    from rais.tables import Tables
 
 
 class Status(enum.IntEnum):
@@ -69,14 +76,15 @@ class IProbe(IPlugin):
     default_port = Attribute("Port probed when the service sets none, or None if one is required.")
     options = Attribute("tuple of Option: every option the probe takes, for validation and docs.")
 
-    def validate(options):  # type: ignore[no-untyped-def]
+    def validate(options: Mapping[str, Any]) -> dict[str, str]:
         """Check a service's probe options (a mapping of TOML values).
 
         Return a dict of option name -> what is wrong, empty when the
         options are good; unknown option names are problems too.
         """
 
-    def check(reactor, host, port, options, timeout):  # type: ignore[no-untyped-def]
+    def check(reactor: Any, host: str, port: int, options: Mapping[str, Any],
+              timeout: float) -> Deferred[ProbeResult]:
         """Check ``host``:``port`` once with validated ``options``.
 
         Return a Deferred that fires with a :class:`ProbeResult` within
@@ -94,20 +102,20 @@ class IEffects(Interface):
     commands; the simulator one that does all of it in memory.
     """
 
-    def send(message, term):  # type: ignore[no-untyped-def]
+    def send(message: Any, term: int) -> None:
         """Seal ``message`` with this node's id, boot epoch and ``term``, and multicast it."""
 
-    def persist(tables):  # type: ignore[no-untyped-def]
+    def persist(tables: Tables) -> None:
         """Keep this replica of the tables (a rais.tables.Tables) on disk."""
 
-    def run(action):  # type: ignore[no-untyped-def]
+    def run(action: RunAction) -> Deferred[tuple[bool, str]]:
         """Start a rais.effects.RunAction; return a Deferred that fires with (ok, detail), never fails."""
 
-    def probe(order):  # type: ignore[no-untyped-def]
+    def probe(order: ProbeOrder) -> Deferred[ProbeResult]:
         """Start one check (a ProbeOrder); return a Deferred that fires with a ProbeResult, never fails."""
 
-    def notify(words):  # type: ignore[no-untyped-def]
+    def notify(words: tuple[str, ...]) -> None:
         """Run the operator's notify command with ``words`` as its arguments."""
 
-    def log(event):  # type: ignore[no-untyped-def]
+    def log(event: Any) -> None:
         """Tell operators about a rais.effects.Event."""

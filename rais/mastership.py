@@ -26,9 +26,9 @@ from rais.reconcile import START_FAILED_FOR, Books, Decision, Exclusion, Situati
 from rais.settings import Identity, Timing
 from rais.states import HostStatus, OrderAction, Result, Role, ServiceState
 from rais.sync import SyncServer
-from rais.tables import Ledger, Tables
+from rais.tables import Ledger, Tables, row_as
 from rais.wire import Catalogue, CatalogueRequest, Echo, Load, OrderDone, RowKey, ServiceDecl, SyncNotice, SyncRequest
-from rais.wire.rows import MAX_DETAIL, CpuRow, LatencyRow, NetworkRow, PolicyRow, Row, ServerRow
+from rais.wire.rows import MAX_DETAIL, CpuRow, LatencyRow, NetworkRow, PolicyRow, Row, ServerRow, ServiceRow
 from rais.wire.schema import clip
 
 # A row that changed only a little is rewritten at most this often (seconds),
@@ -149,13 +149,13 @@ class Mastership:
             self._written[row.key] = now
 
     def _stage_server(self, row: ServerRow, now: float) -> None:
-        old = self.ledger.view(row.key)
+        old = row_as(ServerRow, self.ledger.view(row.key))
         significant = old is None or attrs.evolve(old, last_heard_ms=row.last_heard_ms) != row
         self._stage(row, now, significant)
 
     def _stage_peer(self, peer: Peer, status: HostStatus, now: float) -> None:
         beat = peer.beat
-        old = self.ledger.view(RowKey("servers", peer.id.value, ""))
+        old = row_as(ServerRow, self.ledger.view(RowKey("servers", peer.id.value, "")))
         self._stage_server(ServerRow(
             host=peer.id, role=beat.role, configured=beat.configured, status=status, priority=beat.priority,
             address=beat.address, boot_epoch=peer.boot_epoch, last_heard_ms=int(peer.last_heard * 1000),
@@ -164,17 +164,17 @@ class Mastership:
         self._stage_load(peer.id, beat.load, now)
         rtt = self._rtt.get(peer.id)
         if rtt is not None:
-            old_rtt = self.ledger.view(RowKey("latency", peer.id.value, ""))
+            old_rtt = row_as(LatencyRow, self.ledger.view(RowKey("latency", peer.id.value, "")))
             self._stage(LatencyRow(peer.id, int(rtt)), now,
                         old_rtt is None or moved(old_rtt.rtt_us, int(rtt), RTT_FLOOR))
 
     def _stage_load(self, host: HostClusterId, load: Load | None, now: float) -> None:
         if load is None:
             return
-        old_cpu = self.ledger.view(RowKey("cpu", host.value, ""))
+        old_cpu = row_as(CpuRow, self.ledger.view(RowKey("cpu", host.value, "")))
         cpu = load.cpu_permille
         self._stage(CpuRow(host, cpu), now, old_cpu is None or abs(old_cpu.cpu_permille - cpu) >= CPU_STEP)
-        old_net = self.ledger.view(RowKey("network", host.value, ""))
+        old_net = row_as(NetworkRow, self.ledger.view(RowKey("network", host.value, "")))
         rx, tx = load.net_rx_bps, load.net_tx_bps
         self._stage(NetworkRow(host, rx, tx), now, old_net is None or
                     moved(old_net.rx_bps, rx, RATE_FLOOR) or moved(old_net.tx_bps, tx, RATE_FLOOR))
@@ -182,7 +182,7 @@ class Mastership:
     def _request_catalogues(self, now: float, membership: Membership) -> list[object]:
         out: list[object] = []
         for peer in membership.peers():
-            row = self.ledger.view(RowKey("servers", peer.id.value, ""))
+            row = row_as(ServerRow, self.ledger.view(RowKey("servers", peer.id.value, "")))
             if (membership.status(peer, now) == HostStatus.UP and row is not None
                     and row.catalogue != peer.beat.catalogue
                     and now - self._asked.get(peer.id, -1e18) >= self.timing.interval):
@@ -194,7 +194,7 @@ class Mastership:
                          decls: tuple[ServiceDecl, ...]) -> None:
         ledger = self.ledger
         key = RowKey("servers", host.value, "")
-        committed, server = ledger.current.get(key), ledger.view(key)
+        committed, server = row_as(ServerRow, ledger.current.get(key)), row_as(ServerRow, ledger.view(key))
         if server is None or (committed is not None and committed.catalogue == digest):
             return
         existing = [r for r in ledger.current.table("services") if r.host == host]
@@ -249,7 +249,7 @@ class Mastership:
             self.books = attrs.evolve(self.books, excluded=excluded)
             return [self._decided(now, Decision("start-failed", service, host, f"{service} did not start on "
                                                 f"{host}: {done.detail}; trying the next host"))]
-        row = self.ledger.view(RowKey("services", host.value, order.service))
+        row = row_as(ServiceRow, self.ledger.view(RowKey("services", host.value, order.service)))
         if row is not None:
             # Served only once its probe says so: unknown until rise results in a row.
             self.ledger.stage(attrs.evolve(row, assigned=True, state=ServiceState.UNKNOWN, result=Result.NONE,
@@ -295,7 +295,7 @@ class Mastership:
     def probe_done(self, now: float, key: Key, result: Result, latency: float, detail: str) -> None:
         """A check finished: count it, and write what changed into the services table."""
         self.schedule.done(key)
-        row = self.ledger.view(RowKey("services", key[0].value, key[1]))
+        row = row_as(ServiceRow, self.ledger.view(RowKey("services", key[0].value, key[1])))
         if row is None:
             return  # no longer declared
         settings = Settings.of(row, self.probing)

@@ -231,6 +231,7 @@ class Node:
 
     def acts_from(self) -> float:
         """When a master may move services: once settled, and not while listening after a freeze."""
+        assert self.mastership is not None  # asked of a master only
         return max(self.mastership.settles_at, self.election.quiet_until)
 
     def probes_due(self, now: float) -> list[Output]:
@@ -265,6 +266,7 @@ class Node:
 
     def _step_down(self, reason: str, out: list[Output]) -> None:
         """Stop being master: keep the tables as our replica; the mastership goes with its term."""
+        assert self.mastership is not None
         self.replica.replace(self.mastership.tables)
         self.mastership = None
         self._role_changed(Role.MASTER, reason, out)
@@ -287,6 +289,7 @@ class Node:
     def _keeps_quorum(self, now: float, out: list[Output]) -> bool:
         """In quorum mode, a master that stops hearing a majority steps down."""
         mastership = self.mastership
+        assert mastership is not None  # tick asks a master only
         if not self.timing.quorum or now - mastership.since <= self.timing.dead:
             return True
         fresh = (self.timing.dead_after - 1) * self.timing.interval
@@ -326,7 +329,7 @@ class Node:
         election = self.election
         if not self.identity.preempt or election.candidacy is not None or election.listening(now):
             return
-        master = self.membership.get(election.master)
+        master = self.membership.get(election.master) if election.master is not None else None
         if master is None or self.replica.behind() or not outranks(self._me(), _candidate(master)):
             return
         self._claim(now, f"preempting {election.master}", out, preempt=True)
@@ -363,6 +366,7 @@ class Node:
     def _count_vote(self, now: float, voter: HostClusterId, vote: Vote, out: list[Output]) -> None:
         won = self.election.count(voter, vote.candidate, vote.term, vote.granted, self._known_hosts())
         if won is not None:
+            assert self.election.candidacy is not None  # the votes were counted in it
             self._become_master(now, won, f"won {len(self.election.candidacy.votes)} votes", out)
 
     # --- orders: this host's side ---

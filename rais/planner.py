@@ -179,9 +179,10 @@ def place(view: View, service: str, exclude: Mapping[HostClusterId, str] | None 
         why = "; ".join(f"{s.host}: {s.reason}" for s in scores) or "no host declares it"
         return Placement(service, None, f"{service}: no host qualifies ({why})", tuple(scores))
     best = eligible[0]
+    assert best.total is not None  # eligible
     lines = [f"{service} -> {best.host} (score {best.total:.2f}: {_parts(best)})"]
     for s in scores[1:]:
-        if s.eligible:
+        if s.total is not None:  # eligible
             lines.append(f"  {s.host}: score {s.total:.2f}, {best.total - s.total:.2f} less ({_parts(s)})")
         else:
             lines.append(f"  {s.host}: {s.reason}")

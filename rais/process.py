@@ -32,6 +32,7 @@ class _Run(ProcessProtocol):
         self._err = bytearray()
 
     def connectionMade(self) -> None:
+        assert self.transport is not None  # makeConnection sets it first
         self.group = self.transport.pid  # setsid made it the leader of its own group
         self.transport.closeStdin()
 
@@ -51,6 +52,7 @@ class _Run(ProcessProtocol):
         except ProcessLookupError:
             pass  # the whole group has already gone
         # A child that escaped the group may still hold our pipes: stop reading them.
+        assert self.transport is not None  # spawnProcess connected it before returning ``done``
         self.transport.loseConnection()
 
 
@@ -63,4 +65,4 @@ def run_in_session(reactor: Any, argv: Sequence[str]) -> Deferred[Ended]:
 
 def exit_code(reason: Failure) -> int | None:
     """The exit status, 0 for a clean end, None if a signal killed it."""
-    return reason.value.exitCode if reason.check(ProcessTerminated) else 0
+    return reason.value.exitCode if isinstance(reason.value, ProcessTerminated) else 0

@@ -208,7 +208,7 @@ class _Step:
             for placement in surplus(view, name, want, self.master):
                 row = next(r for r in rows if r.host == placement.host)
                 self.rows.append(attrs.evolve(row, assigned=False))
-                self.order(OrderAction.RELEASE, name, placement.host, placement.explanation, placement.scores)
+                self.order(OrderAction.RELEASE, name, row.host, placement.explanation, placement.scores)
         if len(serving) >= want:
             self.release_strays(name, rows)
 

@@ -192,7 +192,9 @@ class SimHost:
         return self._later(ACTION_TAKES, self.sim.action_result(self.id, action.action, action.service))
 
     def probe(self, order: ProbeOrder) -> Deferred[ProbeResult]:
-        result = self.sim.probe_answer(order)
+        answer = self.sim.probe_answer
+        assert answer is not None  # hosts poll the probe schedule only once it is set, and it is never unset
+        result = answer(order)
         return self._later(PROBE_TAKES, ProbeResult(Status[result.upper()], PROBE_TAKES, f"{result} detail"))
 
     def _later(self, delay: float, result: Any) -> Deferred[Any]:
@@ -250,7 +252,7 @@ class Simulation:
         return self._probe_answer
 
     @probe_answer.setter
-    def probe_answer(self, answer: Callable[[ProbeOrder], str] | None) -> None:
+    def probe_answer(self, answer: Callable[[ProbeOrder], str]) -> None:
         begins = self._probe_answer is None and answer is not None
         self._probe_answer = answer
         if begins:
@@ -259,7 +261,7 @@ class Simulation:
                     host.start_probing()
 
     def add(self, hid: HostClusterId, role: str, tables: Tables | None = None, preempt: bool = False) -> SimHost:
-        identity = Identity(id=hid, configured=role, address=f"10.0.{hid.host >> 8}.{hid.host & 0xFF}",
+        identity = Identity(id=hid, configured=Role(role), address=f"10.0.{hid.host >> 8}.{hid.host & 0xFF}",
                             preempt=preempt)
         node = Node(identity, int(self.clock.seconds() * 1e6), self.timing, self.clock.seconds(),
                     tables, self.policies, self._declared(hid), self.probing)

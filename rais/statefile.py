@@ -19,14 +19,14 @@ from twisted.logger import Logger
 from rais.sync import split_rows
 from rais.tables import Tables
 from rais.wire import DIGEST, WireError
-from rais.wire.schema import Octets, UInt, asn1_sequence, decode_record, encode_record, wire
+from rais.wire.schema import Octets, Record, UInt, asn1_sequence, decode_record, encode_record, wire
 
 TABLES_FILE = "tables.der"
 
 
 @asn1_sequence
 @attrs.frozen
-class TablesFile:
+class TablesFile(Record):
     tables_term: int = wire(UInt())
     generation: int = wire(UInt())
     digest: bytes = wire(Octets(DIGEST, DIGEST))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -27,14 +27,16 @@ from rais.planner import View
 from rais.reconcile import Books, Exclusion, Pending, Situation
 from rais.settings import Timing
 from rais.states import OrderAction
-from rais.tables import Tables
+from rais.tables import Tables, row_as
 from rais.wire import Order, RowKey
 from rais.wire.messages import MAX_NAME, TABLES
-from rais.wire.rows import ROWS
-from rais.wire.schema import U64_MAX, Enum, Flag, HostId, Kind, Octets, Struct, Text, UInt
+from rais.wire.rows import ROWS, LatencyRow
+from rais.wire.schema import U64_MAX, Enum, Flag, HostId, Kind, Octets, Record, Struct, Text, UInt
 
 if TYPE_CHECKING:
     from rais.node import Node
+
+R = TypeVar("R", bound=Record)
 
 
 def document(node: Node, now: float) -> dict[str, Any]:
@@ -75,7 +77,7 @@ def document(node: Node, now: float) -> dict[str, Any]:
 
 def _peer(node: Node, peer: Peer, now: float) -> dict[str, Any]:
     load = peer.load
-    latency = node.tables.get(RowKey("latency", peer.id.value, ""))
+    latency = row_as(LatencyRow, node.tables.get(RowKey("latency", peer.id.value, "")))
     return {
         "id": str(peer.id),
         "address": peer.address,
@@ -204,7 +206,7 @@ def read_tables(top: Mapping[str, Any]) -> Tables:
     return Tables.of(term, generation, rows.values())
 
 
-def _label(record: type, item: Any) -> str:
+def _label(record: type[Record], item: Any) -> str:
     """`` (1.2.0.2 web)``: the row's key, by which an operator finds it, if its key fields read."""
     if not isinstance(item, dict):
         return ""
@@ -223,7 +225,7 @@ def _named(name: str) -> str:
     return name if name.isprintable() and " " not in name else shown(name)
 
 
-def _row(record: type, item: Any, where: str) -> Any:
+def _row(record: type[R], item: Any, where: str) -> R:
     data = _object(item, where)
     components = record.__wire_components__
     _known(data, [name for name, _kind, _optional in components], where)

@@ -13,7 +13,7 @@ def _fmt(value: Any, suffix: str = "") -> str:
     return f"{value}{suffix}"
 
 
-def _rate(bps: int | None) -> str:
+def _rate(bps: float | None) -> str:
     if bps is None:
         return "-"
     for unit in ("B/s", "kB/s", "MB/s"):

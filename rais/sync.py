@@ -93,9 +93,11 @@ class SyncServer:
         transfer = Transfer(tables.term, False, before, tables.generation)
         return self._send(transfer, tables.digest, delta, now)
 
-    def _send(self, transfer: Transfer, digest: bytes, delta: Delta, now: float) -> list[SyncChunk]:
+    def _send(self, transfer: Transfer, digest: bytes, delta: Delta | None, now: float) -> list[SyncChunk]:
+        """The chunks of ``transfer``: kept ones, or made from ``delta`` (which only a kept one may lack)."""
         chunks = self._kept.get(transfer)
         if chunks is None:
+            assert delta is not None
             chunks = chunk_transfer(transfer, digest, delta)
             self._kept[transfer] = chunks
             while len(self._kept) > KEPT_TRANSFERS:
@@ -193,9 +195,11 @@ class SyncClient:
         self._asked_at = now
         tables = self.tables
         have_digest = NO_DIGEST if self._force_snapshot else tables.digest
-        transfer, missing = None, ()
+        transfer: Transfer | None = None
+        missing: tuple[int, ...] = ()
         if assembly is not None and assembly.chunks:
             transfer, missing = assembly.transfer, assembly.missing()
+        assert self.target is not None  # behind() above needs one
         return SyncRequest(
             self.target.master, tables.term, tables.generation, have_digest, transfer, missing
         )

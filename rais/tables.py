@@ -15,13 +15,13 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 import attrs
 
 from rais.wire import DIGEST, RowKey
 from rais.wire.messages import TABLES
-from rais.wire.rows import Row
+from rais.wire.rows import CpuRow, LatencyRow, NetworkRow, PolicyRow, Row, ServerRow, ServiceRow
 
 _MOD = 1 << (8 * DIGEST)
 
@@ -54,6 +54,22 @@ class Tables:
 
     def get(self, key: RowKey) -> Row | None:
         return self.rows.get(key)
+
+    # Each table holds one kind of row (its ``table``), so a literal name tells which.
+    @overload
+    def table(self, name: Literal["services"]) -> tuple[ServiceRow, ...]: ...
+    @overload
+    def table(self, name: Literal["latency"]) -> tuple[LatencyRow, ...]: ...
+    @overload
+    def table(self, name: Literal["cpu"]) -> tuple[CpuRow, ...]: ...
+    @overload
+    def table(self, name: Literal["network"]) -> tuple[NetworkRow, ...]: ...
+    @overload
+    def table(self, name: Literal["servers"]) -> tuple[ServerRow, ...]: ...
+    @overload
+    def table(self, name: Literal["policy"]) -> tuple[PolicyRow, ...]: ...
+    @overload
+    def table(self, name: str) -> tuple[Row, ...]: ...
 
     def table(self, name: str) -> tuple[Row, ...]:
         """One table's rows in key order; indexed once per snapshot, which never changes."""
@@ -95,6 +111,15 @@ class Tables:
     @cached_property
     def _json(self) -> dict[str, Any]:
         return {name: [row_json(r) for r in self.table(name)] for name in TABLES}
+
+
+R = TypeVar("R", bound=Row)
+
+
+def row_as(kind: type[R], row: Row | None) -> R | None:
+    """``row``, found under a key of ``kind``'s table, typed as the ``kind`` it is."""
+    assert row is None or isinstance(row, kind)  # keys are made from the rows themselves
+    return row
 
 
 def _order(row: Row) -> tuple[str, int, str]:

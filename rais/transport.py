@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+from twisted.internet.interfaces import IMulticastTransport
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
@@ -24,6 +25,7 @@ LOG_EVERY = 1000
 
 class NodeProtocol(DatagramProtocol):
     log = Logger()
+    transport: IMulticastTransport | None  # it is only ever given to listenMulticast
 
     def __init__(
         self,
@@ -51,12 +53,14 @@ class NodeProtocol(DatagramProtocol):
         self.dropped: Counter[str] = Counter()
 
     def startProtocol(self) -> None:
-        self.transport.setTTL(self.ttl)
+        transport = self.transport
+        assert transport is not None  # set before the port starts this protocol
+        transport.setTTL(self.ttl)
         # Loopback mode lets several nodes on one machine hear each other.
-        self.transport.setLoopbackMode(True)
+        transport.setLoopbackMode(True)
         if self.interface != "0.0.0.0":
-            self.transport.setOutgoingInterface(self.interface)
-        d = self.transport.joinGroup(self.group, self.interface)
+            transport.setOutgoingInterface(self.interface)
+        d = transport.joinGroup(self.group, self.interface)
         d.addCallbacks(
             lambda _: self.log.info(
                 "joined {group} port {port} on {interface}",

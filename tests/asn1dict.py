@@ -1,6 +1,6 @@
 """Records as the Python values asn1tools uses, derived from the records' schema kinds."""
 
-from rais.wire.schema import HostId, ListOf, Struct, _camel
+from rais.wire.schema import HostId, ListOf, Struct, asn1_name
 
 
 def value_of(kind, value):
@@ -18,7 +18,7 @@ def record_dict(record):
     for name, kind, _optional in record.__wire_components__:
         value = getattr(record, name)
         if value is not None:
-            out[_camel(name)] = value_of(kind, value)
+            out[asn1_name(name)] = value_of(kind, value)
     return out
 
 

@@ -22,7 +22,7 @@ from rais.wire import (
     seal,
 )
 from rais.wire.rows import ROWS, decode_row
-from rais.wire.schema import _camel
+from rais.wire.schema import asn1_name
 from tests.asn1dict import choice_value
 from tests.strategies import U64, messages, rows
 
@@ -69,7 +69,7 @@ def test_registry_matches_module(spec, choice):
     for name, (_tag, record) in choice.alternatives.items():
         assert module.name_to_member[name].type_name == record.__name__
         members = spec.types[record.__name__].type.root_members
-        ours = [(_camel(name), optional) for name, _kind, optional in record.__wire_components__]
+        ours = [(asn1_name(name), optional) for name, _kind, optional in record.__wire_components__]
         assert ours == [(m.name, m.optional) for m in members], record.__name__
 
 

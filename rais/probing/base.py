@@ -78,13 +78,20 @@ def describe(e: BaseException) -> str:
         return "TLS: " + (", ".join(reasons) or str(e))
     if isinstance(e, error.DNSLookupError):
         return str(e).rstrip(".")  # names the host
-    if isinstance(e, (error.ConnectError, error.ConnectionClosed)) and type(e).__doc__:
+    doc = type(e).__doc__
+    if isinstance(e, (error.ConnectError, error.ConnectionClosed)) and doc:
         # Twisted's messages repeat themselves; the class's first doc line says it.
-        what = type(e).__doc__.strip().split("\n", 1)[0].rstrip(".")
+        what = doc.strip().split("\n", 1)[0].rstrip(".")
         return what[0].lower() + what[1:]
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     return str(e) or type(e).__name__
+
+
+def exception(failure: Failure) -> BaseException:
+    """The exception ``failure`` holds (Twisted types ``Failure.value`` as optional; a built Failure always has one)."""
+    assert failure.value is not None
+    return failure.value
 
 
 def short(text: str) -> str:
@@ -94,7 +101,8 @@ def short(text: str) -> str:
 
 
 def guarded(reactor: Any, timeout: float, name: str,
-            attempt: Callable[[], Deferred[Verdict | ProbeResult] | Verdict | ProbeResult]) -> Deferred[ProbeResult]:
+            attempt: Callable[[], Deferred[Verdict] | Deferred[ProbeResult] | Verdict | ProbeResult],
+            ) -> Deferred[ProbeResult]:
     """Run ``attempt`` and turn whatever it does into a ProbeResult within ``timeout``.
 
     A Verdict gets the elapsed time as latency; a ProbeResult is kept as it
@@ -115,20 +123,19 @@ def guarded(reactor: Any, timeout: float, name: str,
         return ProbeResult(Status(status), reactor.seconds() - started, short(detail))
 
     def failed(failure: Failure) -> ProbeResult:
-        if failure.check(ProbeFailed):
-            status, detail = failure.value.status, failure.value.detail
-        elif failure.check(*_TARGET_ERRORS):
-            status, detail = Status.CRITICAL, describe(failure.value)
+        e = exception(failure)
+        if isinstance(e, ProbeFailed):
+            status, detail = e.status, e.detail
+        elif isinstance(e, _TARGET_ERRORS):
+            status, detail = Status.CRITICAL, describe(e)
         else:
             log.failure("Probe {probe} failed with an unexpected error", failure, probe=name)
-            status, detail = Status.UNKNOWN, f"probe error: {failure.type.__name__}: {failure.getErrorMessage()}"
+            status, detail = Status.UNKNOWN, f"probe error: {type(e).__name__}: {failure.getErrorMessage()}"
         return ProbeResult(status, reactor.seconds() - started, short(detail))
 
     d = maybeDeferred(attempt)
     d.addTimeout(timeout, reactor, onTimeoutCancel=timed_out)
-    d.addCallback(settled)
-    d.addErrback(failed)
-    return d
+    return d.addCallback(settled).addErrback(failed)
 
 
 class BaseProbe:

@@ -26,7 +26,7 @@ from zope.interface.verify import verifyObject
 
 import probes as _package
 from rais.interfaces import IProbe
-from rais.probing.base import short
+from rais.probing.base import exception, short
 
 # The package's own folders (this source tree or the installed copy, plus
 # any `probes` folder elsewhere on sys.path); [probes] paths come after them.
@@ -120,7 +120,7 @@ def discover(paths: Sequence[str] = ()) -> ProbeRegistry:
                 sources[probe.name] = file
     for file, module in candidates.items():
         if module not in sys.modules and not any(f.file == file for f in failures):
-            reasons = [_reason(f.value) for f in import_errors if _failure_file(f, candidates) == file]
+            reasons = [_reason(exception(f)) for f in import_errors if _failure_file(f, candidates) == file]
             failures.append(LoadFailure(file, reasons[0] if reasons else "failed to import"))
     return ProbeRegistry(MappingProxyType(dict(sorted(found.items()))), MappingProxyType(sources),
                          tuple(sorted(failures, key=lambda f: f.file)))

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from rais.interfaces import IProbe, ProbeResult, Status
-from rais.probing.base import guarded, short
+from rais.probing.base import exception, guarded, short
 from rais.probing.discover import ProbeRegistry, UnknownProbe
 from rais.probing.schedule import ProbeOrder
 
@@ -68,4 +68,4 @@ class ProbeRunner:
         # probe, and UNKNOWN (which moves nothing) still frees the service's slot.
         self.log.failure("probe {probe} of {key} failed", failure, probe=order.probe, key=order.key)
         return ProbeResult(Status.UNKNOWN, 0.0,
-                           short(f"probe error: {failure.type.__name__}: {failure.getErrorMessage()}"))
+                           short(f"probe error: {type(exception(failure)).__name__}: {failure.getErrorMessage()}"))

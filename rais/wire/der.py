@@ -14,10 +14,12 @@ against pyasn1 and asn1tools.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from rais.ids import HostClusterId
-from rais.wire.schema import Enum, Flag, HostId, Kind, ListOf, Octets, Struct, Text, UInt, WireError
+from rais.wire.schema import Enum, Flag, HostId, Kind, ListOf, Octets, Record, Struct, Text, UInt, WireError
+
+R = TypeVar("R", bound=Record)
 
 # Universal tags, for the items of a SEQUENCE OF (which carry no context tag).
 _UNIVERSAL = {UInt: 0x02, HostId: 0x02, Enum: 0x0A, Text: 0x0C, Octets: 0x04, Flag: 0x01, Struct: 0x30}
@@ -69,7 +71,7 @@ def encode_value(kind: Kind, value: Any) -> bytes:
     raise TypeError(kind)
 
 
-def encode_fields(record: Any) -> bytes:
+def encode_fields(record: Record) -> bytes:
     """The contents of a record's SEQUENCE: its components with tags [0], [1], ..."""
     parts = []
     for position, (name, kind, _optional) in enumerate(record.__wire_components__):
@@ -148,7 +150,7 @@ def decode_value(kind: Kind, data: bytes, start: int, stop: int) -> Any:
     raise TypeError(kind)
 
 
-def decode_fields(record: type, data: bytes, start: int, stop: int) -> Any:
+def decode_fields(record: type[R], data: bytes, start: int, stop: int) -> R:
     """A record from the contents of its SEQUENCE; WireError or ValueError if anything is off."""
     fields = {}
     pos = start

@@ -19,7 +19,7 @@ from rais.ids import ClusterId, HostClusterId, IdError
 from rais.keys import Keyring
 from rais.wire import der
 from rais.wire.messages import MAX_BODY, decode_message, encode_message
-from rais.wire.schema import REASONS, U64_MAX, UInt, WireError, asn1_sequence, wire
+from rais.wire.schema import REASONS, U64_MAX, Record, UInt, WireError, asn1_sequence, wire
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -45,7 +45,7 @@ _TAG = 0x82  # [2] primitive
 
 @asn1_sequence
 @attrs.frozen
-class Header:
+class Header(Record):
     """The Envelope's header, coded by rais.wire.der; ``Header.__asn1__()`` is its pyasn1 twin."""
 
     version: int = wire(UInt(0, 255))

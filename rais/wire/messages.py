@@ -21,6 +21,7 @@ from rais.wire.schema import (
     HostId,
     ListOf,
     Octets,
+    Record,
     Struct,
     Text,
     UInt,
@@ -41,7 +42,7 @@ GENERATION = UInt()
 U8 = UInt(0, 255)
 U16 = UInt(0, 0xFFFF)
 
-MESSAGES = Choice("Message", MAX_BODY)
+MESSAGES: Choice[Record] = Choice("Message", MAX_BODY)
 
 # The tables, in the order of the RowKey.table ENUMERATED.
 TABLES = ("services", "latency", "cpu", "network", "servers", "policy")
@@ -64,7 +65,7 @@ def decode_message(data: bytes) -> Any:
 
 @asn1_sequence
 @attrs.frozen
-class Load:
+class Load(Record):
     cpu_permille: int = wire(UInt(0, 1000))
     net_rx_bps: int = wire(UInt())
     net_tx_bps: int = wire(UInt())
@@ -72,7 +73,7 @@ class Load:
 
 @asn1_sequence
 @attrs.frozen
-class Echo:
+class Echo(Record):
     """A host's echo of the master's latest heartbeat, for round-trip times."""
 
     stamp: int = wire(UInt())  # the master's heartbeat stamp, microseconds
@@ -81,7 +82,7 @@ class Echo:
 
 @MESSAGES.register("heartbeat", 0)
 @attrs.frozen(kw_only=True)
-class Heartbeat:
+class Heartbeat(Record):
     """Sent by every node every heartbeat interval: who it is, how it is, what it holds."""
 
     role: Role = wire(ROLE)  # the role it plays now
@@ -99,7 +100,7 @@ class Heartbeat:
 
 @MESSAGES.register("syncNotice", 1)
 @attrs.frozen
-class SyncNotice:
+class SyncNotice(Record):
     """The master's tables changed: this is where they are now."""
 
     tables_term: int = wire(TERM)
@@ -109,7 +110,7 @@ class SyncNotice:
 
 @asn1_sequence
 @attrs.frozen
-class Transfer:
+class Transfer(Record):
     """Names one sync transfer: a delta from a generation, or a whole snapshot."""
 
     tables_term: int = wire(TERM)
@@ -123,7 +124,7 @@ MAX_MISSING = 200
 
 @MESSAGES.register("syncRequest", 2)
 @attrs.frozen
-class SyncRequest:
+class SyncRequest(Record):
     """A host behind the master says what it has, and which chunks it still lacks."""
 
     master: HostClusterId = wire(HostId())
@@ -139,7 +140,7 @@ MAX_REMOVED = 64
 
 @asn1_sequence
 @attrs.frozen
-class RowKey:
+class RowKey(Record):
     table: str = wire(Enum(TABLES))
     host: int = wire(UInt(0, 2**32 - 1))  # 0 for cluster-wide rows (policy)
     name: str = wire(Text(MAX_NAME))  # "" for per-host rows
@@ -147,7 +148,7 @@ class RowKey:
 
 @MESSAGES.register("syncChunk", 3)
 @attrs.frozen
-class SyncChunk:
+class SyncChunk(Record):
     """One datagram of a transfer; a host applies a transfer once it has every chunk."""
 
     transfer: Transfer = wire(Struct(Transfer))
@@ -160,7 +161,7 @@ class SyncChunk:
 
 @MESSAGES.register("catalogueRequest", 4)
 @attrs.frozen
-class CatalogueRequest:
+class CatalogueRequest(Record):
     """The master asks a host for the services it declares."""
 
     host: HostClusterId = wire(HostId())
@@ -168,7 +169,7 @@ class CatalogueRequest:
 
 @asn1_sequence
 @attrs.frozen
-class Checks:
+class Checks(Record):
     """How the master probes one service; 0 means the cluster's default."""
 
     interval_ms: int = wire(UInt(0, 86_400_000), default=0)
@@ -179,7 +180,7 @@ class Checks:
 
 @asn1_sequence
 @attrs.frozen
-class ServiceDecl:
+class ServiceDecl(Record):
     """One [services.NAME] of a host, as the master needs it."""
 
     name: str = wire(Text(MAX_NAME, 1))
@@ -194,7 +195,7 @@ class ServiceDecl:
 
 @MESSAGES.register("catalogue", 5)
 @attrs.frozen
-class Catalogue:
+class Catalogue(Record):
     """A host's service declarations, in as many datagrams as they need."""
 
     digest: bytes = wire(Octets(CATALOGUE, CATALOGUE))
@@ -205,7 +206,7 @@ class Catalogue:
 
 @MESSAGES.register("voteRequest", 6)
 @attrs.frozen
-class VoteRequest:
+class VoteRequest(Record):
     """A candidate asks for votes for a new term (quorum mode)."""
 
     term: int = wire(TERM)
@@ -216,7 +217,7 @@ class VoteRequest:
 
 @MESSAGES.register("vote", 7)
 @attrs.frozen
-class Vote:
+class Vote(Record):
     term: int = wire(TERM)
     candidate: HostClusterId = wire(HostId())
     granted: bool = wire(Flag())
@@ -225,7 +226,7 @@ class Vote:
 
 @MESSAGES.register("order", 8)
 @attrs.frozen
-class Order:
+class Order(Record):
     """The master tells a host to start (assign) or stop (release) a service."""
 
     order: int = wire(UInt())  # unique within the master's term
@@ -236,7 +237,7 @@ class Order:
 
 @MESSAGES.register("orderDone", 9)
 @attrs.frozen
-class OrderDone:
+class OrderDone(Record):
     """A host says how an order went."""
 
     order: int = wire(UInt())

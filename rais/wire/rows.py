@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from functools import cached_property
+from typing import ClassVar
 
 import attrs
 
@@ -25,21 +26,21 @@ from rais.wire.messages import (
     Checks,
     RowKey,
 )
-from rais.wire.schema import Choice, Enum, Flag, HostId, Octets, Struct, Text, UInt, asn1_sequence, wire
+from rais.wire.schema import Choice, Enum, Flag, HostId, Octets, Record, Struct, Text, UInt, asn1_sequence, wire
 
-ROWS = Choice("TableRow", MAX_BODY)
+ROWS: Choice[Row] = Choice("TableRow", MAX_BODY)
 
 MAX_DETAIL = 200  # bytes of UTF-8 (and so at most as many characters)
 
 
-class Row:
+class Row(Record):
     """What every row record provides; ``key`` names its place in the tables."""
 
-    table: str
+    table: ClassVar[str]
 
     @property
     def key(self) -> RowKey:
-        return RowKey(self.table, self.host.value, "")  # per-host rows; others override
+        raise NotImplementedError
 
     @cached_property
     def der(self) -> bytes:
@@ -57,9 +58,19 @@ def decode_row(data: bytes) -> Row:
     return row
 
 
+class HostRow(Row):
+    """A row of a per-host table, keyed by its host."""
+
+    host: HostClusterId
+
+    @property
+    def key(self) -> RowKey:
+        return RowKey(self.table, self.host.value, "")  # ServiceRow adds its name
+
+
 @ROWS.register("service", 0)
 @attrs.frozen(cache_hash=True, kw_only=True)
-class ServiceRow(Row):
+class ServiceRow(HostRow):
     table = "services"
     host: HostClusterId = wire(HostId())
     name: str = wire(Text(MAX_NAME, 1))
@@ -84,7 +95,7 @@ class ServiceRow(Row):
 
 @ROWS.register("latency", 1)
 @attrs.frozen(cache_hash=True)
-class LatencyRow(Row):
+class LatencyRow(HostRow):
     table = "latency"
     host: HostClusterId = wire(HostId())
     rtt_us: int = wire(UInt())  # the master's smoothed round trip to the host
@@ -92,7 +103,7 @@ class LatencyRow(Row):
 
 @ROWS.register("cpu", 2)
 @attrs.frozen(cache_hash=True)
-class CpuRow(Row):
+class CpuRow(HostRow):
     table = "cpu"
     host: HostClusterId = wire(HostId())
     cpu_permille: int = wire(UInt(0, 1000))
@@ -100,7 +111,7 @@ class CpuRow(Row):
 
 @ROWS.register("network", 3)
 @attrs.frozen(cache_hash=True)
-class NetworkRow(Row):
+class NetworkRow(HostRow):
     table = "network"
     host: HostClusterId = wire(HostId())
     rx_bps: int = wire(UInt())
@@ -109,7 +120,7 @@ class NetworkRow(Row):
 
 @ROWS.register("server", 4)
 @attrs.frozen(cache_hash=True, kw_only=True)
-class ServerRow(Row):
+class ServerRow(HostRow):
     table = "servers"
     host: HostClusterId = wire(HostId())
     role: Role = wire(ROLE)
@@ -124,7 +135,7 @@ class ServerRow(Row):
 
 @asn1_sequence
 @attrs.frozen
-class Weights:
+class Weights(Record):
     """The planner's weights for one service, in thousandths; absent: the default."""
 
     overlap: int | None = wire(UInt(0, 1_000_000), optional=True, default=None)

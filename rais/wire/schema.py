@@ -16,7 +16,7 @@ runtime one: the daemon never runs its decoder on what arrives.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
@@ -206,7 +206,7 @@ class HostId(Kind):
 class Struct(Kind):
     """A nested SEQUENCE, itself an ``@asn1_sequence`` record."""
 
-    record: type
+    record: type[Record]
 
     def spec(self) -> Any:
         return self.record.__asn1__()
@@ -271,14 +271,24 @@ def wire(kind: Kind, *, optional: bool = False, default: Any = attrs.NOTHING) ->
     return attrs.field(default=default, validator=validate, metadata={WIRE: (kind, optional)})
 
 
-def _components(record: type) -> list[tuple[str, Kind, bool]]:
+class Record:
+    """The base of every record: each is an attrs class with ``wire`` fields, and
+    ``asn1_sequence`` (or ``Choice.register``) sets the other two attributes below on it."""
+
+    __slots__ = ()  # slotted records stay without an instance dict
+    __attrs_attrs__: ClassVar[tuple[attrs.Attribute, ...]]
+    __wire_components__: ClassVar[list[tuple[str, Kind, bool]]]  # (name, kind, optional), in order
+    __asn1__: ClassVar[_Sequence]
+
+
+def _components(record: type[Record]) -> list[tuple[str, Kind, bool]]:
     return [(f.name, *f.metadata[WIRE]) for f in attrs.fields(record) if WIRE in f.metadata]
 
 
-R = TypeVar("R", bound=type)
+R = TypeVar("R", bound=Record)
 
 
-def asn1_sequence(record: R) -> R:
+def asn1_sequence(record: type[R]) -> type[R]:
     """Give an attrs record with ``wire`` fields its components and ``__asn1__()``, a new value
     of its pyasn1 SEQUENCE class (built on first use)."""
     record.__wire_components__ = _components(record)
@@ -289,7 +299,7 @@ def asn1_sequence(record: R) -> R:
 class _Sequence:
     """Makes values of a record's pyasn1 SEQUENCE class, building the class on the first call."""
 
-    def __init__(self, record: type) -> None:
+    def __init__(self, record: type[Record]) -> None:
         self.record = record
         self.cls: Any = None
 
@@ -300,26 +310,27 @@ class _Sequence:
             named = []
             for position, (name, kind, optional) in enumerate(self.record.__wire_components__):
                 kind_type = namedtype.OptionalNamedType if optional else namedtype.NamedType
-                named.append(kind_type(_camel(name), kind.spec().subtype(implicitTag=context(position))))
+                named.append(kind_type(asn1_name(name), kind.spec().subtype(implicitTag=context(position))))
             self.cls = type(f"{self.record.__name__}Asn1", (univ.Sequence,), {
                 "componentType": namedtype.NamedTypes(*named),
             })
         return self.cls()
 
 
-def _camel(name: str) -> str:
+def asn1_name(name: str) -> str:
+    """A record field's name as rais.asn spells its component: ``boot_epoch`` is ``bootEpoch``."""
     first, *rest = name.split("_")
     return first + "".join(part.capitalize() for part in rest)
 
 
-def to_asn1(record: Any, out: Any) -> None:
+def to_asn1(record: Record, out: Any) -> None:
     for position, (name, kind, _optional) in enumerate(record.__wire_components__):
         value = getattr(record, name)
         if value is not None:
             kind.put(out, position, value)
 
 
-def from_asn1(record: type, value: Any) -> Any:
+def from_asn1(record: type[R], value: Any) -> R:
     fields = {}
     for position, (name, kind, _optional) in enumerate(record.__wire_components__):
         component = value.getComponentByPosition(position, default=None, instantiate=False)
@@ -327,12 +338,12 @@ def from_asn1(record: type, value: Any) -> Any:
     return record(**fields)
 
 
-def encode_record(record: Any) -> bytes:
+def encode_record(record: Record) -> bytes:
     """DER of one ``@asn1_sequence`` record on its own (not inside a CHOICE)."""
     return der.tlv(0x30, der.encode_fields(record))
 
 
-def decode_record(record: type, data: bytes) -> Any:
+def decode_record(record: type[R], data: bytes) -> R:
     """The record in DER ``data``; WireError("malformed") on anything wrong."""
     try:
         ident, start, stop = der.read_tlv(data, 0, len(data))
@@ -346,21 +357,24 @@ def decode_record(record: type, data: bytes) -> Any:
 # --- CHOICEs of records ---
 
 
-class Choice:
+A = TypeVar("A", bound=Record)  # what the alternatives of a Choice have in common
+
+
+class Choice(Generic[A]):
     """An ASN.1 CHOICE whose alternatives are records, in tag order."""
 
     def __init__(self, name: str, max_size: int) -> None:
         self.name = name
         self.max_size = max_size
-        self.alternatives: dict[str, tuple[int, type]] = {}
-        self._by_record: dict[type, tuple[str, int]] = {}
-        self._by_identifier: dict[int, type] = {}
+        self.alternatives: dict[str, tuple[int, type[A]]] = {}
+        self._by_record: dict[type[A], tuple[str, int]] = {}
+        self._by_identifier: dict[int, type[A]] = {}
         self._spec: Any = None
 
-    def register(self, name: str, tag_number: int) -> Callable[[R], R]:
+    def register(self, name: str, tag_number: int) -> Callable[[type[A]], type[A]]:
         """Make an attrs record the alternative ``name`` [tag_number]."""
 
-        def register(record: R) -> R:
+        def register(record: type[A]) -> type[A]:
             if name in self.alternatives or any(t == tag_number for t, _ in self.alternatives.values()):
                 raise ValueError(f"{self.name} alternative {name!r} [{tag_number}] registered twice")
             asn1_sequence(record)
@@ -384,28 +398,28 @@ class Choice:
             self._spec = cls()
         return self._spec
 
-    def encode_with_pyasn1(self, record: Any) -> bytes:
+    def encode_with_pyasn1(self, record: A) -> bytes:
         from pyasn1.codec.der import encoder as der_encoder
 
         choice = self.spec().clone()
         to_asn1(record, choice.getComponentByName(self._by_record[type(record)][0]))
         return der_encoder.encode(choice)
 
-    def decode_with_pyasn1(self, data: bytes) -> Any:
+    def decode_with_pyasn1(self, data: bytes) -> A:
         from pyasn1.codec.der import decoder as der_decoder
 
         value, rest = der_decoder.decode(data, asn1Spec=self.spec())
         assert not rest
         return from_asn1(self.alternatives[value.getName()][1], value.getComponent())
 
-    def encode(self, record: Any) -> bytes:
+    def encode(self, record: A) -> bytes:
         """DER of this CHOICE holding ``record``; ValueError if it is not an alternative."""
         found = self._by_record.get(type(record))
         if found is None:
             raise ValueError(f"{type(record).__name__} is not a {self.name} alternative")
         return der.tlv(0xA0 | found[1], der.encode_fields(record))
 
-    def decode(self, data: bytes) -> Any:
+    def decode(self, data: bytes) -> A:
         """The record in one DER value of this CHOICE; WireError("malformed") on anything wrong."""
         if len(data) > self.max_size:
             raise WireError("malformed", f"{self.name} of {len(data)} bytes is over {self.max_size}")
