@@ -9,15 +9,15 @@ STAMP := $(VENV)/.installed
 
 all: test
 
+# setuptools' default editable install (compat mode is deprecated) maps the
+# rais and probes packages only, but twistd finds its dropins by scanning
+# sys.path for twisted/plugins folders. So this folder itself goes on sys.path
+# with a plain .pth file (Python's site module): edits and new modules under
+# rais/, probes/ and twisted/plugins/ take effect without reinstalling.
 $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	# setuptools' default editable install (compat mode is deprecated) maps the
-	# rais and probes packages only, but twistd finds its dropins by scanning
-	# sys.path for twisted/plugins folders. So put this folder itself on sys.path
-	# with a plain .pth file (Python's site module): edits and new modules under
-	# rais/, probes/ and twisted/plugins/ take effect without reinstalling.
 	echo '$(CURDIR)' > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/rais-source.pth"
 	@touch $@
 

@@ -21,7 +21,9 @@ from rais.dryrun import Failure, suppose
 from rais.planner import View
 from rais.reconcile import Books, Situation, reconcile
 from rais.settings import Timing
+from rais.states import ServiceState
 from rais.tables import Tables
+from rais.wire.rows import Row, ServiceRow
 
 TIMING = Timing(interval=1.0, dead_after=3)
 NOW = 1_700_000_000.0
@@ -35,14 +37,15 @@ def _per_call(f: Callable[[Any], object], inputs: list[Any]) -> float:
     return (time.process_time() - start) / len(inputs)
 
 
-def spread_rows(n: int, rng: random.Random) -> list:
+def spread_rows(n: int, rng: random.Random) -> list[Row]:
     """Every host declares svc0..svc4 and serves one of them: each service runs on a fifth of the hosts."""
     rows = []
     for i in range(1, n + 1):
         for row in host_rows(i, rng):
-            if row.key.table == "services":
+            if isinstance(row, ServiceRow):
                 serves = row.name == f"svc{i % SERVICES}"
-                row = attrs.evolve(row, running=serves, assigned=serves, state="running" if serves else "stopped")
+                row = attrs.evolve(row, running=serves, assigned=serves,
+                                   state=ServiceState.RUNNING if serves else ServiceState.STOPPED)
             rows.append(row)
     return rows
 

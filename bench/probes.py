@@ -82,6 +82,7 @@ def _free_port() -> int:
 def _acceptor() -> Iterator[int]:
     process = subprocess.Popen([sys.executable, "-c", ACCEPTOR], stdout=subprocess.PIPE,
                                preexec_fn=_elsewhere())
+    assert process.stdout is not None  # stdout=PIPE
     try:
         yield int(process.stdout.readline())
     finally:
@@ -179,7 +180,7 @@ def main() -> None:
     os.sched_setaffinity(0, {_core()})  # "one core": this process, its servers elsewhere
     try:
         with _acceptor() as tcp_port, _nginx() as http_port:
-            targets = [("tcp", tcp_port, {})]
+            targets: list[tuple[str, int, dict[str, str]]] = [("tcp", tcp_port, {})]
             if http_port is None:
                 print(f"http: skipped, {NGINX} is missing (Debian nginx-light)")
             else:
