@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from rais.election import term_text
+from rais.ids import HostClusterId
 from rais.interfaces import IEffects
 
 if TYPE_CHECKING:
@@ -131,6 +132,19 @@ class Decided(Event):
         d = self.decision
         return {"service": d.service, "action": d.action, "explanation": d.explanation,
                 "host": str(d.host) if d.host else None}
+
+
+@attrs.frozen
+class DuplicateId(Event):
+    """Another live process signs with this host's id: a configuration error, loud on both."""
+
+    level = "error"
+    text = ("another process uses this host's id {id} (from {source}, boot epoch {boot_epoch}): "
+            "neither may be master while both run")
+
+    id: HostClusterId
+    source: str
+    boot_epoch: int
 
 
 @attrs.frozen

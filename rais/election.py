@@ -15,6 +15,7 @@ before it claims, so the best candidate normally wins without a contest.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 
 import attrs
@@ -106,6 +107,13 @@ class Ballot:
         return term == self.term and candidate == self.candidate  # the same request, repeated
 
 
+def backoff(me: HostClusterId, failed: int, interval: float) -> float:
+    """Extra seconds to wait after ``failed`` candidacies in a row: doubling, at most 16 intervals,
+    times a factor of 0.5..1.5 drawn from the host id (pure: the same inputs, the same wait)."""
+    spread = int.from_bytes(hashlib.sha256(f"{me.value}/{failed}".encode()).digest()[:4]) / 2**32
+    return interval * min(2**failed, 16) * (0.5 + spread)
+
+
 @attrs.define
 class Candidacy:
     term: int
@@ -133,6 +141,7 @@ class Election:
         self.candidacy: Candidacy | None = None
         self.ballot = Ballot()
         self._lost_at: float | None = now  # since when no live master is known
+        self._failed = 0  # candidacies in a row that won no majority
         self.quiet_until = now + timing.dead  # listening, claiming and writing nothing, until then
         self._last_tick = now
 
@@ -150,6 +159,7 @@ class Election:
         """Follow ``master`` of ``term`` (ourselves, once elected)."""
         self.term, self.master, self.master_since = term, master, now
         self.candidacy = None
+        self._failed = 0
         self._lost_at = None
 
     def lost(self, now: float) -> None:
@@ -166,21 +176,27 @@ class Election:
     def master_alive(self) -> None:
         self._lost_at = None
 
-    def due(self, now: float, position: Callable[[], int | None]) -> bool:
-        """With no live master: whether our place in the succession (``position()``, 0 first,
-        worked out only when needed) says claim now.
+    def due(self, now: float, position: Callable[[], tuple[int | None, float]]) -> bool:
+        """With no live master: whether our place in the succession says claim now.
 
-        Each node waits one interval per place, so the best candidate normally wins unopposed.
+        ``position()`` (worked out only when needed) is our place, 0 first, and the time before
+        which a better candidate may still be listening (it began when we first heard it). Each
+        node waits for that, then one interval per place, so the best candidate normally wins
+        unopposed: a configured master that starts a moment after the others still leads.
         """
         if self._lost_at is None:
             self._lost_at = now
         if self.candidacy is not None and now - self.candidacy.started > self.timing.dead:
-            self.candidacy = None  # no majority in time: wait our turn again
-            self._lost_at = now
+            # No majority in time: wait our turn again, and a while more each time, by a share of
+            # our own, so two candidates that split the votes do not meet again (Raft's back-off).
+            self.candidacy = None
+            self._failed += 1
+            self._lost_at = now + backoff(self.me, self._failed, self.timing.interval)
         if self.candidacy is not None or self.listening(now):
             return False
-        spot = position()
-        return spot is not None and now - max(self._lost_at, self.quiet_until) >= spot * self.timing.interval
+        spot, ready = position()
+        return (spot is not None and now >= ready
+                and now - max(self._lost_at, self.quiet_until) >= spot * self.timing.interval)
 
     def next_term(self, tables_term: int) -> int:
         return next_term(max(self.seen, tables_term), self.me)

@@ -17,12 +17,21 @@ from collections.abc import Iterable
 import attrs
 
 from rais.catalogue import CatalogueAssembler, service_rows
-from rais.effects import Decided, Persist, Send, TablesChanged
+from rais.effects import Decided, Send, TablesChanged
 from rais.ids import HostClusterId
 from rais.membership import Membership, Peer
 from rais.planner import View
 from rais.probing.schedule import Health, Key, ProbeDefaults, ProbeOrder, ProbeSchedule, Settings, options_of
-from rais.reconcile import START_FAILED_FOR, Books, Decision, Exclusion, Situation, reconcile
+from rais.reconcile import (
+    LOAD_HYSTERESIS,
+    NET_HYSTERESIS,
+    START_FAILED_FOR,
+    Books,
+    Decision,
+    Exclusion,
+    Situation,
+    reconcile,
+)
 from rais.settings import Identity, Timing
 from rais.states import HostStatus, OrderAction, Result, Role, ServiceState
 from rais.sync import SyncServer
@@ -31,16 +40,17 @@ from rais.wire import Catalogue, CatalogueRequest, Echo, Load, OrderDone, RowKey
 from rais.wire.rows import MAX_DETAIL, CpuRow, LatencyRow, NetworkRow, PolicyRow, Row, ServerRow, ServiceRow
 from rais.wire.schema import clip
 
-# A row that changed only a little is rewritten at most this often (seconds),
-# so load figures and last-heard times do not bump the generation every beat.
-REFRESH = 30.0
-CPU_STEP = 50  # permille
-RATE_STEP = 0.25  # relative change of a network rate or a round trip
-RATE_FLOOR = 10_000  # bytes/s: below this, rates are noise
-RTT_FLOOR = 1_000  # microseconds: closer round trips are the same for placing services
+# Load figures, round trips and probe latencies move with every beat. A quiet cluster should not
+# make a generation (a multicast, and a log line on every host) of each wobble: a figure is
+# rewritten when it moved more than its deadband from the value in the tables (so a slow drift
+# is still written once it adds up), or at once when it crossed a limit a policy compares it with.
+CPU_STEP = 100  # permille
+RATE_STEP = 0.5  # relative change of a network rate, a round trip or a probe latency
+RATE_FLOOR = 125_000  # bytes/s (1 Mbit/s): below this, rates are noise
+RTT_FLOOR = 5_000  # microseconds: closer round trips are the same for placing services
 RTT_WEIGHT = 0.2  # of a new round-trip sample in the smoothed value
 MAX_RTT = 10_000_000  # microseconds; anything longer is a stale echo
-PROBE_LATENCY_FLOOR = 1_000  # microseconds: probe latencies closer than this are the same
+PROBE_LATENCY_FLOOR = 5_000  # microseconds: probe latencies closer than this are the same
 SETTLE = 2  # heartbeat intervals a new master listens (to every host's catalogue) before it moves services
 DECISIONS_KEPT = 5  # per service, for `rais status`
 
@@ -61,7 +71,7 @@ class Mastership:
         self.books = Books()
         self.decisions: dict[str, deque[tuple[float, str]]] = {}  # the latest few per service
         self._health: dict[Key, Health] = {}
-        self._written: dict[RowKey, float] = {}
+        self._limits: tuple[Tables, Limits] | None = None
         self._rtt: dict[HostClusterId, float] = {}
         self._asked: dict[HostClusterId, float] = {}  # catalogue requests
         self._catalogues = CatalogueAssembler()
@@ -91,7 +101,6 @@ class Mastership:
             TablesChanged("committed", tables.generation, tables.term),
             Send(SyncNotice(tables.term, tables.generation, tables.digest)),
             *(Send(chunk) for chunk in self.server.push(self.ledger, now)),
-            Persist(tables),
         ]
 
     # --- what the master hears ---
@@ -123,14 +132,14 @@ class Mastership:
         own = ServerRow(host=self.id, role=Role.MASTER, configured=me.configured, status=HostStatus.UP,
                         priority=me.priority, address=me.address, boot_epoch=self.boot_epoch,
                         last_heard_ms=now_ms, catalogue=catalogue)
-        self._stage_server(own, now)
-        self._stage_load(self.id, load, now)
+        self._stage_server(own)
+        self._stage_load(self.id, load)
         own_rtt = RowKey("latency", self.id.value, "")
         if ledger.view(own_rtt) is not None:
             ledger.stage_remove(own_rtt)  # measured by a former master; ours to ourselves is nil
         self._stage_catalogue(now, self.id, catalogue, services)
         for peer in membership.peers():
-            self._stage_peer(peer, membership.status(peer, now), now)
+            self._stage_peer(peer, membership.status(peer, now))
         # Hosts the tables know but this master has not heard since it took over.
         for row in ledger.current.table("servers"):
             if (row.host != self.id and membership.get(row.host) is None and row.status != HostStatus.DOWN
@@ -139,45 +148,51 @@ class Mastership:
         out = self._request_catalogues(now, membership)
         return out + self.commit(now)
 
-    def _stage(self, row: Row, now: float, significant: bool) -> None:
-        """Stage ``row`` if it differs significantly, or at all once its refresh is due."""
+    def _stage(self, row: Row, significant: bool) -> None:
+        """Stage ``row`` if it is new or differs significantly from the row in the tables."""
         old = self.ledger.view(row.key)
-        if old == row:
-            return
-        if old is None or significant or now - self._written.get(row.key, -1e18) >= REFRESH:
+        if old is None or (old != row and significant):
             self.ledger.stage(row)
-            self._written[row.key] = now
 
-    def _stage_server(self, row: ServerRow, now: float) -> None:
+    def _stage_server(self, row: ServerRow) -> None:
+        # When a host was last heard is live in the status document: written with other news only.
         old = row_as(ServerRow, self.ledger.view(row.key))
-        significant = old is None or attrs.evolve(old, last_heard_ms=row.last_heard_ms) != row
-        self._stage(row, now, significant)
+        self._stage(row, old is None or attrs.evolve(old, last_heard_ms=row.last_heard_ms) != row)
 
-    def _stage_peer(self, peer: Peer, status: HostStatus, now: float) -> None:
+    def limits(self) -> Limits:
+        """The policies' limits on load figures, worked out once per committed snapshot."""
+        tables = self.ledger.current
+        if self._limits is None or self._limits[0] is not tables:
+            self._limits = (tables, Limits.of(tables.table("policy")))
+        return self._limits[1]
+
+    def _stage_peer(self, peer: Peer, status: HostStatus) -> None:
         beat = peer.beat
         old = row_as(ServerRow, self.ledger.view(RowKey("servers", peer.id.value, "")))
         self._stage_server(ServerRow(
             host=peer.id, role=beat.role, configured=beat.configured, status=status, priority=beat.priority,
             address=beat.address, boot_epoch=peer.boot_epoch, last_heard_ms=int(peer.last_heard * 1000),
             catalogue=old.catalogue if old is not None else bytes(8),
-        ), now)
-        self._stage_load(peer.id, beat.load, now)
+        ))
+        self._stage_load(peer.id, beat.load)
         rtt = self._rtt.get(peer.id)
         if rtt is not None:
             old_rtt = row_as(LatencyRow, self.ledger.view(RowKey("latency", peer.id.value, "")))
-            self._stage(LatencyRow(peer.id, int(rtt)), now,
-                        old_rtt is None or moved(old_rtt.rtt_us, int(rtt), RTT_FLOOR))
+            self._stage(LatencyRow(peer.id, int(rtt)), old_rtt is None or worth_writing(
+                old_rtt.rtt_us, int(rtt), RTT_FLOOR, RATE_STEP, self.limits().latency_us))
 
-    def _stage_load(self, host: HostClusterId, load: Load | None, now: float) -> None:
+    def _stage_load(self, host: HostClusterId, load: Load | None) -> None:
         if load is None:
             return
+        limits = self.limits()
         old_cpu = row_as(CpuRow, self.ledger.view(RowKey("cpu", host.value, "")))
         cpu = load.cpu_permille
-        self._stage(CpuRow(host, cpu), now, old_cpu is None or abs(old_cpu.cpu_permille - cpu) >= CPU_STEP)
+        self._stage(CpuRow(host, cpu), old_cpu is None or worth_writing(
+            old_cpu.cpu_permille, cpu, CPU_STEP, 0.0, limits.cpu_permille))
         old_net = row_as(NetworkRow, self.ledger.view(RowKey("network", host.value, "")))
         rx, tx = load.net_rx_bps, load.net_tx_bps
-        self._stage(NetworkRow(host, rx, tx), now, old_net is None or
-                    moved(old_net.rx_bps, rx, RATE_FLOOR) or moved(old_net.tx_bps, tx, RATE_FLOOR))
+        self._stage(NetworkRow(host, rx, tx), old_net is None or worth_writing(
+            old_net.rx_bps + old_net.tx_bps, rx + tx, RATE_FLOOR, RATE_STEP, limits.net_bps))
 
     def _request_catalogues(self, now: float, membership: Membership) -> list[object]:
         out: list[object] = []
@@ -311,11 +326,35 @@ class Mastership:
             row, result=result, latency_us=latency_us, detail=clip(detail, MAX_DETAIL), state=state,
             changed_ms=int(now * 1000) if state != row.state else row.changed_ms,
         )
-        significant = (state, result) != (row.state, row.result) or row.latency_us is None or moved(
-            row.latency_us, latency_us, PROBE_LATENCY_FLOOR)
-        self._stage(new, now, significant)
+        significant = (state, result) != (row.state, row.result) or row.latency_us is None or worth_writing(
+            row.latency_us, latency_us, PROBE_LATENCY_FLOOR, RATE_STEP, ())
+        self._stage(new, significant)
 
 
-def moved(old: int, new: int, floor: int) -> bool:
-    """Whether a figure changed enough to be worth a new generation."""
-    return abs(new - old) > max(floor, RATE_STEP * max(old, new))
+@attrs.frozen
+class Limits:
+    """Where the policies draw lines on the load figures: a figure crossing one is news at once."""
+
+    cpu_permille: tuple[int, ...]
+    net_bps: tuple[int, ...]
+    latency_us: tuple[int, ...]
+
+    @classmethod
+    def of(cls, policies: Iterable[PolicyRow]) -> Limits:
+        cpu, net, latency = set(), set(), set()
+        for p in policies:
+            if p.max_cpu_permille is not None:  # the limit, and where a busy host counts as recovered
+                cpu |= {p.max_cpu_permille, p.max_cpu_permille - round(LOAD_HYSTERESIS * 1000)}
+            if p.max_net_bps is not None:
+                net |= {p.max_net_bps, round(NET_HYSTERESIS * p.max_net_bps)}
+            if p.max_latency_us is not None:
+                latency.add(p.max_latency_us)
+        return cls(tuple(sorted(cpu)), tuple(sorted(net)), tuple(sorted(latency)))
+
+
+def worth_writing(old: int, new: int, floor: int, step: float, limits: Iterable[int]) -> bool:
+    """Whether a figure moved more than its deadband (``floor``, or ``step`` of the larger value),
+    or crossed one of ``limits``."""
+    if abs(new - old) > max(floor, step * max(old, new)):
+        return True
+    return any((old > limit) != (new > limit) for limit in limits)

@@ -22,11 +22,24 @@ down).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
-from rais.effects import Dropped, Notify, Persist, RoleChanged, RunAction, RunProbe, Send, TablesChanged
-from rais.election import Candidate, Election, majority, outranks, place, term_text
+import attrs
+
+from rais.effects import (
+    Dropped,
+    DuplicateId,
+    Notify,
+    Persist,
+    RoleChanged,
+    RunAction,
+    RunProbe,
+    Send,
+    TablesChanged,
+)
+from rais.election import Candidate, Election, majority, outranks, succession, term_text
 from rais.ids import HostClusterId
 from rais.interfaces import ProbeResult
 from rais.mastership import Mastership
@@ -58,6 +71,19 @@ from rais.wire.rows import PolicyRow
 
 Output = Any  # the records of rais.effects, and rais.membership.Transition
 
+# A heartbeat with our id stamped this close to our clock comes from a live process; an older one
+# may be a copy of our own past sent again, which must not stop us leading.
+TWIN_SLACK = 30.0
+
+
+@attrs.frozen
+class Twin:
+    """Another process using our host id, heard lately: neither may be master until ``until``."""
+
+    source: str
+    boot_epoch: int
+    until: float
+
 
 def sync_patience(host: HostClusterId, interval: float) -> float:
     """Each host waits its own share of half an interval before asking for a sync, so a
@@ -88,10 +114,12 @@ class Node:
         self.election = Election(identity.id, timing, now)
         self.replica = SyncClient(tables or Tables.empty(), timing.interval,
                                   sync_patience(identity.id, timing.interval))
-        self.host = HostOrders(services)
+        self.host = HostOrders(services, boot_epoch)
         self.mastership: Mastership | None = None
         self._load: Load | None = None  # ours, as last sampled
+        self._kept = self.tables.kept  # what our state file holds
         self._master_stamp: tuple[int, float] | None = None  # the master's heartbeat stamp, when we got it
+        self.twin: Twin | None = None
 
     # --- what the node holds ---
 
@@ -143,7 +171,7 @@ class Node:
             role=self.role, priority=self.identity.priority, generation=tables.generation,
             address=self.identity.address, load=self._load, configured=self.identity.configured,
             tables_term=tables.term, digest=tables.digest, catalogue=self.host.catalogue,
-            stamp=int(now * 1e6), echo=echo,
+            stamp=int(now * 1e6), echo=echo, heard=self.membership.gossip(now),
         )
 
     def receive(self, now: float, datagram: Datagram, source: str) -> list[Output]:
@@ -151,7 +179,7 @@ class Node:
         if sender == self.id:
             if datagram.boot_epoch == self.boot_epoch:
                 return []  # our own multicast, looped back
-            return [Dropped("duplicate-id", source, f"another node uses {sender}")]
+            return self._twin(now, datagram, source)
         out: list[Output] = []
         election, mastership = self.election, self.mastership
         election.saw(datagram.term)
@@ -169,13 +197,15 @@ class Node:
                 tables = self.replica.receive(message, now)
                 if tables is not None:
                     how = "applied snapshot" if message.transfer.snapshot else "applied"
-                    out += [TablesChanged(how, tables.generation, tables.term), Persist(tables)]
+                    out.append(TablesChanged(how, tables.generation, tables.term))
                 self._ask(now, out)
         elif isinstance(message, CatalogueRequest):
             if message.host == self.id and datagram.term >= self.term:
                 out += [Send(c) for c in self.host.catalogue_messages()]
         elif isinstance(message, Catalogue):
-            if mastership is not None:
+            peer = self.membership.get(sender)
+            # Only the catalogue its latest heartbeat names: an old one sent again changes nothing.
+            if mastership is not None and peer is not None and peer.beat.catalogue == message.digest:
                 mastership.catalogue(now, sender, message)
         elif isinstance(message, VoteRequest):
             election.saw(message.term)
@@ -189,6 +219,7 @@ class Node:
         elif isinstance(message, OrderDone):
             if mastership is not None and datagram.term == self.term:
                 out += mastership.order_done(now, sender, message)
+        self._persist(out)
         return out
 
     def _heard(self, now: float, dg: Datagram, beat: Heartbeat, source: str, out: list[Output]) -> None:
@@ -205,7 +236,10 @@ class Node:
 
     def tick(self, now: float) -> list[Output]:
         """Time passes: hosts fall silent, a master may be gone, the master commits what it heard."""
-        out: list[Output] = list(self.membership.tick(now))
+        changes, speak = self.membership.tick(now)
+        out: list[Output] = list(changes)
+        if speak:
+            out.append(Send(self._heartbeat(now)))  # the others wait for our word before calling it down
         self.election.time_passes(now)
         mastership = self.mastership
         if mastership is None:
@@ -214,6 +248,7 @@ class Node:
             pass  # stepped down; or just resumed: a newer master may exist, so write nothing yet
         else:
             out += mastership.upkeep(now, self.membership, self._load, self.host.catalogue, self.host.services)
+        self._persist(out)
         return out
 
     def reconcile(self, now: float) -> list[Output]:
@@ -227,7 +262,16 @@ class Node:
                 self._take_order(now, self.term, item.message, out)  # our own multicast never comes back
             else:
                 out.append(item)
+        self._persist(out)
         return out
+
+    def _persist(self, out: list[Output]) -> None:
+        """Save the tables when what they must keep changed (a load figure alone is not worth a
+        disk write; a clean stop saves the newest anyway)."""
+        tables = self.tables
+        if tables.kept != self._kept:
+            self._kept = tables.kept
+            out.append(Persist(tables))
 
     def acts_from(self) -> float:
         """When a master may move services: once settled, and not while listening after a freeze."""
@@ -256,6 +300,25 @@ class Node:
         return out
 
     # --- elections ---
+
+    def _twin(self, now: float, datagram: Datagram, source: str) -> list[Output]:
+        """Another process signs with our id. Terms are owned by host ids, so two masters with one
+        id could lead one term: while we hear it, neither of us may lead."""
+        out: list[Output] = [Dropped("duplicate-id", source,
+                                     f"another node uses {self.id} (boot epoch {datagram.boot_epoch})")]
+        beat = datagram.message
+        if not isinstance(beat, Heartbeat) or abs(beat.stamp / 1e6 - now) > TWIN_SLACK:
+            return out  # perhaps an old datagram of ours sent again: counted, not believed
+        if self.twin is None or now >= self.twin.until:
+            out.append(DuplicateId(self.id, source, datagram.boot_epoch))
+        self.twin = Twin(source, datagram.boot_epoch, now + self.timing.dead)
+        if self.mastership is not None:
+            self.election.lost(now)
+            self._step_down(f"another process uses our host id {self.id}", out)
+        return out
+
+    def _twinned(self, now: float) -> bool:
+        return self.twin is not None and now < self.twin.until
 
     def _follow(self, now: float, master: HostClusterId, term: int, out: list[Output]) -> None:
         """A master of a newer term exists: follow it, stepping down if we were master."""
@@ -292,9 +355,10 @@ class Node:
         assert mastership is not None  # tick asks a master only
         if not self.timing.quorum or now - mastership.since <= self.timing.dead:
             return True
+        # News relayed by others counts: it comes only from hosts connected to ours.
         fresh = (self.timing.dead_after - 1) * self.timing.interval
         support = 1 + sum(1 for p in self.membership.peers()
-                          if p.term == self.term and now - p.last_heard <= fresh)
+                          if p.term == self.term and now - self.membership.last_news(p) <= fresh)
         needed = majority(self._known_hosts())
         if support >= needed:
             return True
@@ -307,13 +371,28 @@ class Node:
             self.election.master_alive()
             self._maybe_preempt(now, out)
             self._ask(now, out)
-        elif self.election.due(now, lambda: place(self.id, self._candidates(now))):
+        elif self.election.due(now, lambda: self._place(now)):
             self._claim(now, "the master is gone", out, preempt=False)
 
     def _ask(self, now: float, out: list[Output]) -> None:
         request = self.replica.request(now)
         if request is not None:
             out.append(Send(request))
+
+    def _place(self, now: float) -> tuple[int | None, float]:
+        """Our place in the succession, and until when a better candidate may still be listening
+        (dead_after intervals from when we first heard it)."""
+        ranked = succession(self._candidates(now))
+        for spot, candidate in enumerate(ranked):
+            if candidate.id == self.id:
+                better = (self.membership.get(c.id) for c in ranked[:spot])
+                ready = max((p.first_heard + self.timing.dead for p in better if p is not None), default=-math.inf)
+                if self.tables.version == (0, 0) and self.identity.configured != Role.MASTER:
+                    # A cluster that never had a master: one configured to lead may be starting
+                    # a moment after us, and we may not have heard it yet.
+                    ready = max(ready, self.started + 2 * self.timing.dead)
+                return spot, ready
+        return None, math.inf
 
     def _me(self) -> Candidate:
         return Candidate(self.id, self.role, self.identity.configured, self.identity.priority, self.tables.version)
@@ -335,10 +414,17 @@ class Node:
         self._claim(now, f"preempting {election.master}", out, preempt=True)
 
     def _claim(self, now: float, reason: str, out: list[Output], preempt: bool) -> None:
+        if self._twinned(now):
+            return
         tables = self.tables
         term = self.election.next_term(tables.term)
         if not self.timing.quorum:
             self._become_master(now, term, reason, out)
+            return
+        reachable = 1 + sum(1 for p in self.membership.peers() if self.membership.status(p, now) != HostStatus.DOWN)
+        if reachable < majority(self._known_hosts()):
+            # Raft's pre-vote: a candidate that cannot hear a majority cannot win, and each try
+            # would only push the term up for everyone (a 2|2 split would leapfrog for ever).
             return
         self.election.stand(now, term)
         out.append(Send(VoteRequest(term, tables.term, tables.generation, preempt)))
@@ -365,7 +451,7 @@ class Node:
 
     def _count_vote(self, now: float, voter: HostClusterId, vote: Vote, out: list[Output]) -> None:
         won = self.election.count(voter, vote.candidate, vote.term, vote.granted, self._known_hosts())
-        if won is not None:
+        if won is not None and not self._twinned(now):
             assert self.election.candidacy is not None  # the votes were counted in it
             self._become_master(now, won, f"won {len(self.election.candidacy.votes)} votes", out)
 

@@ -3,7 +3,9 @@
 Pure. An order is known by (term, order number): one that is running is not
 started again, and one that was answered is answered again from memory,
 never run again (the master repeats an order until it hears the answer, and
-datagrams get lost). A start or stop that succeeds changes what this host
+datagrams get lost). An order names the boot epoch of the host it is meant
+for: after a restart, an order for the earlier start (a late duplicate, or
+one captured and sent again) is not taken. A start or stop that succeeds changes what this host
 declares as running, and so its catalogue digest, which tells the master to
 fetch the new catalogue.
 """
@@ -27,11 +29,13 @@ OrderId = tuple[int, int]  # (term, order number)
 
 
 class HostOrders:
-    def __init__(self, services: tuple[ServiceDecl, ...]) -> None:
+    def __init__(self, services: tuple[ServiceDecl, ...], boot_epoch: int) -> None:
         self.services = services
         self.catalogue = digest_of(services)
+        self.boot_epoch = boot_epoch
         self._running: dict[OrderId, str] = {}
         self._answered: OrderedDict[OrderId, OrderDone] = OrderedDict()
+        self._forgotten: OrderId = (0, 0)  # the newest order whose answer no longer fits in memory
 
     def catalogue_messages(self) -> list[Catalogue]:
         return catalogue_messages(self.services)
@@ -41,7 +45,9 @@ class HostOrders:
         key = (term, order.order)
         if key in self._answered:
             return self._answered[key]  # our answer was lost: say it again
-        if key in self._running:
+        if key in self._running or order.epoch != self.boot_epoch or key <= self._forgotten:
+            # Running; or meant for an earlier start of this host (sent again after a restart);
+            # or answered so long ago that the answer is forgotten: never run twice.
             return None
         decl = next((d for d in self.services if d.name == order.service), None)
         if decl is None:
@@ -69,5 +75,6 @@ class HostOrders:
         done = OrderDone(key[1], service, ok, clip(detail, MAX_DETAIL))
         self._answered[key] = done
         while len(self._answered) > KEPT_ORDERS:
-            self._answered.popitem(last=False)
+            forgotten, _ = self._answered.popitem(last=False)
+            self._forgotten = max(self._forgotten, forgotten)
         return done

@@ -152,11 +152,18 @@ class _Step:
         return self.view.status(host) == HostStatus.UP
 
     def follow_up_orders(self) -> None:
-        """Orders past their deadline, or to a host gone down, are given up; the others, said again."""
+        """Orders past their deadline, or to a host gone down or restarted, are given up; the
+        others, said again."""
         for number, pending in sorted(self.orders.items()):
             order = pending.order
-            status = self.view.status(order.host)
-            if self.now >= pending.deadline or status in (None, HostStatus.DOWN):
+            server = self.view.servers.get(order.host)
+            if server is not None and server.boot_epoch != order.epoch:
+                # It restarted: it will not take an order meant for its earlier start (nor has it
+                # kept what that start ran), so the copy is planned afresh.
+                del self.orders[number]
+                self.decide("expired", order.service, order.host,
+                            f"{order.service}: {order.host} restarted before it answered the {order.action} order")
+            elif self.now >= pending.deadline or server is None or server.status == HostStatus.DOWN:
                 del self.orders[number]
                 if order.action == OrderAction.ASSIGN:
                     why = "did not answer the start order"
@@ -262,7 +269,8 @@ class _Step:
 
     def order(self, action: OrderAction, service: str, host: HostClusterId, explanation: str,
               scores: tuple[Score, ...] = ()) -> None:
-        order = Order(self.next_order, action, host, service)
+        server = self.view.servers[host]  # the planner places copies only on hosts in the servers table
+        order = Order(self.next_order, action, host, service, server.boot_epoch)
         self.next_order += 1
         if action == OrderAction.RELEASE:
             self.released_at[(host, service)] = self.now  # one release at a time is enough

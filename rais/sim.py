@@ -131,7 +131,7 @@ class SimHost:
         self.dropped = 0
         self.notified: list[tuple[str, ...]] = []
         # As in the real transport: a datagram overtaken by a newer one from its sender is dropped.
-        self.guard = ReplayGuard()
+        self.guard = ReplayGuard(own=node.id)
         # Strict: a node bug fails the test that caused it, instead of being logged.
         self.driver = Driver(node, self, sim.clock, strict=True)
         self._timers: list[Any] = []

@@ -62,6 +62,9 @@ def document(node: Node, now: float) -> dict[str, Any]:
         "digest": tables.digest.hex(),
         "behind": node.mastership is None and node.replica.behind(),
         "boot_epoch": node.boot_epoch,
+        # Another process heard using this host's id lately (a configuration error), or None.
+        "duplicate_id": (None if node.twin is None or now >= node.twin.until else
+                         {"source": node.twin.source, "boot_epoch": node.twin.boot_epoch}),
         "uptime": round(now - node.started, 3),
         "hosts": [_peer(node, peer, now) for peer in node.membership.peers()],
         "tables": tables.to_json(),
@@ -113,7 +116,8 @@ def books_json(books: Books) -> dict[str, Any]:
 
 
 def order_json(order: Order) -> dict[str, Any]:
-    return {"order": order.order, "action": order.action, "host": str(order.host), "service": order.service}
+    return {"order": order.order, "action": order.action, "host": str(order.host), "service": order.service,
+            "epoch": order.epoch}
 
 
 # --- reading a document back ---
@@ -293,7 +297,7 @@ def _clipped(text: str) -> str:
 
 
 _BOOKS_FIELDS = ("acts_from", "next_order", "orders", "excluded", "released_at", "over_since", "moved_at")
-_ORDER_FIELDS = ("order", "action", "host", "service", "sent_at", "deadline")
+_ORDER_FIELDS = ("order", "action", "host", "service", "epoch", "sent_at", "deadline")
 
 
 def _books(value: Any, where: str) -> Books:
@@ -310,7 +314,7 @@ def _books(value: Any, where: str) -> Books:
             raise DocumentError(f"{at}.order: a second order {number}; the first is {first[number]}")
         first[number] = at
         order = Order(number, _get(entry, "action", _action, where=at), _get(entry, "host", _host, where=at),
-                      _get(entry, "service", _name, where=at))
+                      _get(entry, "service", _name, where=at), _get(entry, "epoch", _count, where=at))
         orders[number] = Pending(order, _get(entry, "sent_at", _time, where=at),
                                  _get(entry, "deadline", _time, where=at))
     # Orders are numbered from next_order on: one in flight at or above it would be given twice.

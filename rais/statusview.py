@@ -52,6 +52,10 @@ def render_status(doc: dict[str, Any]) -> str:
     for name, decisions in sorted(doc.get("decisions", {}).items()):
         if decisions:  # the master's latest word on each service
             lines.append(f"decided about {name}: " + decisions[-1]["text"].split("\n", 1)[0])
+    twin = doc.get("duplicate_id")
+    if twin:
+        lines.append(f"WARNING: another process uses this host's id (from {twin['source']}, boot epoch "
+                     f"{twin['boot_epoch']}): neither may be master while both run")
     traffic = doc.get("traffic")
     if traffic:
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(traffic["dropped"].items())) or "none"

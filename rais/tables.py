@@ -27,6 +27,10 @@ _MOD = 1 << (8 * DIGEST)
 
 Version = tuple[int, int]  # (tables term, generation): the newer term wins, then generation
 
+# Figures from heartbeats and echoes: a restarted host has them again within seconds, so a
+# change to these alone is not worth a disk write (see ``kept``).
+SOFT_TABLES = frozenset({"cpu", "network", "latency"})
+
 
 @attrs.frozen
 class Tables:
@@ -34,6 +38,7 @@ class Tables:
     generation: int
     rows: Mapping[RowKey, Row] = attrs.field(repr=False)
     digest_value: int = 0
+    kept: int = 0  # the digest of the rows outside SOFT_TABLES: what a state file must keep
 
     @classmethod
     def empty(cls) -> Tables:
@@ -42,7 +47,8 @@ class Tables:
     @classmethod
     def of(cls, term: int, generation: int, rows: Iterable[Row]) -> Tables:
         table = {row.key: row for row in rows}
-        return cls(term, generation, MappingProxyType(table), sum(r.hash for r in table.values()) % _MOD)
+        return cls(term, generation, MappingProxyType(table), sum(r.hash for r in table.values()) % _MOD,
+                   sum(r.hash for r in table.values() if r.key.table not in SOFT_TABLES) % _MOD)
 
     @property
     def version(self) -> Version:
@@ -87,18 +93,22 @@ class Tables:
     ) -> Tables:
         """A new version with ``upserts`` written over and ``removes`` taken out."""
         rows = dict(self.rows)
-        digest = self.digest_value
+        digest, kept = self.digest_value, self.kept
         for key in removes:
             old = rows.pop(key, None)
             if old is not None:
                 digest -= old.hash
+                kept -= 0 if key.table in SOFT_TABLES else old.hash
         for row in upserts:
+            hard = row.key.table not in SOFT_TABLES
             old = rows.get(row.key)
             if old is not None:
                 digest -= old.hash
+                kept -= old.hash if hard else 0
             rows[row.key] = row
             digest += row.hash
-        return Tables(term, generation, MappingProxyType(rows), digest % _MOD)
+            kept += row.hash if hard else 0
+        return Tables(term, generation, MappingProxyType(rows), digest % _MOD, kept % _MOD)
 
     def sorted_rows(self) -> Iterator[Row]:
         return (row for name in TABLES for row in self.table(name))

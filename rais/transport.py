@@ -46,7 +46,7 @@ class NodeProtocol(DatagramProtocol):
         self.ttl = ttl
         # Set before the port opens: where authenticated datagrams go; False means the node failed on one.
         self.deliver: Callable[[Datagram, str], bool] = lambda datagram, source: True
-        self.guard = ReplayGuard()
+        self.guard = ReplayGuard(own=sender)
         self.sequence = 0
         self.received = 0
         self.sent = 0

@@ -287,3 +287,28 @@ def test_quorum_and_plain_modes_both_recover_after_random_faults(quorum):
         sim.run(4)
     sim.faults.groups, sim.faults.loss = None, 0.0
     sim.run_until(sim.converged, 40)
+
+
+@pytest.mark.parametrize("split", [[{1, 2}, {3, 4}], [{1}, {2, 3, 4}]])
+def test_a_quorum_partition_does_not_push_the_term_up(split):
+    from rais.election import term_counter
+
+    sim = Simulation(["master", "active", "active", "standby"], seed=1, interval=0.2, dead_after=3, quorum=True)
+    sim.run_until(sim.converged, 30)
+    before = max(term_counter(h.node.election.seen) for h in sim.alive())
+    sim.faults.groups = [{hid(n) for n in side} for side in split]
+    sim.run(10)
+    # A side that cannot hear a majority does not stand (pre-vote); at most one new term.
+    assert max(term_counter(h.node.election.seen) for h in sim.alive()) - before <= 1
+    sim.faults.groups = None
+    sim.run_until(sim.converged, 30)
+
+
+@pytest.mark.parametrize("late", [0.1, 0.3, 0.5, 0.7, 0.9])
+@pytest.mark.parametrize("seed", range(4))
+def test_on_a_fresh_cluster_a_configured_master_starting_a_moment_late_still_leads(late, seed):
+    sim = Simulation(["standby", "active"], seed=seed, interval=0.2, dead_after=3)
+    sim.run(late)  # up to dead_after intervals and a half after the others
+    sim.add(hid(3), "master")
+    sim.run_until(sim.converged, 20)
+    assert master_of(sim).id == hid(3)

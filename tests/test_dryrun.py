@@ -114,7 +114,7 @@ def test_json_without_a_failure(run, document):
     assert plan["decisions"] == [] and plan["rows"] == [] and plan["resend"] == []
 
 
-def test_json_of_a_host_going_down_names_the_new_host_with_every_score_and_the_order(run):
+def test_json_of_a_host_going_down_names_the_new_host_with_every_score_and_the_order(run, document):
     code, out, err = run(unchanged, "--fail", "1.2.0.2", "--json")
     assert (code, err) == (0, "")
     plan = json.loads(out)
@@ -126,7 +126,8 @@ def test_json_of_a_host_going_down_names_the_new_host_with_every_score_and_the_o
         "unassign", "web", "1.2.0.2", None)
     assert (assign["action"], assign["service"], assign["host"]) == ("assign", "web", "1.2.0.3")
     assert assign["explanation"].startswith("web -> 1.2.0.3 (score ")
-    assert assign["order"] == {"order": 1, "action": "assign", "host": "1.2.0.3", "service": "web"}
+    epoch = {r["host"]: r["boot_epoch"] for r in document["tables"]["servers"]}["1.2.0.3"]
+    assert assign["order"] == {"order": 1, "action": "assign", "host": "1.2.0.3", "service": "web", "epoch": epoch}
     scores = {s["host"]: s for s in assign["scores"]}
     assert set(scores) == {"1.2.0.1", "1.2.0.2", "1.2.0.3"}
     assert scores["1.2.0.2"]["ruled_out"] == "down" and scores["1.2.0.3"]["ruled_out"] is None
@@ -181,7 +182,7 @@ def orders(*changes, next_order=None):
     """The document with orders in flight: one per dict of changes to a valid order (DELETE removes)."""
     def make(doc):
         at = doc["at"]
-        valid = {"order": 1, "action": "assign", "host": "1.2.0.3", "service": "web", "sent_at": at,
+        valid = {"order": 1, "action": "assign", "host": "1.2.0.3", "service": "web", "epoch": 1, "sent_at": at,
                  "deadline": at + 100}
         entries = [{k: v for k, v in {**valid, **c}.items() if v is not DELETE} for c in changes]
         return edit((("reconcile", "orders"), entries),

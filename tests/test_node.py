@@ -4,7 +4,17 @@ import itertools
 
 import attrs
 
-from rais.effects import Dropped, Notify, Persist, RoleChanged, RunAction, RunProbe, Send, TablesChanged
+from rais.effects import (
+    Dropped,
+    DuplicateId,
+    Notify,
+    Persist,
+    RoleChanged,
+    RunAction,
+    RunProbe,
+    Send,
+    TablesChanged,
+)
 from rais.election import make_term
 from rais.ids import HostClusterId
 from rais.interfaces import ProbeResult, Status
@@ -18,6 +28,7 @@ from rais.wire import (
     CatalogueRequest,
     Datagram,
     Heartbeat,
+    Load,
     Order,
     OrderDone,
     ServiceDecl,
@@ -157,14 +168,14 @@ def test_its_own_datagrams_are_ignored_and_another_process_with_its_id_is_report
     n = node(2)
     assert n.receive(T0, Datagram(1, hid(2), 7, 1, 0, beat()), "me") == []
     (drop,) = n.receive(T0, Datagram(1, hid(2), 8, 1, 0, beat()), "10.0.0.99:5150")
-    assert drop == Dropped("duplicate-id", "10.0.0.99:5150", "another node uses 1.2.0.2")
+    assert drop == Dropped("duplicate-id", "10.0.0.99:5150", "another node uses 1.2.0.2 (boot epoch 8)")
 
 
 def test_orders_are_taken_only_from_the_master_of_the_newest_term_and_run_once():
     n = node(2)
     term = make_term(3, hid(1))
     run(n, T0, T0 + 2, hear=[(1, beat("master"), term)])
-    order = Order(5, "assign", hid(2), "web")
+    order = Order(5, "assign", hid(2), "web", 7)
     assert n.receive(T0 + 2.1, datagram(4, order, term), "test") == []  # not the master
     assert n.receive(T0 + 2.1, datagram(1, order, term - 1), "test") == []  # an older term
     (action,) = n.receive(T0 + 2.2, datagram(1, order, term), "test")
@@ -183,7 +194,7 @@ def test_an_order_for_a_service_it_does_not_declare_is_refused_at_once():
     n = node(2)
     term = make_term(3, hid(1))
     run(n, T0, T0 + 2, hear=[(1, beat("master"), term)])
-    out = n.receive(T0 + 2.1, datagram(1, Order(1, "assign", hid(2), "mail"), term), "test")
+    out = n.receive(T0 + 2.1, datagram(1, Order(1, "assign", hid(2), "mail", 7), term), "test")
     assert sent(out, OrderDone) == [OrderDone(1, "mail", False, "not declared here")]
 
 
@@ -215,3 +226,44 @@ def test_only_a_listening_master_probes_and_results_of_an_earlier_term_are_dropp
     run(n, T0 + 7.25, T0 + 7.5)
     row = {r.name: r for r in n.tables.table("services")}["web"]
     assert (row.result, row.latency_us, row.detail) == ("ok", 2000, "answers")
+
+
+# --- what a restart, a twin or a replay cannot do ---
+
+
+def test_an_order_meant_for_an_earlier_start_of_this_host_is_not_taken():
+    n = node(2)  # boot epoch 7
+    term = make_term(3, hid(1))
+    run(n, T0, T0 + 2, hear=[(1, beat("master"), term)])
+    old = Order(5, "assign", hid(2), "web", 6)  # captured before the restart, sent again
+    assert n.receive(T0 + 2.1, datagram(1, old, term), "test") == []
+    assert n.receive(T0 + 2.2, datagram(1, attrs.evolve(old, epoch=7), term), "test") == [
+        RunAction("start", "web", term, 5)]
+
+
+def test_another_live_process_with_our_id_stops_us_leading_and_an_old_copy_of_ours_does_not():
+    n = node(1, "master")
+    run(n, T0, T0 + 4)
+    assert n.role == Role.MASTER
+    replayed = attrs.evolve(beat("master"), stamp=int((T0 - 600) * 1e6))  # ten minutes old
+    out = n.receive(T0 + 4.1, Datagram(1, hid(1), 3, 1, n.term, replayed), "10.0.0.66:5150")
+    assert of(out, Dropped) and not of(out, DuplicateId) and n.role == Role.MASTER
+    live = attrs.evolve(beat("standby"), stamp=int((T0 + 4.2) * 1e6))
+    out = n.receive(T0 + 4.2, Datagram(1, hid(1), 9, 1, 0, live), "10.0.0.77:5150")
+    (loud,) = of(out, DuplicateId)
+    assert (loud.source, loud.boot_epoch) == ("10.0.0.77:5150", 9)
+    assert n.role == Role.STANDBY and "another process uses our host id" in of(out, RoleChanged)[0].reason
+    assert run(n, T0 + 4.25, T0 + 6.75) == []  # it stays out while the twin may still run
+    assert n.status(T0 + 6.75)["duplicate_id"] == {"source": "10.0.0.77:5150", "boot_epoch": 9}
+
+
+def test_the_tables_are_saved_when_what_they_must_keep_changes_not_for_a_load_figure():
+    n = node(1, "master")
+    out = run(n, T0, T0 + 4)
+    assert of(out, Persist)
+    busy = attrs.evolve(beat(), load=Load(900, 0, 0))
+    n.receive(T0 + 4.1, datagram(2, beat()), "test")
+    assert of(run(n, T0 + 4.25, T0 + 4.5), Persist)  # a new host in the servers table
+    n.receive(T0 + 4.6, datagram(2, busy), "test")
+    out = run(n, T0 + 4.75, T0 + 5)
+    assert of(out, TablesChanged) and not of(out, Persist)  # only its CPU moved

@@ -12,8 +12,8 @@ STATIC = ServiceDecl("static", "tcp", 81, True, False, False, "{}")  # no start 
 
 
 def test_an_order_runs_once_and_its_answer_is_repeated_from_memory():
-    host = HostOrders((WEB,))
-    order = Order(3, "assign", ME, "web")
+    host = HostOrders((WEB,), 1)
+    order = Order(3, "assign", ME, "web", 1)
     action = host.take(9, order)
     assert action == RunAction("start", "web", 9, 3)
     assert host.take(9, order) is None  # running
@@ -24,30 +24,30 @@ def test_an_order_runs_once_and_its_answer_is_repeated_from_memory():
 
 
 def test_what_runs_here_follows_the_actions_that_succeed():
-    host = HostOrders((WEB,))
+    host = HostOrders((WEB,), 1)
     before = host.catalogue
-    start = host.take(1, Order(1, "assign", ME, "web"))
+    start = host.take(1, Order(1, "assign", ME, "web", 1))
     host.finished(start, False, "exit status 1")
     assert not host.services[0].running and host.catalogue == before
-    start = host.take(1, Order(2, "assign", ME, "web"))
+    start = host.take(1, Order(2, "assign", ME, "web", 1))
     host.finished(start, True, "started")
     assert host.services[0].running and host.catalogue == digest_of(host.services) != before
-    stop = host.take(1, Order(3, "release", ME, "web"))
+    stop = host.take(1, Order(3, "release", ME, "web", 1))
     assert stop.action == "stop"
     host.finished(stop, True, "stopped")
     assert not host.services[0].running and host.catalogue == before
 
 
 def test_orders_it_cannot_run_are_answered_at_once():
-    host = HostOrders((STATIC,))
-    assert host.take(1, Order(1, "assign", ME, "mail")) == OrderDone(1, "mail", False, "not declared here")
-    assert host.take(1, Order(2, "release", ME, "static")) == OrderDone(
+    host = HostOrders((STATIC,), 1)
+    assert host.take(1, Order(1, "assign", ME, "mail", 1)) == OrderDone(1, "mail", False, "not declared here")
+    assert host.take(1, Order(2, "release", ME, "static", 1)) == OrderDone(
         2, "static", True, "no stop action: left as it is")
 
 
 def test_it_remembers_a_bounded_number_of_answers():
-    host = HostOrders((STATIC,))
+    host = HostOrders((STATIC,), 1)
     for n in range(KEPT_ORDERS + 10):
-        host.take(1, Order(n, "assign", ME, "mail"))
-    assert host.take(1, Order(KEPT_ORDERS + 9, "assign", ME, "mail")).detail == "not declared here"
+        host.take(1, Order(n, "assign", ME, "mail", 1))
+    assert host.take(1, Order(KEPT_ORDERS + 9, "assign", ME, "mail", 1)).detail == "not declared here"
     assert len(host.catalogue_messages()) == 1

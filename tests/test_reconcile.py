@@ -87,7 +87,7 @@ def test_a_suspect_host_keeps_its_copy():
 
 
 def test_a_copy_being_started_counts_and_its_host_is_not_chosen_twice():
-    pending = Pending(Order(4, "assign", hid(3), "web"), NOW - 0.5, NOW + 100)
+    pending = Pending(Order(4, "assign", hid(3), "web", 1), NOW - 0.5, NOW + 100)
     books = Books(orders={4: pending}, next_order=5)
     two = PolicyRow("web", 2, None, None)
     changes = reconcile(situation(server(1), server(2), server(3), server(4), web(2, assigned=True), web(3),
@@ -101,7 +101,7 @@ def test_a_copy_being_started_counts_and_its_host_is_not_chosen_twice():
 
 
 def test_an_unanswered_order_is_said_again_each_interval_and_given_up_at_its_deadline():
-    order = Order(4, "assign", hid(3), "web")
+    order = Order(4, "assign", hid(3), "web", 1)
     fresh = Books(orders={4: Pending(order, NOW - 0.4, NOW + 100)}, next_order=5)
     rows = (server(1), server(2), server(3), web(2), web(3))
     assert reconcile(situation(*rows, books=fresh)).resend == ()
@@ -117,7 +117,7 @@ def test_an_unanswered_order_is_said_again_each_interval_and_given_up_at_its_dea
 
 
 def test_an_order_to_a_host_gone_down_is_given_up_at_once():
-    order = Order(4, "release", hid(3), "web")
+    order = Order(4, "release", hid(3), "web", 1)
     books = Books(orders={4: Pending(order, NOW, NOW + 100)}, next_order=5)
     changes = reconcile(situation(server(1), server(2), server(3, status="down"), web(2, assigned=True),
                                   books=books))
@@ -135,7 +135,7 @@ def test_extra_copies_are_released_worst_first_unless_a_copy_is_starting():
     changes = reconcile(situation(*rows))
     assert said(changes) == [("release", "web", 2)]  # the busier copy
     assert changes.rows[0].host == hid(2) and not changes.rows[0].assigned
-    starting = Books(orders={9: Pending(Order(9, "assign", hid(3), "web"), NOW, NOW + 100)}, next_order=10)
+    starting = Books(orders={9: Pending(Order(9, "assign", hid(3), "web", 1), NOW, NOW + 100)}, next_order=10)
     assert said(reconcile(situation(*rows, books=starting))) == []
 
 

@@ -149,16 +149,19 @@ def test_bad_datagrams_are_dropped_and_counted_by_reason():
     assert [str(h["id"]) for h in b.node.status(clock.seconds())["hosts"]] == ["1.2.0.1"]
 
 
-def test_own_datagrams_are_ignored_and_a_duplicate_id_is_counted():
+def test_own_datagrams_are_ignored_and_a_duplicate_id_is_reported_by_both():
     clock = Clock()
+    clock.advance(1000)  # heartbeats are stamped with the clock
     a = make(1, clock, epoch=1)
     twin = make(1, clock, epoch=2)
     a.beat()
     twin.beat()
-    deliver(a, [a])
-    deliver(twin, [a])
-    assert a.counters()["dropped"] == {"duplicate-id": 1}
-    assert a.node.status(clock.seconds())["hosts"] == []
+    deliver(a, [a, twin])  # the older one, heard by the newer: no stale-epoch drop hides it
+    deliver(twin, [a, twin])
+    for node in (a, twin):
+        assert node.counters()["dropped"] == {"duplicate-id": 1}
+        doc = node.node.status(clock.seconds())
+        assert doc["hosts"] == [] and doc["duplicate_id"]["source"] == "10.0.0.1:5150"
 
 
 def test_a_node_error_costs_one_datagram_not_the_node():

@@ -69,12 +69,17 @@ class ReplayGuard:
     not seen yet (as IPsec's anti-replay window does).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, own: HostClusterId | None = None) -> None:
+        self.own = own
         # sender -> (boot epoch, highest sequence, bitmap: bit i set = highest - i seen)
         self._seen: dict[HostClusterId, tuple[int, int, int]] = {}
 
     def check(self, sender: HostClusterId, boot_epoch: int, sequence: int) -> None:
         """Record (boot_epoch, sequence) for sender, or raise replay/stale-epoch."""
+        if sender == self.own:
+            # Our own copies looped back, or another process using our id, whatever its epoch:
+            # the node must hear that one to say so (rais.node), so no window drops it here.
+            return
         seen = self._seen.get(sender)
         if seen is None or boot_epoch > seen[0]:
             # A first datagram, or a reboot: its sequence numbers start afresh.

@@ -80,6 +80,18 @@ class Echo(Record):
     held: int = wire(UInt())  # microseconds between receiving it and sending this
 
 
+MAX_HEARD = 64  # hosts a heartbeat can speak of: about 13 bytes each
+
+
+@asn1_sequence
+@attrs.frozen
+class Heard(Record):
+    """A heartbeat's word about another host: how long since its sender last had news of it."""
+
+    host: HostClusterId = wire(HostId())
+    age_ms: int = wire(UInt(0, 2**32 - 1))
+
+
 @MESSAGES.register("heartbeat", 0)
 @attrs.frozen(kw_only=True)
 class Heartbeat(Record):
@@ -96,6 +108,8 @@ class Heartbeat(Record):
     catalogue: bytes = wire(Octets(CATALOGUE, CATALOGUE), default=bytes(CATALOGUE))
     stamp: int = wire(UInt(), default=0)  # sender's clock, microseconds
     echo: Echo | None = wire(Struct(Echo), optional=True, default=None)
+    # Hosts it suspects, and its news of hosts others suspect (see rais.membership).
+    heard: tuple[Heard, ...] = wire(ListOf(Struct(Heard), MAX_HEARD), default=())
 
 
 @MESSAGES.register("syncNotice", 1)
@@ -233,6 +247,9 @@ class Order(Record):
     action: OrderAction = wire(Enum(tuple(OrderAction)))
     host: HostClusterId = wire(HostId())
     service: str = wire(Text(MAX_NAME, 1))
+    # The host's boot epoch it is meant for: a host takes no order meant for an earlier start of
+    # itself, so an order captured and sent again after a restart does nothing.
+    epoch: int = wire(UInt())
 
 
 @MESSAGES.register("orderDone", 9)
