@@ -15,9 +15,9 @@ import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
-from rais.config import ConfigError, load_config, parse_hostport
+from rais.config import ConfigError, host_notes, host_problems, load_config, parse_hostport
 from rais.interfaces import REQUIRED
 from rais.keys import MAX_KEY_ID
 from rais.states import Role
@@ -41,12 +41,18 @@ def check_config(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return 2
+    problems = host_problems(config)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
     c, n = config.cluster, config.node
     print(
         f"{args.path}: ok: host {config.self_id} ({n.role}, priority {n.priority}) in cluster {c.id}, "
         f"group {c.group}:{c.port}, {len(c.keyring.keys)} key(s), "
         f"{len(config.services)} service(s), {len(config.policies)} policy(ies)"
     )
+    for note in host_notes(config):
+        print(note)
     return 0
 
 
@@ -276,13 +282,22 @@ def _check_once(reactor: Any, probe: Any, host: str, port: int, options: dict[st
     return run_probe(reactor, probe, host, port, options, timeout).addCallback(show)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad argument in one line, as a bad config is (no usage text), and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        # argparse words it "argument --host-id: ..."; the problem lines elsewhere start at the name.
+        self.exit(2, f"{self.prog}: {message.removeprefix('argument ')}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="rais", description="Operate a RAIS cluster node.")
+    # The sub-parsers are of the same class, so each reports its own bad arguments.
+    top = _Parser(prog="rais", description="Operate a RAIS cluster node.")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("path")
-    p.add_argument("--role", choices=tuple(Role), help="check as if started with --role")
+    p.add_argument("--role", choices=[role.value for role in Role], help="check as if started with --role")
     p.add_argument("--host-id", type=_ranged(1, 0xFFFF), help="check as if started with --host-id")
     p.set_defaults(run=check_config)
 

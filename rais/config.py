@@ -8,10 +8,12 @@ collects every problem before giving up, one line each, in the form
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -470,3 +472,107 @@ def load_config(path: str, role: str | None = None, host_id: int | None = None) 
         policies=MappingProxyType({name: PolicyConfig(**v) for name, v in policies.items()}),
         probes=ProbesConfig(**probes),
     )
+
+
+# --- this host --------------------------------------------------------------
+
+# What the file alone cannot show. `rais check-config` and twistd both refuse
+# these; twistd also makes state_dir and needs the control port free.
+
+
+def ip_version(host: str) -> int | None:
+    """4 or 6 for an IP address, None for a host name (which binds as IPv4, as Twisted's TCP4 endpoint does)."""
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return None
+
+
+def _bind_error(host: str, port: int, kind: socket.SocketKind) -> OSError | None:
+    """Bind as the node would, then let go: the error, if any."""
+    try:
+        with socket.socket(socket.AF_INET6 if ip_version(host) == 6 else socket.AF_INET, kind) as s:
+            # As Twisted's listenTCP does, so a connection of a node just stopped is no obstacle.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        return e
+    return None
+
+
+def _not_ours(address: str) -> str | None:
+    """Why ``address`` cannot be used here, if it cannot: binding to it, port 0, tells whether this
+    host has it."""
+    error = _bind_error(address, 0, socket.SOCK_DGRAM)
+    if error is None:
+        return None
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"{address} is not an address of this host"
+    return f"cannot use {address}: {error.strerror}"
+
+
+def _not_a_folder(path: str) -> str | None:
+    """The first of ``path`` and its parents that exists, if it is not a folder."""
+    path = os.path.abspath(path)  # a relative path would never reach an existing parent
+    while not os.path.lexists(path):
+        path = os.path.dirname(path)
+    return None if os.path.isdir(path) else path
+
+
+def control_problem(config: Config) -> str | None:
+    """Why the node could not listen on its control endpoint now, if it could not."""
+    host, port = config.node.control
+    shown = f"[{host}]:{port}" if ip_version(host) == 6 else f"{host}:{port}"
+    error = _bind_error(host, port, socket.SOCK_STREAM)
+    if error is None:
+        return None
+    if error.errno == errno.EADDRINUSE:
+        return f"{shown} is in use (by a node already running, or another program)"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this host"
+    return f"cannot listen on {shown}: {error.strerror}"
+
+
+def host_problems(config: Config, *, starting: bool = False) -> list[str]:
+    """What stops ``config`` from running on this host, one line each, as load_config words them.
+
+    ``starting`` (twistd) also makes state_dir and needs the control port free; `rais check-config`
+    leaves both alone, as the node may be running already and may run as another user.
+    """
+    problems = []
+
+    def report(key: str, message: str) -> None:
+        problems.append(f"{config.path}: {key}: {message}")
+
+    if (why := _not_ours(config.cluster.interface)) is not None:
+        report("cluster.interface", why)
+    state_dir = config.node.state_dir
+    if (blocker := _not_a_folder(state_dir)) is not None:
+        report("node.state_dir", f"{blocker} is not a folder" if blocker == state_dir
+               else f"cannot create {state_dir}: {blocker} is not a folder")
+    elif starting:
+        try:
+            os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        except OSError as e:
+            report("node.state_dir", f"cannot create {state_dir}: {e.strerror}")
+        else:
+            if not os.access(state_dir, os.W_OK | os.X_OK):
+                report("node.state_dir", f"{state_dir} is not writable")
+    if starting and (why := control_problem(config)) is not None:
+        report("node.control", why)
+    return problems
+
+
+def host_notes(config: Config) -> list[str]:
+    """What may be wrong on this host but need not be, for `rais check-config`, one line each."""
+    notes = []
+    if (why := control_problem(config)) is not None:
+        notes.append(f"{config.path}: note: node.control: {why}")
+    address = config.node.address
+    # Peers reach this host's services there; a NAT address or a VIP not up yet is fine. A name
+    # is left alone: looking it up may wait on DNS, and it may resolve elsewhere than here.
+    if ip_version(address) is not None and (why := _not_ours(address)) is not None:
+        notes.append(f"{config.path}: note: node.address: {why} "
+                     "(fine only if it is a NAT address, or a VIP not up yet)")
+    return notes
+

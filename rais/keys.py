@@ -82,23 +82,39 @@ def parse_keys(lines: Iterable[str]) -> Keyring:
 
 
 def load_keyring(path: str) -> Keyring:
-    """Read a key file, refusing one that others may read (as ssh does)."""
+    """Read a key file, refusing anything but a regular file that only its owner may read (as ssh
+    does); a problem with its content names the line."""
     try:
-        with open(path, encoding="ascii") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                raise KeyFileError(f"{path} is not a regular file")
-            if mode & 0o077:
-                raise KeyFileError(
-                    f"{path} is readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600 it"
-                )
-            return parse_keys(f.read().splitlines())
+        data = _read_key_file(path)
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such file (create one with 'rais keygen {path}')") from None
-    except UnicodeDecodeError:
-        raise KeyFileError(f"{path}: not a text key file") from None
     except OSError as e:
         raise KeyFileError(f"{path}: {e.strerror}") from None
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise KeyFileError(f"{path}: line {line}: not ASCII text (byte {data[e.start]:#04x})") from None
+    try:
+        # Lines split at \n only, so the numbers are those an editor shows.
+        return parse_keys(text.split("\n"))
+    except KeyFileError as e:
+        raise KeyFileError(f"{path}: {e}") from None
+
+
+def _read_key_file(path: str) -> bytes:
+    # O_NONBLOCK: opening a FIFO for reading would wait for a writer; it is refused below instead.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise KeyFileError(f"{path} is not a regular file")
+        if mode & 0o077:
+            raise KeyFileError(f"{path} is readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600 it")
+        with open(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
 
 
 def new_key_line(key_id: int = 1) -> str:

@@ -1,9 +1,7 @@
-"""twistd entry point: `twistd -n rais --config etc/rais.toml [--role R] [--host-id N]`."""
+"""twistd entry point: `twistd -n --pidfile= rais --config etc/rais.toml [--role R] [--host-id N]`."""
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import sys
 from typing import Any
 
@@ -13,7 +11,7 @@ from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 from twisted.python import usage
 
 from rais.catalogue import declarations
-from rais.config import Config, ConfigError, load_config
+from rais.config import Config, ConfigError, host_problems, ip_version, load_config
 from rais.control import control_site
 from rais.daemon import NodeService
 from rais.states import Role
@@ -44,7 +42,7 @@ class Options(usage.Options):
         except ConfigError as e:
             problems.extend(e.problems)
         else:
-            problems.extend(_check_state_dir(self.loaded))
+            problems.extend(host_problems(self.loaded, starting=True))
             try:
                 self.services = declarations(self.loaded.services)
             except ValueError as e:
@@ -53,17 +51,6 @@ class Options(usage.Options):
             # twistd would print the whole usage text; an operator wants only what is wrong.
             print("\n".join(problems), file=sys.stderr)
             raise SystemExit(2)
-
-
-def _check_state_dir(config: Config) -> list[str]:
-    state_dir = config.node.state_dir
-    try:
-        os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    except OSError as e:
-        return [f"{config.path}: node.state_dir: cannot create {state_dir}: {e.strerror}"]
-    if not os.access(state_dir, os.W_OK | os.X_OK):
-        return [f"{config.path}: node.state_dir: {state_dir} is not writable"]
-    return []
 
 
 def makeService(options: Options) -> MultiService:
@@ -77,15 +64,13 @@ def makeService(options: Options) -> MultiService:
     control = StreamServerEndpointService(
         _control_endpoint(reactor, *config.node.control), control_site(node.status)
     )
-    # Fail the start, not later, when the control port is taken.
+    # Should the port be taken after postOptions found it free, fail the start, not later.
     control._raiseSynchronously = True
     control.setServiceParent(top)
     return top
 
 
 def _control_endpoint(reactor: Any, host: str, port: int) -> Any:
-    try:
-        v6 = ipaddress.ip_address(host).version == 6
-    except ValueError:
-        v6 = False  # a host name such as localhost: bind() resolves it as IPv4
-    return (TCP6ServerEndpoint if v6 else TCP4ServerEndpoint)(reactor, port, interface=host)
+    # A host name such as localhost: bind() resolves it as IPv4.
+    endpoint = TCP6ServerEndpoint if ip_version(host) == 6 else TCP4ServerEndpoint
+    return endpoint(reactor, port, interface=host)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,11 +17,14 @@ from hypothesis import strategies as st
 from rais.config import (
     Command,
     ConfigError,
+    host_notes,
+    host_problems,
     load_config,
     parse_hostport,
 )
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import write_new_key_file
+from rais.localcluster import free_port
 from rais.states import Role
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "etc" / "rais.toml"
@@ -361,6 +368,52 @@ def test_key_file_readable_by_others(folder: Path) -> None:
     )
 
 
+@contextmanager
+def within(seconds: int) -> Iterator[None]:
+    """Fail, rather than hang, if the body blocks (as opening a FIFO with no writer does)."""
+    def hung(signum: int, frame: object) -> None:
+        raise AssertionError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("make", [os.mkfifo, os.mkdir], ids=["fifo", "folder"])
+def test_key_file_that_is_not_a_regular_file(folder: Path, make: Callable[[Path, int], None]) -> None:
+    key = folder / "rais.key"
+    os.remove(key)
+    make(key, 0o600)
+    path = write(folder)
+    with within(5):
+        assert only_problem(path) == f"{path}: cluster.key_file: {key} is not a regular file"
+
+
+SECRET = "ab" * 32
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (f"# keys\n\n1 {SECRET}\n2\n", "line 4: expected 'KEY-ID HEX-SECRET'"),
+    (f"70000 {SECRET}\n", "line 1: key id '70000' must be 0..65535"),
+    (f"1 {SECRET}\n2 {SECRET[:-1]}x\n", "line 2: secret is not hexadecimal"),
+    ("1 abcd\n", "line 1: secret has 2 bytes, needs 16 or more"),
+    (f"1 {SECRET}\n1 {SECRET}\n", "line 2: key id 1 appears twice"),
+    ("# no key yet\n", "holds no key"),
+    (f"1 {SECRET}\n# café\n", "line 2: not ASCII text (byte 0xc3)"),
+    # Lines are counted at \n only, as an editor counts them.
+    (f"1 {SECRET}\r\n\f\r\nbad\r\n", "line 3: expected 'KEY-ID HEX-SECRET'"),
+], ids=["fields", "key-id", "hex", "short", "twice", "no-key", "ascii", "crlf"])
+def test_key_file_content_problem_names_the_file_and_line(folder: Path, content: str, message: str) -> None:
+    key = folder / "rais.key"
+    key.write_bytes(content.encode())  # still mode 0600
+    path = write(folder)
+    assert only_problem(path) == f"{path}: cluster.key_file: {key}: {message}"
+
+
 @pytest.mark.parametrize(("name", "shown"), [
     ("my web", '"my web"'),
     ("", '""'),
@@ -524,3 +577,84 @@ def test_policy_weights_and_network_limit(folder: Path) -> None:
                                   "overlap, latency, cpu, network, role, stickiness")
     path = write(folder, extra="[policy.web]\nweights = { cpu = -1 }\n")
     assert only_problem(path) == f"{path}: policy.web.weights: cpu: must be 0..1000, got -1"
+
+
+# --- this host ----------------------------------------------------------------
+
+ELSEWHERE = "203.0.113.7"  # TEST-NET-3, for documentation only: an address of no real host
+
+
+def here(folder: Path, changes: dict[str, dict[str, str]] | None = None) -> str:
+    """write(), with this host's address, state_dir in ``folder`` and a free control port."""
+    node = {"address": '"127.0.0.1"', "state_dir": '"state"', "control": f'"127.0.0.1:{free_port()}"'}
+    changes = changes or {}
+    return write(folder, {"cluster": changes.get("cluster", {}), "node": node | changes.get("node", {})})
+
+
+@pytest.mark.parametrize("interface", ["0.0.0.0", "127.0.0.1"])
+def test_an_interface_of_this_host_is_fine(folder: Path, interface: str) -> None:
+    config = load_config(here(folder, {"cluster": {"interface": f'"{interface}"'}}))
+    assert host_problems(config) == host_problems(config, starting=True) == []
+    assert host_notes(config) == []
+
+
+def test_interface_must_be_an_address_of_this_host(folder: Path) -> None:
+    path = here(folder, {"cluster": {"interface": f'"{ELSEWHERE}"'}})
+    config = load_config(path)  # the file itself is fine
+    problem = f"{path}: cluster.interface: {ELSEWHERE} is not an address of this host"
+    assert host_problems(config) == host_problems(config, starting=True) == [problem]
+
+
+def test_address_elsewhere_is_only_a_note(folder: Path) -> None:
+    # A NAT address or a VIP not up yet is right there; a name is not looked up.
+    path = here(folder, {"node": {"address": f'"{ELSEWHERE}"'}})
+    config = load_config(path)
+    assert host_problems(config, starting=True) == []
+    assert host_notes(config) == [f"{path}: note: node.address: {ELSEWHERE} is not an address of this host "
+                                  "(fine only if it is a NAT address, or a VIP not up yet)"]
+    assert host_notes(load_config(here(folder, {"node": {"address": '"db1.example.com"'}}))) == []
+
+
+def test_state_dir_that_is_a_file(folder: Path) -> None:
+    (folder / "state").write_text("")
+    path = here(folder)
+    problem = f"{path}: node.state_dir: {folder / 'state'} is not a folder"
+    config = load_config(path)
+    # Once each, also when starting, where making the folder would fail too.
+    assert host_problems(config) == host_problems(config, starting=True) == [problem]
+
+
+def test_state_dir_under_a_file(folder: Path) -> None:
+    (folder / "state").write_text("")
+    path = here(folder, {"node": {"state_dir": '"state/node"'}})
+    assert host_problems(load_config(path)) == [
+        f"{path}: node.state_dir: cannot create {folder / 'state' / 'node'}: {folder / 'state'} is not a folder"]
+
+
+def test_state_dir_is_made_only_when_starting(folder: Path) -> None:
+    config = load_config(here(folder, {"node": {"state_dir": '"var/state"'}}))
+    assert host_problems(config) == []
+    assert not (folder / "var").exists()
+    assert host_problems(config, starting=True) == []
+    assert (folder / "var" / "state").is_dir()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_control_port_in_use(folder: Path, host: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        path = here(folder, {"node": {"control": f'"{host}:{port}"'}})
+        config = load_config(path)
+        why = f"{host}:{port} is in use (by a node already running, or another program)"
+        assert host_problems(config, starting=True) == [f"{path}: node.control: {why}"]
+        # check-config: the node itself may be the one listening.
+        assert host_problems(config) == []
+        assert host_notes(config) == [f"{path}: note: node.control: {why}"]
+
+
+def test_control_on_an_address_elsewhere(folder: Path) -> None:
+    path = here(folder, {"node": {"control": f'"{ELSEWHERE}:8470"'}})
+    assert host_problems(load_config(path), starting=True) == [
+        f"{path}: node.control: {ELSEWHERE} is not an address of this host"]
