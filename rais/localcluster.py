@@ -1,12 +1,16 @@
-"""A cluster of real `twistd rais` processes on loopback, for the demo and the integration tests.
+"""Clusters of real `twistd rais` processes on this machine.
 
-Each node gets its own folder with a config, a state_dir and a log; they
-share one key file, one multicast group and port, and each has its own
-control port.
+``LocalCluster`` runs them on loopback, for the demo and the integration
+tests: each node gets its own folder with a config, a state_dir and a log;
+they share one key file, one multicast group and port, and each has its own
+control port. ``TwistdCluster`` (starting, signalling and stopping the
+processes it started), ``write_config`` and the status helpers are shared
+with ``rais.netcluster``, which puts each node in a network namespace.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import random
 import signal
@@ -14,8 +18,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -24,6 +28,8 @@ from rais.keys import write_new_key_file
 
 # The twistd script installed beside this interpreter (a venv's bin folder).
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+
+_PR_SET_PDEATHSIG = 1
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, step: float = 0.05) -> bool:
@@ -52,6 +58,7 @@ class LocalNode:
     role: str
     folder: str
     control_port: int
+    address: str = "127.0.0.1"  # the node's interface, address and control host
     process: subprocess.Popen | None = None
     wanted: bool = False  # started and not deliberately stopped
 
@@ -64,70 +71,110 @@ class LocalNode:
         return os.path.join(self.folder, "twistd.log")
 
     def status(self, timeout: float = 2.0) -> dict[str, Any]:
-        return fetch_status("127.0.0.1", self.control_port, timeout)
+        return fetch_status(self.address, self.control_port, timeout)
 
 
 CONFIG = """\
-# Written by rais.localcluster for a local demo or test cluster.
+# Written by rais.localcluster or rais.netcluster for a demo or test cluster.
 [cluster]
 id = "{cluster}"
 key_file = "../cluster.key"
 group = "{group}"
 port = {port}
-interface = "127.0.0.1"
+interface = "{address}"
 heartbeat_interval = {interval}
 dead_after = {dead_after}
-
+{settings}
 [node]
 host_id = {host_id}
-address = "127.0.0.1"
+address = "{address}"
 role = "{role}"
 priority = {priority}
-control = "127.0.0.1:{control_port}"
+control = "{address}:{control_port}"
 state_dir = "state"
 
 """
 
 
-class LocalCluster:
-    def __init__(
-        self,
-        base: str,
-        roles: list[str],
-        interval: float = 1.0,
-        dead_after: int = 3,
-        cluster: str = "1.2",
-        extra: str = "",
-        extras: dict[int, str] | None = None,
-    ) -> None:
+@attrs.frozen
+class Shared:
+    """What every node's config of one cluster says alike."""
+
+    group: str
+    port: int
+    interval: float
+    dead_after: int
+    cluster: str = "1.2"
+    settings: str = ""  # more [cluster] keys, one per line
+    extra: str = ""  # appended to every node's config: [services.*], [policy.*], ...
+
+
+def write_config(node: LocalNode, shared: Shared, extra: str = "") -> None:
+    """The node's rais.toml: the shared settings, then the cluster-wide and this node's ``extra``."""
+    os.makedirs(node.folder, exist_ok=True)
+    with open(node.config_path, "w") as f:
+        f.write(CONFIG.format(
+            cluster=shared.cluster, group=shared.group, port=shared.port, interval=shared.interval,
+            dead_after=shared.dead_after, settings=shared.settings, host_id=node.host_id, address=node.address,
+            role=node.role, priority=100, control_port=node.control_port,
+        ) + shared.extra + extra)
+
+
+def agreed(nodes: Sequence[LocalNode], docs: Sequence[dict[str, Any]] | None = None) -> tuple[str, int] | None:
+    """(master, term) if every node names the same master and term, else None."""
+    docs = docs or [n.status() for n in nodes]
+    views = {(d["master"], d["term"]) for d in docs}
+    if len(views) == 1 and docs[0]["master"] is not None:
+        return views.pop()
+    return None
+
+
+def converged(nodes: Sequence[LocalNode]) -> bool:
+    """One master, followed by all, with the same tables: all read from one round of statuses."""
+    docs = [n.status() for n in nodes]
+    return bool(agreed(nodes, docs)) and len({(d["generation"], d["digest"]) for d in docs}) == 1
+
+
+def declared(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The services table without what probes measure: a master probes each service at its own
+    phase of the probe interval, so one may not have reached a service yet when another has."""
+    measured = ("result", "latency_us", "detail", "changed_ms")
+    return [{k: v for k, v in r.items() if k not in measured} for r in doc["tables"]["services"]]
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the process that started it dies, so a harness
+    killed outright (SIGKILL) leaves no node running. The kernel ties this to the starting
+    thread, so clusters are started from the main thread."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def launch(argv: list[str], folder: str, stderr_path: str) -> subprocess.Popen:
+    """Start a process of a cluster in ``folder``, its stderr appended to ``stderr_path``."""
+    with open(stderr_path, "ab") as err:
+        return subprocess.Popen(argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=err, preexec_fn=_die_with_parent)
+
+
+N = TypeVar("N", bound=LocalNode)
+
+
+class TwistdCluster(Generic[N]):
+    """The twistd processes of a cluster's nodes: started, signalled and stopped, and only
+    those this object started (it keeps their Popen objects; nothing is found by name)."""
+
+    def __init__(self, base: str, interval: float, dead_after: int) -> None:
         self.base = base
         self.interval = interval
         self.dead_after = dead_after
-        # A random group and port keep concurrent demos and test runs apart.
-        self.group = f"239.192.{random.randint(0, 255)}.{random.randint(1, 254)}"
-        self.port = free_port(socket.SOCK_DGRAM)
-        write_new_key_file(os.path.join(base, "cluster.key"))
-        self.nodes = []
-        for host_id, role in enumerate(roles, 1):
-            folder = os.path.join(base, f"node{host_id}")
-            os.makedirs(folder)
-            node = LocalNode(host_id, role, folder, free_port())
-            with open(node.config_path, "w") as f:
-                f.write(CONFIG.format(
-                    cluster=cluster, group=self.group, port=self.port, interval=interval,
-                    dead_after=dead_after, host_id=host_id, role=role, priority=100,
-                    control_port=node.control_port,
-                ) + extra + (extras or {}).get(host_id, ""))
-            self.nodes.append(node)
+        self.nodes: list[N] = []
 
-    def start(self, node: LocalNode) -> None:
+    def command(self, node: N) -> list[str]:
+        return [TWISTD, "-n", "--pidfile=", f"--logfile={node.log_path}", "rais", "--config", node.config_path]
+
+    def start(self, node: N) -> None:
         node.wanted = True
-        with open(os.path.join(node.folder, "stderr.log"), "ab") as err:
-            node.process = subprocess.Popen(
-                [TWISTD, "-n", "--pidfile=", f"--logfile={node.log_path}",
-                 "rais", "--config", node.config_path],
-                cwd=node.folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-            )
+        node.process = launch(self.command(node), node.folder, os.path.join(node.folder, "stderr.log"))
 
     def start_all(self) -> None:
         """Start every node, a configured master first: a cluster that never had a master
@@ -138,18 +185,17 @@ class LocalCluster:
         for node in first[1:]:
             self.start(node)
 
+    def retry(self, node: N) -> bool:
+        """A node exited while starting: whether it was started again (see LocalCluster)."""
+        return False
+
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until every node that should be running answers on its control port."""
         deadline = time.monotonic() + timeout
         for node in (n for n in self.nodes if n.wanted):
-            retries = 3
             while True:
                 if node.process is not None and node.process.poll() is not None:
-                    # free_port() can race with another program taking the port: pick another.
-                    if retries and "Address already in use" in self.tail(node):
-                        retries -= 1
-                        self._move_control(node)
-                        self.start(node)
+                    if self.retry(node):
                         continue
                     raise RuntimeError(f"node {node.host_id} exited: {self.tail(node)}")
                 try:
@@ -160,15 +206,8 @@ class LocalCluster:
                         raise TimeoutError(f"node {node.host_id} not ready: {self.tail(node)}") from None
                     time.sleep(0.1)
 
-    def _move_control(self, node: LocalNode) -> None:
-        old = f'control = "127.0.0.1:{node.control_port}"'
-        node.control_port = free_port()
-        with open(node.config_path) as f:
-            text = f.read()
-        with open(node.config_path, "w") as f:
-            f.write(text.replace(old, f'control = "127.0.0.1:{node.control_port}"'))
-
-    def kill(self, node: LocalNode, sig: int = signal.SIGKILL) -> None:
+    def kill(self, node: N, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` (one that ends it) to the node's process and wait for it to exit."""
         node.wanted = False
         if node.process is not None:
             node.process.send_signal(sig)
@@ -177,16 +216,7 @@ class LocalCluster:
     def stop_all(self, timeout: float = 10.0) -> None:
         for node in self.nodes:
             node.wanted = False
-        running = [n.process for n in self.nodes if n.process and n.process.poll() is None]
-        for p in running:
-            p.terminate()
-        deadline = time.monotonic() + timeout
-        for p in running:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes([n.process for n in self.nodes if n.process], timeout)
 
     @staticmethod
     def tail(node: LocalNode, lines: int = 20) -> str:
@@ -196,3 +226,60 @@ class LocalCluster:
                 with open(path, errors="replace") as f:
                     text += "".join(f.readlines()[-lines:])
         return text
+
+
+def stop_processes(processes: Sequence[subprocess.Popen], timeout: float = 10.0) -> None:
+    """SIGTERM each process still running (and SIGCONT, so a frozen one acts on it), then
+    SIGKILL whatever has not exited after ``timeout`` seconds."""
+    running = [p for p in processes if p.poll() is None]
+    for p in running:
+        p.terminate()
+        p.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + timeout
+    for p in running:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+class LocalCluster(TwistdCluster[LocalNode]):
+    def __init__(
+        self,
+        base: str,
+        roles: list[str],
+        interval: float = 1.0,
+        dead_after: int = 3,
+        cluster: str = "1.2",
+        extra: str = "",
+        extras: dict[int, str] | None = None,
+    ) -> None:
+        super().__init__(base, interval, dead_after)
+        # A random group and port keep concurrent demos and test runs apart.
+        self.group = f"239.192.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        self.port = free_port(socket.SOCK_DGRAM)
+        shared = Shared(self.group, self.port, interval, dead_after, cluster, extra=extra)
+        write_new_key_file(os.path.join(base, "cluster.key"))
+        for host_id, role in enumerate(roles, 1):
+            node = LocalNode(host_id, role, os.path.join(base, f"node{host_id}"), free_port())
+            write_config(node, shared, (extras or {}).get(host_id, ""))
+            self.nodes.append(node)
+        self._retries = {node.host_id: 3 for node in self.nodes}
+
+    def retry(self, node: LocalNode) -> bool:
+        # free_port() can race with another program taking the port: pick another.
+        if self._retries[node.host_id] and "Address already in use" in self.tail(node):
+            self._retries[node.host_id] -= 1
+            self._move_control(node)
+            self.start(node)
+            return True
+        return False
+
+    def _move_control(self, node: LocalNode) -> None:
+        old = f'control = "127.0.0.1:{node.control_port}"'
+        node.control_port = free_port()
+        with open(node.config_path) as f:
+            text = f.read()
+        with open(node.config_path, "w") as f:
+            f.write(text.replace(old, f'control = "127.0.0.1:{node.control_port}"'))

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from rais.localcluster import LocalCluster, wait_for
+from rais.localcluster import LocalCluster, agreed, converged, declared, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,30 +38,8 @@ def hid(n):
     return f"1.2.0.{n}"
 
 
-def declared(doc):
-    """The services table without what probes measure: a master probes each service at its own
-    phase of the probe interval, so one may not have reached a service yet when another has."""
-    measured = ("result", "latency_us", "detail", "changed_ms")
-    return [{k: v for k, v in r.items() if k not in measured} for r in doc["tables"]["services"]]
-
-
 def statuses(node):
     return {h["id"]: h["status"] for h in node.status()["hosts"]}
-
-
-def agreed(nodes, docs=None):
-    """(master, term) if every node names the same master and term, else None."""
-    docs = docs or [n.status() for n in nodes]
-    views = {(d["master"], d["term"]) for d in docs}
-    if len(views) == 1 and docs[0]["master"] is not None:
-        return views.pop()
-    return None
-
-
-def converged(nodes):
-    """One master, followed by all, with the same tables: all read from one round of statuses."""
-    docs = [n.status() for n in nodes]
-    return bool(agreed(nodes, docs)) and len({(d["generation"], d["digest"]) for d in docs}) == 1
 
 
 def complete(nodes):

@@ -1,0 +1,455 @@
+"""A cluster of real twistd nodes, each in its own network namespace, and the faults a test makes.
+
+``NetCluster`` builds one namespace per host on one bridge: a veth (``eth0``
+inside), an address in a 198.18.X.0/24 of its own (198.18.0.0/15 is reserved for
+network benchmarks, RFC 2544, so unlikely to clash; the bridge's name claims
+X, so clusters coexist), loopback up and a route for multicast. The root
+namespace gets ``.254`` on the bridge, so this machine reaches every node's
+control endpoint (``rais status --control 198.18.X.i:8470``; ``status()`` asks
+from inside the node's namespace, so a link down does not hide it), and an
+observer namespace (``.250``, no node) captures and injects datagrams. Each
+node runs as ``ip netns exec NS twistd -n rais`` with its interface, address
+and control endpoint on its own address.
+
+Faults: signals to the processes this object started (kill, freeze, thaw,
+restart), a link down, partitions both ways or one way, and random loss of the
+cluster's datagrams, with nftables in the receivers' namespaces; a cut is
+written for every namespace before any is applied, and applied to all at once.
+
+Cleanup, ``close()`` (or leaving the ``with`` block): it stops the processes
+it started, then deletes its nftables tables, veths, namespaces and bridge.
+Inside the ``with`` block SIGTERM raises KeyboardInterrupt, so a test run that
+is terminated still cleans up; a harness killed outright (SIGKILL) takes its
+processes with it (they die with their parent), and the next NetCluster made
+on this machine deletes the network it left behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import http.client
+import ipaddress
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from types import FrameType, TracebackType
+from typing import Any
+
+import attrs
+
+from rais.keys import write_new_key_file
+from rais.localcluster import LocalNode, Shared, TwistdCluster, launch, stop_processes, write_config
+
+ROOT, OBSERVER = 254, 250  # host parts of the root namespace's and the observer's addresses
+GROUP, PORT, CONTROL_PORT = "239.192.1.2", 5150, 8470  # each cluster has a bridge of its own
+TABLE = "raisfault"  # the nftables table in each node's namespace: chains cut and loss
+OWNER = "rais.netcluster pid "  # the bridge's alias: which process made it
+_CLONE_NEWNET = 0x40000000
+
+
+class NetError(RuntimeError):
+    """A command that builds or changes the network failed."""
+
+
+def run(argv: list[str], stdin: str | None = None) -> str:
+    """Run a command to completion; its output, or NetError with what it said."""
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise NetError(f"{' '.join(argv)}: {done.stderr.strip() or f'exit status {done.returncode}'}")
+    return done.stdout
+
+
+@functools.cache
+def unavailable() -> str | None:
+    """Why network namespaces cannot be made here, or None. Tried in a throwaway namespace."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (Debian: iproute2, nftables)"
+    probe = f"raisprobe-{os.getpid()}"
+    try:
+        run(["ip", "netns", "add", probe])
+        run(["ip", "-n", probe, "-batch", "-"],
+            "link add raisbr type bridge\nlink add raisv type veth peer name raisp\n")
+        run(["ip", "netns", "exec", probe, "nft", "add", "table", "inet", TABLE])
+    except NetError as e:
+        return str(e)
+    finally:
+        subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _namespaces() -> list[str]:
+    return sorted(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else []
+
+
+def sweep() -> None:
+    """Delete the network of every cluster whose harness no longer runs (it was killed outright)."""
+    for link in json.loads(run(["ip", "-j", "link", "show", "type", "bridge"]) or "[]"):
+        octet = re.fullmatch(r"raisbr(\d+)", link["ifname"])
+        owner = re.fullmatch(re.escape(OWNER) + r"(\d+)", link.get("ifalias", ""))
+        if octet is None or owner is None or _alive(int(owner[1])):
+            continue
+        ports = [p["ifname"] for p in json.loads(run(["ip", "-j", "link", "show", "master", link["ifname"]]) or "[]")]
+        prefix = f"rais{octet[1]}-{owner[1]}-"
+        _delete(ports, [ns for ns in _namespaces() if ns.startswith(prefix)], link["ifname"])
+    probes = [ns for ns in _namespaces() if (m := re.fullmatch(r"raisprobe-(\d+)", ns)) and not _alive(int(m[1]))]
+    if probes:
+        _delete([], probes, None)  # unavailable()'s, killed before it deleted it
+
+
+def _delete(veths: Iterable[str], namespaces: Iterable[str], bridge: str | None) -> None:
+    """Delete these links and namespaces, whatever is already gone: the veths first (a namespace
+    deleted with a veth in it frees the veth only later)."""
+    lines = [f"link del {v}" for v in veths] + [f"netns del {ns}" for ns in namespaces]
+    lines += [f"link del {bridge}"] if bridge else []
+    subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(lines) + "\n", capture_output=True, text=True)
+
+
+def _used_networks() -> list[ipaddress.IPv4Network]:
+    routes = json.loads(run(["ip", "-j", "-4", "route", "show", "table", "all"]) or "[]")
+    nets = []
+    for r in routes:
+        try:
+            nets.append(ipaddress.IPv4Network(r["dst"], strict=False))
+        except (KeyError, ValueError):
+            continue  # "default", "broadcast ..." and the like
+    return [n for n in nets if n.prefixlen > 0]
+
+
+@attrs.define(kw_only=True)
+class NetNode(LocalNode):
+    index: int  # its place in the cluster, 1..N: its address is .index; host_id may differ
+    namespace: str
+    veth: str  # its veth's end on the bridge, in the root namespace
+
+    def status(self, timeout: float = 2.0) -> dict[str, Any]:
+        """Its status.json, asked from inside its namespace: a link down does not hide it."""
+        connection = _NamespaceHTTP(self.namespace, self.address, self.control_port, timeout)
+        try:
+            connection.request("GET", "/status.json")
+            reply = connection.getresponse()
+            if reply.status != 200:
+                raise OSError(f"{self.address}:{self.control_port}: HTTP {reply.status}")
+            return json.load(reply)
+        except http.client.HTTPException as e:
+            raise OSError(f"{self.address}:{self.control_port}: {e!r}") from e  # as urllib's errors are
+        finally:
+            connection.close()
+
+
+@attrs.frozen
+class Captured:
+    """A datagram the observer saw on the group and port."""
+
+    data: bytes
+    source: str  # "address:port"
+    at: float  # time.time() when it arrived
+
+
+def _socket_in(namespace: str, kind: int = socket.SOCK_DGRAM) -> socket.socket:
+    """A socket in ``namespace``. A network namespace belongs to a thread and a socket stays
+    in the namespace it was made in: a thread enters it, makes the socket and ends."""
+    made: list[socket.socket | OSError] = []
+
+    def enter() -> None:
+        try:
+            with open(f"/run/netns/{namespace}") as f:
+                if ctypes.CDLL(None, use_errno=True).setns(f.fileno(), _CLONE_NEWNET) != 0:
+                    errno = ctypes.get_errno()
+                    raise OSError(errno, f"setns {namespace}: {os.strerror(errno)}")
+            made.append(socket.socket(socket.AF_INET, kind))
+        except OSError as e:
+            made.append(e)
+
+    thread = threading.Thread(target=enter)
+    thread.start()
+    thread.join()
+    if isinstance(made[0], OSError):
+        raise made[0]
+    return made[0]
+
+
+class _NamespaceHTTP(http.client.HTTPConnection):
+    """An HTTP connection made from inside a namespace."""
+
+    def __init__(self, namespace: str, host: str, port: int, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.namespace = namespace
+
+    def connect(self) -> None:
+        self.sock = _socket_in(self.namespace, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect((self.host, self.port))
+
+
+class NetCluster(TwistdCluster[NetNode]):
+    """N twistd nodes, node ``i`` (1-based) in namespace ``...-h<i>`` at ``198.18.X.i``.
+
+    ``settings`` adds [cluster] keys (``quorum = true``); ``extra`` goes into every node's
+    config and ``extras[i]`` into node i's; ``host_ids[i]`` gives node i another host id
+    (the same as another node's, for a duplicate-id test).
+    """
+
+    def __init__(self, base: str, roles: list[str], interval: float = 1.0, dead_after: int = 3, *,
+                 cluster: str = "1.2", settings: str = "", extra: str = "", extras: dict[int, str] | None = None,
+                 host_ids: dict[int, int] | None = None) -> None:
+        super().__init__(base, interval, dead_after)
+        self.group, self.port = GROUP, PORT
+        self.key_path = os.path.join(base, "cluster.key")
+        self.bridge: str | None = None
+        self._namespaces: list[str] = []
+        self._veths: list[str] = []
+        self._helpers: list[subprocess.Popen] = []
+        self._injector: socket.socket | None = None
+        self._sigterm: Any = None
+        try:
+            sweep()
+            octet = self._claim_bridge()
+            net = f"198.18.{octet}"
+            self.observer_address = f"{net}.{OBSERVER}"
+            self.observer = f"rais{octet}-{os.getpid()}-obs"
+            shared = Shared(self.group, self.port, interval, dead_after, cluster, settings, extra)
+            write_new_key_file(self.key_path)
+            for index, role in enumerate(roles, 1):
+                node = NetNode(
+                    host_id=(host_ids or {}).get(index, index), role=role, folder=os.path.join(base, f"node{index}"),
+                    control_port=CONTROL_PORT, address=f"{net}.{index}", index=index,
+                    namespace=f"rais{octet}-{os.getpid()}-h{index}", veth=f"rais{octet}v{index}",
+                )
+                write_config(node, shared, (extras or {}).get(index, ""))
+                self.nodes.append(node)
+            self._wire([(n.namespace, n.veth, n.address) for n in self.nodes]
+                       + [(self.observer, f"rais{octet}vo", self.observer_address)])
+            tables = f"add table inet {TABLE}\n" + "".join(
+                f"add chain inet {TABLE} {chain} {{ type filter hook input priority {prio}; policy accept; }}\n"
+                for chain, prio in (("cut", 0), ("loss", 10)))
+            self._nft({node.namespace: tables for node in self.nodes})
+        except BaseException:
+            self.close()
+            raise
+
+    def _claim_bridge(self) -> int:
+        """Make this cluster's bridge on a free 198.18.X.0/24; its name raisbrX claims X."""
+        used = _used_networks()
+        free = [x for x in range(256) if not any(
+            n.overlaps(ipaddress.IPv4Network(f"198.18.{x}.0/24")) for n in used)]
+        random.shuffle(free)  # two harnesses starting together rarely reach for the same one
+        for octet in free:
+            bridge = f"raisbr{octet}"
+            try:
+                run(["ip", "link", "add", bridge, "type", "bridge", "mcast_snooping", "0"])
+            except NetError as e:
+                if "exists" in str(e):
+                    continue  # another cluster's
+                raise
+            self.bridge = bridge
+            run(["ip", "-batch", "-"], f'link set {bridge} alias "{OWNER}{os.getpid()}"\n'
+                f"link set {bridge} up\naddr add 198.18.{octet}.{ROOT}/24 dev {bridge}\n")
+            return octet
+        raise NetError("no free /24 in 198.18.0.0/16 for a cluster")
+
+    def _wire(self, hosts: list[tuple[str, str, str]]) -> None:
+        """For each (namespace, veth, address): the namespace, its veth on the bridge as eth0 inside,
+        its address, loopback, and the multicast route."""
+        lines = []
+        for namespace, veth, _ in hosts:
+            self._namespaces.append(namespace)
+            self._veths.append(veth)
+            lines += [f"netns add {namespace}", f"link add {veth} type veth peer name eth0 netns {namespace}",
+                      f"link set {veth} master {self.bridge} up"]
+        run(["ip", "-batch", "-"], "\n".join(lines) + "\n")
+        for namespace, _, address in hosts:
+            run(["ip", "-n", namespace, "-batch", "-"],
+                f"link set lo up\naddr add {address}/24 dev eth0\nlink set eth0 up\nroute add 224.0.0.0/4 dev eth0\n")
+
+    def _nft(self, scripts: dict[str, str]) -> None:
+        """Run an nft script in each namespace named: all started before any is waited for, so
+        a cut lands everywhere within a few milliseconds; each script is one nft transaction."""
+        running = [(namespace, subprocess.Popen(["ip", "netns", "exec", namespace, "nft", "-f", "-"],
+                                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                stderr=subprocess.PIPE, text=True))
+                   for namespace in scripts]
+        failed = []
+        for namespace, p in running:
+            _, err = p.communicate(scripts[namespace])
+            if p.returncode != 0:
+                failed.append(f"{namespace}: {err.strip()}")
+        if failed:
+            raise NetError("nft: " + "; ".join(failed))
+
+    # The processes.
+
+    def command(self, node: NetNode) -> list[str]:
+        return ["ip", "netns", "exec", node.namespace, *super().command(node)]
+
+    def restart(self, node: NetNode) -> None:
+        """Stop the node with SIGTERM, start it again, and wait until it answers."""
+        self.kill(node, signal.SIGTERM)
+        self.start(node)
+        self.wait_ready()
+
+    def freeze(self, node: NetNode) -> None:
+        """SIGSTOP: the node stops dead, its sockets open, until thawed."""
+        assert node.process is not None
+        node.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self, node: NetNode) -> None:
+        """SIGCONT: a frozen node resumes where it stopped, its socket's queue waiting."""
+        assert node.process is not None
+        node.process.send_signal(signal.SIGCONT)
+
+    def spawn(self, node: NetNode, argv: list[str]) -> subprocess.Popen:
+        """Another process in the node's namespace (a server for a probe), stopped by close()."""
+        p = launch(["ip", "netns", "exec", node.namespace, *argv], node.folder,
+                   os.path.join(node.folder, "helpers.log"))
+        self._helpers.append(p)
+        return p
+
+    def listen(self, node: NetNode, port: int) -> subprocess.Popen:
+        """A TCP (HTTP) server on the node's address, for a tcp or http probe to find."""
+        return self.spawn(node, [sys.executable, "-m", "http.server", "--bind", node.address, str(port)])
+
+    def status(self, node: NetNode, timeout: float = 2.0) -> dict[str, Any]:
+        return node.status(timeout)
+
+    # The network.
+
+    def link_down(self, node: NetNode) -> None:
+        """The node's cable pulled: its veth's bridge end down (inside, eth0 loses its carrier)."""
+        run(["ip", "link", "set", node.veth, "down"])
+
+    def link_up(self, node: NetNode) -> None:
+        run(["ip", "link", "set", node.veth, "up"])
+
+    def partition(self, groups: Sequence[Sequence[NetNode]]) -> None:
+        """Each group hears only itself (both ways); nodes in no group, and the observer, hear
+        and are heard by all. Replaces the previous cut."""
+        drops = {}
+        for group in groups:
+            others = [n.address for g in groups if g is not group for n in g]
+            for node in group:
+                drops[node.namespace] = others
+        self._cut(drops)
+
+    def partition_one_way(self, src: Sequence[NetNode], dst: Sequence[NetNode]) -> None:
+        """``dst`` stops hearing ``src`` (dropped at the receivers by source address); ``src``
+        still hears ``dst``. Replaces the previous cut."""
+        self._cut({node.namespace: [n.address for n in src] for node in dst})
+
+    def heal(self) -> None:
+        self._cut({})
+
+    def _cut(self, drops: dict[str, list[str]]) -> None:
+        """Per namespace, the source addresses its node stops hearing; every other node hears all."""
+        self._nft({n.namespace: self._chain("cut", f"ip saddr {{ {', '.join(drops[n.namespace])} }} drop"
+                                            if drops.get(n.namespace) else None) for n in self.nodes})
+
+    def loss(self, percent: int, nodes: Sequence[NetNode] | None = None) -> None:
+        """Drop ``percent``% of the incoming datagrams on the cluster's port, at random, in every
+        node's namespace (or the given nodes')."""
+        if not 0 <= percent <= 100:
+            raise ValueError(f"loss of {percent}%: expected 0..100")
+        # nft compares the random number (0..99) only with a value in its range.
+        chance = "" if percent == 100 else f"numgen random mod 100 < {percent} "
+        rule = f"udp dport {self.port} {chance}drop" if percent else None
+        self._nft({node.namespace: self._chain("loss", rule) for node in nodes or self.nodes})
+
+    def no_loss(self) -> None:
+        self._nft({node.namespace: self._chain("loss", None) for node in self.nodes})
+
+    @staticmethod
+    def _chain(chain: str, rule: str | None) -> str:
+        return f"flush chain inet {TABLE} {chain}\n" + (f"add rule inet {TABLE} {chain} {rule}\n" if rule else "")
+
+    # The observer.
+
+    def capture(self, seconds: float) -> list[Captured]:
+        """Every datagram seen on the group and port from the observer for ``seconds``."""
+        sock = _socket_in(self.observer)
+        seen = []
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.group, self.port))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                            socket.inet_aton(self.group) + socket.inet_aton(self.observer_address))
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                try:
+                    data, (host, port) = sock.recvfrom(65535)
+                except TimeoutError:
+                    break
+                seen.append(Captured(data, f"{host}:{port}", time.time()))
+        finally:
+            sock.close()
+        return seen
+
+    def inject(self, datagrams: Iterable[bytes]) -> None:
+        """Send these datagrams to the group and port from the observer, as they are."""
+        if self._injector is None:
+            self._injector = _socket_in(self.observer)
+            self._injector.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                                      socket.inet_aton(self.observer_address))
+            self._injector.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        for data in datagrams:
+            self._injector.sendto(data, (self.group, self.port))
+
+    # Cleanup.
+
+    def close(self) -> None:
+        """Stop every process this cluster started, then delete its nftables tables, veths,
+        namespaces and bridge. Safe to call again, and on a cluster half built."""
+        try:
+            stop_processes([n.process for n in self.nodes if n.process] + self._helpers)
+        finally:
+            if self._injector is not None:
+                self._injector.close()
+                self._injector = None
+            for node in self.nodes:
+                if node.namespace in self._namespaces:
+                    subprocess.run(["ip", "netns", "exec", node.namespace, "nft", "delete", "table", "inet", TABLE],
+                                   capture_output=True)
+            _delete(self._veths, self._namespaces, self.bridge)
+            self._veths, self._namespaces, self.bridge = [], [], None
+
+    def __enter__(self) -> NetCluster:
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self._sigterm = signal.signal(signal.SIGTERM, _interrupt)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        try:
+            self.close()
+        finally:
+            if self._sigterm is not None:
+                signal.signal(signal.SIGTERM, self._sigterm)
+                self._sigterm = None
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM as Ctrl-C: pytest and the bench unwind (and clean up) on KeyboardInterrupt."""
+    raise KeyboardInterrupt(f"signal {signum}")
