@@ -59,7 +59,10 @@ class NodeProtocol(DatagramProtocol):
         # Loopback mode lets several nodes on one machine hear each other.
         transport.setLoopbackMode(True)
         if self.interface != "0.0.0.0":
-            transport.setOutgoingInterface(self.interface)
+            # Checked at start (rais.config: an address of this host), so this fails only if the
+            # address went away since: say so, rather than leave an unhandled error in a Deferred.
+            transport.setOutgoingInterface(self.interface).addErrback(
+                lambda f: self.log.failure("cannot send on {interface}", f, interface=self.interface))
         d = transport.joinGroup(self.group, self.interface)
         d.addCallbacks(
             lambda _: self.log.info(
