@@ -185,7 +185,7 @@ def test_one_way_partition_then_heal(cluster, who, way):
         cluster.partition_one_way(others, [host])
     else:
         cluster.partition_one_way([host], others)
-    seen = {n.host_id: [] for n in nodes}  # each node's (master, term) in turn during the cut: not judged
+    seen = {n.host_id: [] for n in nodes}  # each node's (master, term) in turn during the cut
     cut = time.monotonic()
     while time.monotonic() - cut < 4 * DEAD:
         for n in nodes:
@@ -194,6 +194,10 @@ def test_one_way_partition_then_heal(cluster, who, way):
                 seen[n.host_id].append(view)
     cluster.heal()
     healed = time.monotonic()
+    # No flapping: a deaf standby or a mute master may be replaced once, never back and forth.
+    for views in seen.values():
+        leaders = [master for master, _ in views if master is not None]
+        assert len({term for _, term in views}) <= 2 and leaders == sorted(set(leaders), key=leaders.index), views
     assert wait_for(lambda: converged(nodes), HEALED), [n.status() for n in nodes]
     took = time.monotonic() - healed
     assert len(masters(nodes)) == 1
