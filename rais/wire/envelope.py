@@ -32,7 +32,9 @@ __all__ = [
     "seal",
 ]
 
-PROTOCOL_VERSION = 1
+# 2: heartbeats carry `heard` and orders their host's boot epoch. A node drops (and counts, as
+# `version`) the datagrams of a node of another version: upgrade a cluster's nodes together.
+PROTOCOL_VERSION = 2
 MAX_DATAGRAM = 1400  # bytes: fits an Ethernet MTU with IP/UDP headers, so no fragments
 TAG_SIZE = 32  # full HMAC-SHA256, untruncated
 
