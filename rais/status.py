@@ -13,7 +13,6 @@ be a file an operator edited or a truncated download.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,12 +25,11 @@ from rais.membership import Peer
 from rais.planner import View
 from rais.reconcile import Books, Exclusion, Pending, Situation
 from rais.settings import Timing
-from rais.states import OrderAction
 from rais.tables import Tables, row_as
 from rais.wire import Order, RowKey
 from rais.wire.messages import MAX_NAME, TABLES
 from rais.wire.rows import ROWS, LatencyRow
-from rais.wire.schema import U64_MAX, Enum, Flag, HostId, Kind, Octets, Record, Struct, Text, UInt
+from rais.wire.schema import Flag, HostId, Kind, Octets, Record, Struct, Text, UInt, shown
 
 if TYPE_CHECKING:
     from rais.node import Node
@@ -127,21 +125,8 @@ class DocumentError(ValueError):
     """A status document that cannot be used; the message says where and why, on one line."""
 
 
-SHOWN = 60  # characters of a bad value quoted in an error
 MAX_WHY = 200  # characters of the reason a host is put aside (the master's are a few words)
 _KEY_FIELDS = ("host", "name")  # what a row's key is made of (see Row.key)
-
-
-def shown(value: Any) -> str:
-    """A JSON value as an error quotes it: as JSON, so on one line, and cut short (a field may be
-    megabytes); an array or object by its kind only (it may be nested deeper than a printer goes)."""
-    if isinstance(value, (dict, list)):
-        return json_type(value)
-    # A string is cut before it is escaped: an escape takes up to six characters.
-    text = json.dumps(value[:SHOWN + 1] if isinstance(value, str) else value)
-    if len(text) <= SHOWN:
-        return text
-    return f"{text[:SHOWN]}... ({len(value) if isinstance(value, str) else len(text)} characters)"
 
 
 def json_type(value: Any) -> str:
@@ -229,10 +214,11 @@ def _named(name: str) -> str:
     return name if name.isprintable() and " " not in name else shown(name)
 
 
-def _row(record: type[R], item: Any, where: str) -> R:
+def _row(record: type[R], item: Any, where: str, beside: tuple[str, ...] = ()) -> R:
+    """A record from a JSON object of its fields (and of the fields ``beside`` it, left to the caller)."""
     data = _object(item, where)
     components = record.__wire_components__
-    _known(data, [name for name, _kind, _optional in components], where)
+    _known(data, [*(name for name, _kind, _optional in components), *beside], where)
     fields = {}
     for name, kind, optional in components:
         if name not in data:
@@ -250,54 +236,40 @@ def _row(record: type[R], item: Any, where: str) -> R:
         fields[name] = value
     try:
         return record(**fields)
-    except ValueError as e:  # a check _value leaves to the record: "detail: 300 bytes of UTF-8, at most 200"
-        field, _, problem = str(e).partition(": ")
-        raise DocumentError(f"{where}: {field}: {_clipped(problem)}") from None
+    except ValueError as e:  # a record's own check across fields names the field itself
+        raise DocumentError(f"{where}: {e}") from None
 
 
 def _value(kind: Kind, value: Any) -> Any:
-    """A JSON value read as a field of the wire's ``kind``; ValueError saying what was expected.
-
-    The wire's own checks would say it too, but in Python's words and quoting the whole value."""
+    """A JSON value read as a field of the wire's ``kind``, checked by the wire's own check;
+    ValueError saying what was expected. Ids and bytes are written as text in JSON."""
     if isinstance(kind, HostId):
         return host_id(value)
     if isinstance(kind, Octets):
-        return _bytes(value, kind)
-    if isinstance(kind, UInt):
-        if type(value) is not int or not kind.low <= value <= kind.high:
-            raise ValueError(f"expected {_whole(kind.low, kind.high)}, got {shown(value)}")
-    elif isinstance(kind, Enum):
-        if value not in kind.names:
-            raise ValueError(f"expected one of {', '.join(kind.names)}, got {shown(value)}")
-    elif isinstance(kind, Flag):
-        if type(value) is not bool:
-            raise ValueError(f"expected true or false, got {shown(value)}")
-    elif isinstance(kind, Text):
-        if type(value) is not str or not kind.low <= len(value) <= kind.high:
-            raise ValueError(f"expected a string of {kind.low} to {kind.high} characters, got {shown(value)}")
+        size = kind.low if kind.low == kind.high else f"{kind.low} to {kind.high}"
+        expected = ValueError(f"expected {size} bytes in hexadecimal, got {shown(value)}")
+        if not isinstance(value, str) or len(value) > 3 * kind.high:  # bytes.fromhex allows a space between
+            raise expected
+        try:
+            value = bytes.fromhex(value)
+        except ValueError:
+            raise expected from None
+    kind.check(value)
     return value
 
 
-def _bytes(value: Any, kind: Octets) -> bytes:
-    size = kind.low if kind.low == kind.high else f"{kind.low} to {kind.high}"
-    expected = ValueError(f"expected {size} bytes in hexadecimal, got {shown(value)}")
-    if not isinstance(value, str) or len(value) > 3 * kind.high:  # bytes.fromhex allows a space between
-        raise expected
-    try:
-        data = bytes.fromhex(value)
-    except ValueError:
-        raise expected from None
-    if not kind.low <= len(data) <= kind.high:
-        raise expected
-    return data
-
-
-def _clipped(text: str) -> str:
-    return text if len(text) <= 2 * SHOWN else f"{text[:2 * SHOWN]}..."
+def _field(kind: Kind) -> Callable[[Any, str], Any]:
+    """A reader for ``_get`` of a value the wire carries as ``kind``."""
+    def read(value: Any, where: str) -> Any:
+        try:
+            return _value(kind, value)
+        except ValueError as e:
+            raise DocumentError(f"{where}: {e}") from None
+    return read
 
 
 _BOOKS_FIELDS = ("acts_from", "next_order", "orders", "excluded", "released_at", "over_since", "moved_at")
-_ORDER_FIELDS = ("order", "action", "host", "service", "epoch", "sent_at", "deadline")
+_PENDING_FIELDS = ("sent_at", "deadline")  # beside an order's own
 
 
 def _books(value: Any, where: str) -> Books:
@@ -308,13 +280,11 @@ def _books(value: Any, where: str) -> Books:
     for index, item in enumerate(_get(data, "orders", _list, where=where, default=[])):
         at = f"{where}.orders[{index}]"
         entry = _object(item, at)
-        _known(entry, _ORDER_FIELDS, at)
-        number = _get(entry, "order", _count, where=at)
+        order = _row(Order, {k: v for k, v in entry.items() if k not in _PENDING_FIELDS}, at, _PENDING_FIELDS)
+        number = order.order
         if number in first:
             raise DocumentError(f"{at}.order: a second order {number}; the first is {first[number]}")
         first[number] = at
-        order = Order(number, _get(entry, "action", _action, where=at), _get(entry, "host", _host, where=at),
-                      _get(entry, "service", _name, where=at), _get(entry, "epoch", _count, where=at))
         orders[number] = Pending(order, _get(entry, "sent_at", _time, where=at),
                                  _get(entry, "deadline", _time, where=at))
     # Orders are numbered from next_order on: one in flight at or above it would be given twice.
@@ -433,35 +403,8 @@ def _positive(value: Any, where: str) -> float:
     return seconds
 
 
-def _count(value: Any, where: str) -> int:
-    if type(value) is not int or not 0 <= value <= U64_MAX:  # as the wire carries it
-        raise DocumentError(f"{where}: expected {_whole(0, U64_MAX)}, got {shown(value)}")
-    return value
-
-
-def _whole(low: int, high: int) -> str:
-    return f"a whole number {low}..{'2^64-1' if high == U64_MAX else high}"
-
-
-def _flag(value: Any, where: str) -> bool:
-    if type(value) is not bool:
-        raise DocumentError(f"{where}: expected true or false, got {shown(value)}")
-    return value
-
-
-def _why(value: Any, where: str) -> str:
-    if not isinstance(value, str) or len(value) > MAX_WHY:
-        raise DocumentError(f"{where}: expected a string of at most {MAX_WHY} characters, got {shown(value)}")
-    return value
-
-
-def _name(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= MAX_NAME:
-        raise DocumentError(f"{where}: expected a service name of 1 to {MAX_NAME} characters, got {shown(value)}")
-    return value
-
-
-def _action(value: Any, where: str) -> OrderAction:
-    if value not in tuple(OrderAction):
-        raise DocumentError(f"{where}: expected one of {', '.join(OrderAction)}, got {shown(value)}")
-    return OrderAction(value)
+# Readers of values the wire carries, with the wire's own checks.
+_count = _field(UInt())
+_flag = _field(Flag())
+_name = _field(Text(MAX_NAME, 1))
+_why = _field(Text(MAX_WHY))

@@ -15,6 +15,7 @@ runtime one: the daemon never runs its decoder on what arrives.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -46,6 +47,28 @@ class WireError(Exception):
             raise ValueError(f"unknown wire error reason {reason!r}")
         super().__init__(detail or reason)
         self.reason = reason
+
+
+SHOWN = 60  # characters of a bad value an error quotes
+
+
+def shown(value: Any) -> str:
+    """A value as an error quotes it: as JSON writes it (so on one line), cut short (a field may be
+    megabytes); anything but a string, a number, a boolean or null by its kind only."""
+    if isinstance(value, str):
+        text, size = json.dumps(value[:SHOWN + 1]), len(value)  # cut before escaping: six characters at most
+    elif value is None or isinstance(value, (bool, int, float)):
+        text = json.dumps(value)
+        size = len(text)
+    else:
+        kinds: dict[type, str] = {dict: "an object", list: "an array", tuple: "an array", bytes: "bytes"}
+        return kinds.get(type(value), type(value).__name__)
+    return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({size} characters)"
+
+
+def whole(low: int, high: int) -> str:
+    """How an error names a range of integers."""
+    return f"a whole number {low}..{'2^64-1' if high == U64_MAX else high}"
 
 
 def context(number: int) -> Any:
@@ -87,7 +110,7 @@ class UInt(Kind):
     def check(self, value: Any) -> None:
         # type() not isinstance(): bool is an int but never a valid field.
         if type(value) is not int or not self.low <= value <= self.high:
-            raise ValueError(f"{value!r} must be an integer {self.low}..{self.high}")
+            raise ValueError(f"expected {whole(self.low, self.high)}, got {shown(value)}")
 
     def get(self, component: Any) -> int:
         return int(component)
@@ -107,7 +130,7 @@ class Enum(Kind):
 
     def check(self, value: Any) -> None:
         if value not in self.names:
-            raise ValueError(f"{value!r} must be one of {self.names}")
+            raise ValueError(f"expected one of {', '.join(self.names)}, got {shown(value)}")
 
     def put(self, out: Any, position: int, value: Any) -> None:
         out.setComponentByPosition(position, self.names.index(value))
@@ -132,7 +155,7 @@ class Text(Kind):
     def check(self, value: Any) -> None:
         # SIZE of a UTF8String counts characters, not bytes.
         if type(value) is not str or not self.low <= len(value) <= self.high:
-            raise ValueError(f"{value!r} must be a string of {self.low}..{self.high} characters")
+            raise ValueError(f"expected a string of {self.low} to {self.high} characters, got {shown(value)}")
         try:
             size = len(value.encode("utf-8"))
         except UnicodeEncodeError:
@@ -161,7 +184,8 @@ class Octets(Kind):
 
     def check(self, value: Any) -> None:
         if type(value) is not bytes or not self.low <= len(value) <= self.high:
-            raise ValueError(f"{value!r} must be {self.low}..{self.high} bytes")
+            size = self.low if self.low == self.high else f"{self.low} to {self.high}"
+            raise ValueError(f"expected {size} bytes, got {shown(value)}")
 
     def get(self, component: Any) -> bytes:
         return bytes(component)
@@ -176,7 +200,7 @@ class Flag(Kind):
 
     def check(self, value: Any) -> None:
         if type(value) is not bool:
-            raise ValueError(f"{value!r} must be a bool")
+            raise ValueError(f"expected true or false, got {shown(value)}")
 
     def get(self, component: Any) -> bool:
         return bool(component)
@@ -193,7 +217,7 @@ class HostId(Kind):
 
     def check(self, value: Any) -> None:
         if type(value) is not HostClusterId:
-            raise ValueError(f"{value!r} must be a HostClusterId")
+            raise ValueError(f"expected a host-cluster id, got {shown(value)}")
 
     def put(self, out: Any, position: int, value: HostClusterId) -> None:
         out.setComponentByPosition(position, value.value)
@@ -213,7 +237,7 @@ class Struct(Kind):
 
     def check(self, value: Any) -> None:
         if type(value) is not self.record:
-            raise ValueError(f"{value!r} must be a {self.record.__name__}")
+            raise ValueError(f"expected a {self.record.__name__}, got {shown(value)}")
 
     def put(self, out: Any, position: int, value: Any) -> None:
         to_asn1(value, out.getComponentByPosition(position))
@@ -238,7 +262,7 @@ class ListOf(Kind):
 
     def check(self, value: Any) -> None:
         if type(value) is not tuple or len(value) > self.high:
-            raise ValueError(f"must be a tuple of at most {self.high} items")
+            raise ValueError(f"expected an array of at most {self.high} items, got {shown(value)}")
         for item in value:
             self.item.check(item)
 
