@@ -76,14 +76,6 @@ def succession(candidates: Iterable[Candidate]) -> list[Candidate]:
     return sorted(pool, key=lambda c: (c.version != newest, *_rank(c, bootstrap)))
 
 
-def place(me: HostClusterId, candidates: Iterable[Candidate]) -> int | None:
-    """My position in the succession, 0 being first; None if I am not in it."""
-    for position, c in enumerate(succession(candidates)):
-        if c.id == me:
-            return position
-    return None
-
-
 def outranks(a: Candidate, b: Candidate) -> bool:
     """Whether a preempting ``a`` should take over from master ``b``."""
     return a.configured == "master" and _rank(a, True) < _rank(b, True)

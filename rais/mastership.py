@@ -212,7 +212,10 @@ class Mastership:
         committed, server = row_as(ServerRow, ledger.current.get(key)), row_as(ServerRow, ledger.view(key))
         if server is None or (committed is not None and committed.catalogue == digest):
             return
-        existing = [r for r in ledger.current.table("services") if r.host == host]
+        # As they will be after the next commit: a copy just started here and marked assigned
+        # (order_done) must not look unassigned again, or it would be started a second time.
+        staged = (row_as(ServiceRow, ledger.view(r.key)) for r in ledger.current.table("services") if r.host == host)
+        existing = [r for r in staged if r is not None]
         rows, removes = service_rows(host, decls, existing, int(now * 1000))
         for row in rows:
             ledger.stage(row)

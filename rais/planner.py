@@ -7,7 +7,7 @@ copy (``place``, ``place_copies``) and which copies are the worst to keep
 (``surplus``).
 
 Candidates are the hosts that declare the service. Hard limits rule a host
-out (not up, put aside by the master, already serving it, over the policy's
+out (not up, put aside by the master, already serving it or starting a copy, over the policy's
 max_cpu, max_latency_ms or max_net_mbps, probe failing with no start
 action). The rest are scored, higher is better, as a weighted sum of parts
 in 0..1 (see ``DEFAULT_WEIGHTS``); ties go to the lower host id.
@@ -37,7 +37,7 @@ DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType({
     "cpu": 2.0,
     "network": 1.0,
     "role": 1.0,
-    "stickiness": 1.0,  # it ran there before: moving back costs least
+    "stickiness": 1.0,  # it runs there already (declared running): taking it there costs no start
 })
 WEIGHT_NAMES = tuple(DEFAULT_WEIGHTS)
 
@@ -134,6 +134,8 @@ def score_host(view: View, row: ServiceRow, exclude: Mapping[HostClusterId, str]
         return Score(host, None, reason=exclude[host])
     if serves(row):
         return Score(host, None, reason="already serves it")
+    if row.assigned:  # started, and its probe has not risen yet: a copy all the same
+        return Score(host, None, reason="a copy is starting there")
     cpu, latency, net = view.cpu(host), view.latency_ms(host), view.net(host)
     if policy is not None and policy.max_cpu_permille is not None and cpu is not None \
             and cpu * 1000 > policy.max_cpu_permille:
@@ -158,7 +160,7 @@ def score_host(view: View, row: ServiceRow, exclude: Mapping[HostClusterId, str]
         ("cpu", 1.0 - (cpu or 0.0)),
         ("network", 1.0 - min((net or 0) / NET_SCALE, 1.0)),
         ("role", ROLE_SCORE.get(role, 0.0)),
-        ("stickiness", 1.0 if row.assigned else 0.0),
+        ("stickiness", 1.0 if row.running else 0.0),
     )
     weights = weights_for(policy)
     total = sum(weights[name] * value for name, value in parts)

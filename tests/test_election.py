@@ -9,7 +9,6 @@ from rais.election import (
     make_term,
     next_term,
     outranks,
-    place,
     succession,
     term_counter,
     term_owner,
@@ -112,16 +111,9 @@ def test_succession_is_a_total_order_of_the_pool(pool):
     assert succession(reversed(pool)) == ranked
     if ranked:
         assert ranked[0].version == max(c.version for c in pool)
-    for position, c in enumerate(ranked):
-        assert place(c.id, pool) == position
 
 
-def test_place():
-    pool = [cand(1, "active"), cand(2, "standby")]
-    assert place(hid(2), pool) == 0
-    assert place(hid(1), pool) == 1
-    assert place(hid(3), pool) is None
-    assert place(hid(1), []) is None
+def test_an_empty_pool_has_no_succession():
     assert succession([]) == []
 
 

@@ -7,6 +7,7 @@ Each test prints what it measured (``pytest -s`` shows it).
 
 import os
 import random
+import sys
 import threading
 import time
 
@@ -314,3 +315,28 @@ def test_the_harness_faults_reach_the_datagrams(cluster):
     assert nodes[2].status()["self"] == hid(3)  # still answering, from inside its namespace
     cluster.link_up(nodes[2])
     assert nodes[2].address in sources()
+
+
+def test_a_service_the_master_places_on_itself_is_started_once(net_cluster):
+    """One decision, one start: the master's own new catalogue (its start changed what it
+    declares) must not make the copy it just started look missing."""
+    web = WEB + 'running = {running}\nstart = ["sh", "-c", "echo started >> starts.log; {server}"]\n'
+    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER)
+    master, host = cluster.nodes[0], cluster.nodes[1]
+    # A real server, which ends by itself: it runs in the master's namespace, outside the node.
+    server = f"timeout 30 {sys.executable} -m http.server --bind {master.address} {WEB_PORT} >/dev/null 2>&1 &"
+    for node, running in ((master, "false"), (host, "true")):
+        with open(node.config_path, "a") as f:
+            f.write(web.replace("running = true\n", "").format(running=running, server=server))
+    listener = cluster.listen(host, WEB_PORT)
+    cluster.start_all()
+    cluster.wait_ready()
+    assert wait_for(lambda: converged(cluster.nodes) and any(
+        r["host"] == hid(2) and r["state"] == "running" for r in master.status()["tables"]["services"]), 20)
+    listener.kill()  # web fails on host 2; the master is the only other host declaring it
+    starts = os.path.join(master.folder, "starts.log")
+    assert wait_for(lambda: any(r["host"] == hid(1) and r["state"] == "running"
+                                for r in master.status()["tables"]["services"]), 10), master.status()
+    time.sleep(10 * INTERVAL)  # ample time for a second start, if anything ordered one
+    figure("placed on the master", starts=open(starts).read().count("started"))
+    assert open(starts).read() == "started\n"

@@ -186,3 +186,12 @@ def test_nothing_qualifies_is_degraded_and_orders_nothing():
     changes = reconcile(situation(server(1), server(2), web(2, assigned=True, state="failed")))
     assert said(changes) == [("release", "web", 2), ("degraded", "web", None)]
     assert changes.decisions[1].explanation.startswith("web: no host qualifies (")
+
+
+def test_a_host_where_a_copy_is_starting_is_not_given_another():
+    two = PolicyRow("web", 2, None, None)
+    changes = reconcile(situation(server(1), server(2), server(3, role="standby"), server(4),
+                                  web(2, assigned=True, state="failed", result="critical"),
+                                  web(3, assigned=True, state="unknown", result="none"), web(4), policy=two))
+    assert said(changes) == [("release", "web", 2), ("assign", "web", 4)]  # not the standby, which is starting
+    assert "1.2.0.3: a copy is starting there" in changes.decisions[1].explanation
