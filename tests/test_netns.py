@@ -5,8 +5,10 @@ restarted. The current node passes every one: they guard the work on failure det
 Each test prints what it measured (``pytest -s`` shows it).
 """
 
+import json
 import os
 import random
+import subprocess
 import sys
 import threading
 import time
@@ -340,3 +342,28 @@ def test_a_service_the_master_places_on_itself_is_started_once(net_cluster):
     time.sleep(10 * INTERVAL)  # ample time for a second start, if anything ordered one
     figure("placed on the master", starts=open(starts).read().count("started"))
     assert open(starts).read() == "started\n"
+
+
+def test_rais_plan_from_a_running_master_names_the_host_the_master_then_chooses(net_cluster):
+    spare = WEB.replace("running = true", "running = false") + 'start = "true"\n'
+    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, extras={2: WEB, 3: spare, 4: spare})
+    master, host = cluster.nodes[0], cluster.nodes[1]
+    cluster.listen(host, WEB_PORT)
+    cluster.start_all()
+    cluster.wait_ready()
+    assert wait_for(lambda: converged(cluster.nodes) and any(
+        r["host"] == hid(2) and r["state"] == "running" for r in master.status()["tables"]["services"]), 20)
+    plan = subprocess.run(
+        [sys.executable, "-m", "rais.cli", "plan", "--fail", hid(2), "--json",
+         "--control", f"{master.address}:{master.control_port}"],
+        capture_output=True, text=True, timeout=30, check=True)
+    (predicted,) = [d["host"] for d in json.loads(plan.stdout)["decisions"] if d["action"] == "assign"]
+    cluster.kill(host)
+
+    def chosen():
+        said = [d["text"] for d in master.status()["decisions"].get("web", [])]
+        return next((text.split(" ")[2] for text in said if text.startswith("web -> ")), None)
+
+    assert wait_for(chosen, FAILOVER + 2), master.status()["decisions"]
+    figure("rais plan, then the failure", predicted=predicted, chosen=chosen())
+    assert chosen() == predicted
