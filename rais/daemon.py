@@ -22,7 +22,7 @@ from zope.interface import implementer
 
 from rais.actions import Notifier, run_action
 from rais.config import Config, PolicyConfig, ServiceConfig
-from rais.effects import TICKS_PER_INTERVAL, Driver, Dropped, Event, RunAction
+from rais.effects import TICKS_PER_INTERVAL, Driver, Event, RunAction
 from rais.epoch import next_boot_epoch
 from rais.interfaces import IEffects, ProbeResult
 from rais.load import LoadSampler
@@ -67,9 +67,6 @@ class DaemonEffects:
             self.notifier(*words)
 
     def log(self, event: Event) -> None:
-        if isinstance(event, Dropped):
-            self.protocol.drop(event.reason, event.source, event.detail)  # counted with the bad datagrams
-            return
         self.logger.emit(LogLevel.levelWithName(event.level), event.text, **event.fields())
 
 

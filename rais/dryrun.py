@@ -17,7 +17,7 @@ import attrs
 
 from rais.ids import HostClusterId
 from rais.planner import View
-from rais.reconcile import Changes, Situation, reconcile
+from rais.reconcile import Changes, Situation
 from rais.states import HostStatus, Result, ServiceState
 from rais.status import host_id, order_json, shown
 from rais.tables import row_as, row_json
@@ -107,9 +107,3 @@ def changes_text(situation: Situation, changes: Changes, failure: Failure | None
         lines.append(f"nothing: {failure.host} serves no service" if failure and failure.service is None
                      else "nothing")
     return "\n".join(lines) + "\n"
-
-
-def plan(situation: Situation, failure: Failure | None) -> Changes:
-    """The master's next reconcile, after ``failure`` if given."""
-    return reconcile(suppose(situation, failure) if failure else situation)
-

@@ -147,18 +147,6 @@ class DuplicateId(Event):
     boot_epoch: int
 
 
-@attrs.frozen
-class Dropped(Event):
-    """A datagram dropped after it was authenticated (bad datagrams are dropped before a node sees them)."""
-
-    level = "warn"
-    text = "dropped datagram from {source}: {reason} ({detail})"
-
-    reason: str
-    source: str
-    detail: str
-
-
 class Driver:
     """Feeds one node its inputs and carries out its outputs through one IEffects.
 

@@ -29,7 +29,6 @@ from typing import Any
 import attrs
 
 from rais.effects import (
-    Dropped,
     DuplicateId,
     Notify,
     Persist,
@@ -304,11 +303,10 @@ class Node:
     def _twin(self, now: float, datagram: Datagram, source: str) -> list[Output]:
         """Another process signs with our id. Terms are owned by host ids, so two masters with one
         id could lead one term: while we hear it, neither of us may lead."""
-        out: list[Output] = [Dropped("duplicate-id", source,
-                                     f"another node uses {self.id} (boot epoch {datagram.boot_epoch})")]
+        out: list[Output] = []
         beat = datagram.message
         if not isinstance(beat, Heartbeat) or abs(beat.stamp / 1e6 - now) > TWIN_SLACK:
-            return out  # perhaps an old datagram of ours sent again: counted, not believed
+            return out  # perhaps an old datagram of ours sent again (the transport counts it)
         if self.twin is None or now >= self.twin.until:
             out.append(DuplicateId(self.id, source, datagram.boot_epoch))
         self.twin = Twin(source, datagram.boot_epoch, now + self.timing.dead)

@@ -81,6 +81,9 @@ class NodeProtocol(DatagramProtocol):
             self.drop(e.reason, source, str(e))
             return
         self.received += 1
+        if datagram.sender == self.sender and datagram.boot_epoch != self.boot_epoch:
+            # Counted here, still delivered: the node judges whether another process uses our id.
+            self.drop("duplicate-id", source, f"another node uses {self.sender} (boot epoch {datagram.boot_epoch})")
         if not self.deliver(datagram, source):
             self.drop("internal", source, "node error")
 

@@ -14,11 +14,12 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rais import dryrun, status
+from rais import status
 from rais.effects import Decided
 from rais.ids import HostClusterId
 from rais.node import Node
 from rais.probing.schedule import ProbeDefaults
+from rais.reconcile import reconcile
 from rais.sim import CLUSTER, Simulation
 from rais.wire import Load, ServiceDecl
 from rais.wire.rows import PolicyRow
@@ -108,15 +109,15 @@ def test_the_dry_run_decides_what_the_master_decides(cluster, steps, seed):
     world = World(sim, services, cpu)
     compared = []
 
-    def check(node, now, reconcile):
+    def check(node, now, decide):
         # The document exactly as an operator would save it, at the instant the master decides.
         doc = json.loads(json.dumps(node.status(now)))
-        out = reconcile(now)
+        out = decide(now)
         decided = [o.decision for o in out if isinstance(o, Decided)]
         if doc["role"] != "master" or now < doc["reconcile"]["acts_from"]:
             assert not decided  # not master, or still settling: it decides nothing, and says so
             return out
-        planned = dryrun.plan(status.situation(doc), None)
+        planned = reconcile(status.situation(doc))  # what `rais plan` runs on the document
         mine = len(planned.decisions)
         assert decided[:mine] == list(planned.decisions)
         # After them, only the master's answers to orders it gave itself (run at once, no network).
