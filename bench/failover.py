@@ -44,6 +44,13 @@ start = "{start}"
 stop = "kill $(cat web.pid) 2>/dev/null; rm -f web.pid"
 """
 
+# These hosts share one machine, so their CPU, network and latency figures are the same machine
+# sampled at different moments: the role alone picks the host, the standby first.
+POLICY = """
+[policy.web]
+weights = { cpu = 0, network = 0, latency = 0 }
+"""
+
 
 def serve(port: int) -> str:
     """A shell start command: a web server in the background, its pid in web.pid."""
@@ -58,7 +65,7 @@ def web_cluster(base: str) -> tuple[LocalCluster, dict[int, int]]:
         3: WEB.format(port=ports[3], running="false", start=serve(ports[3])),
         4: WEB.format(port=ports[4], running="false", start="echo port in use >&2; exit 1"),
     }
-    extras = {n: NOTIFY + text for n, text in extras.items()}
+    extras = {n: NOTIFY + text + POLICY for n, text in extras.items()} | {1: POLICY}
     cluster = LocalCluster(base, ROLES, INTERVAL, DEAD_AFTER, extras=extras)
     # Host 2 serves web from the start, as an operator would have it.
     folder = cluster.nodes[1].folder
