@@ -133,7 +133,7 @@ def settled_tables(sim: Simulation) -> Tables:
                               catalogue=node.host.catalogue))
         load = sim.load_of(h.id)
         rows += [CpuRow(h.id, load.cpu_permille), NetworkRow(h.id, load.net_rx_bps, load.net_tx_bps)]
-        rows += service_rows(h.id, node.host.services, (), 0)[0]
+        rows += service_rows(h.id, node.host.services, (), 0, node.boot_epoch)[0]
     return Tables.of(65537, 1, rows)
 
 

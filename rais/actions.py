@@ -1,4 +1,5 @@
-"""Start and stop actions: the operator's own commands, run when the master assigns or releases.
+"""Start, stop and refresh actions: the operator's own commands, run when the master assigns,
+releases or asks a holder to announce a service again (and stop, when a host fences itself).
 
 No shell unless the service says ``shell = true``; each command runs in its
 own session with the service's ``timeout``, after which its whole process
@@ -23,9 +24,10 @@ log = Logger()
 
 def run_action(reactor: Any, services: Mapping[str, ServiceConfig], action: str,
                service: str) -> Deferred[tuple[bool, str]]:
-    """Run ``start`` or ``stop`` of ``service``; fires with (ok, detail), never errbacks."""
+    """Run ``start``, ``stop`` or ``refresh`` of ``service``; fires with (ok, detail), never errbacks."""
     config = services.get(service)
-    command = None if config is None else (config.start if action == "start" else config.stop)
+    command = None if config is None else {"start": config.start, "stop": config.stop,
+                                            "refresh": config.refresh}[action]
     if config is None or command is None:  # the node answers such orders itself; this is for a config that changed
         return succeed((False, f"no {action} action for {service}"))
     d = run_in_session(reactor, command.argv)
@@ -43,7 +45,8 @@ def run_action(reactor: Any, services: Mapping[str, ServiceConfig], action: str,
                  code=code, output=text[-2000:])
         last = text.rsplit("\n", 1)[-1] if text else ""
         if code == 0:
-            return True, clip(f"{action}ed {service}" + (f": {last}" if last else ""), 200)
+            done = {"start": "started", "stop": "stopped", "refresh": "refreshed"}[action]
+            return True, clip(f"{done} {service}" + (f": {last}" if last else ""), 200)
         how = f"exit status {code}" if code is not None else "killed by a signal"
         return False, clip(f"{action} of {service} failed ({how})" + (f": {last}" if last else ""), 200)
 

@@ -43,7 +43,8 @@ def declarations(services: Mapping[str, ServiceConfig]) -> tuple[ServiceDecl, ..
             )
         checks = Checks(_ms(s.probe_interval), _ms(s.probe_timeout), s.rise or 0, s.fall or 0)
         decls.append(ServiceDecl(
-            name, s.probe, s.port or 0, s.running, s.start is not None, s.stop is not None, options, checks
+            name, s.probe, s.port or 0, s.running, s.start is not None, s.stop is not None, options, checks,
+            s.address or "", s.exclusive, s.refresh is not None,
         ))
     return tuple(decls)
 
@@ -98,25 +99,28 @@ class CatalogueAssembler:
 
 
 def service_rows(
-    host: HostClusterId, decls: tuple[ServiceDecl, ...], existing: Iterable[ServiceRow], now_ms: int
+    host: HostClusterId, decls: tuple[ServiceDecl, ...], existing: Iterable[ServiceRow], now_ms: int, boot_epoch: int
 ) -> tuple[list[ServiceRow], list[RowKey]]:
-    """The host's service rows for a new catalogue, keeping what probes learned."""
+    """The host's service rows for a new catalogue, keeping what probes learned (and where copies
+    were established); ``boot_epoch`` is the host's now."""
     old = {row.name: row for row in existing}
     rows = []
     for d in decls:
         before = old.pop(d.name, None)
         state = ServiceState.RUNNING if d.running else ServiceState.STOPPED
         if before is None:
-            # A service declared running is taken as assigned where it runs.
+            # A service declared running is taken as assigned, and established, where it runs.
             rows.append(ServiceRow(
                 host=host, name=d.name, probe=d.probe, port=d.port, running=d.running, assigned=d.running,
                 can_start=d.can_start, can_stop=d.can_stop, state=state, result=Result.NONE, latency_us=None,
-                detail="", options=d.options, changed_ms=now_ms, checks=d.checks,
+                detail="", options=d.options, changed_ms=now_ms, checks=d.checks, address=d.address,
+                exclusive=d.exclusive, can_refresh=d.can_refresh, epoch=boot_epoch if d.running else 0,
             ))
         else:
             rows.append(attrs.evolve(
                 before, probe=d.probe, port=d.port, running=d.running, can_start=d.can_start,
-                can_stop=d.can_stop, options=d.options, checks=d.checks,
+                can_stop=d.can_stop, options=d.options, checks=d.checks, address=d.address,
+                exclusive=d.exclusive, can_refresh=d.can_refresh,
                 state=state if before.state in (ServiceState.RUNNING, ServiceState.STOPPED) else before.state,
                 changed_ms=now_ms if d.running != before.running else before.changed_ms,
             ))

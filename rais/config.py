@@ -70,6 +70,7 @@ class ClusterConfig:
     probe_concurrency: int
     balance_after: float
     move_hold: float
+    settle: float
 
 
 @attrs.frozen
@@ -98,6 +99,9 @@ class ServiceConfig:
     probe_timeout: float | None = None
     rise: int | None = None
     fall: int | None = None
+    address: str | None = None  # what the probe checks (a virtual IP); None: the host's address
+    refresh: Command | None = None  # announces it again where it runs (a gratuitous ARP)
+    exclusive: bool = False  # never on two hosts at once: with quorum, a host cut off stops it
 
 
 @attrs.frozen
@@ -165,6 +169,13 @@ def _parse_ipv4(text: str) -> str:
         return str(ipaddress.IPv4Address(text))
     except ValueError:
         raise ValueError(f"{text!r} is not an IPv4 address") from None
+
+
+def _parse_ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
 
 
 def _parse_group(text: str) -> str:
@@ -266,6 +277,9 @@ def _cluster_fields(base: str) -> tuple[_Field, ...]:
         _Field("balance_after", number(0, 86400), 30.0),
         # The least time between two load moves of one service, so a noisy host never flaps.
         _Field("move_hold", number(0, 86400), 120.0),
+        # A cluster starting up listens this long before it places services, so that a host
+        # still booting can say what it runs (see README, "Starting a cluster").
+        _Field("settle", number(0, 3600), 10.0),
     )
 
 
@@ -297,6 +311,9 @@ def _service_fields(shell: bool) -> tuple[_Field, ...]:
         _Field("probe_timeout", number(0.01, 3600), None),
         _Field("rise", integer(1, 100), None),
         _Field("fall", integer(1, 100), None),
+        _Field("address", text(_parse_ip), None),
+        _Field("refresh", _command(shell), None),
+        _Field("exclusive", boolean, False),
     )
 
 

@@ -83,14 +83,25 @@ class Event:
 
 @attrs.frozen
 class RunAction(Event):
-    """Run a service's start or stop command; its result goes to ``Node.action_done``."""
+    """Run a service's start, stop or refresh command; its result goes to ``Node.action_done``."""
 
     text = "{action} {service} (order {order} of term {term_text})"
 
-    action: str  # "start" or "stop"
+    action: str  # "start", "stop" or "refresh"
     service: str
     term: int
     order: int
+
+
+@attrs.frozen
+class Fenced(Event):
+    """Cut off from the majority in quorum mode: this host stops its exclusive services itself."""
+
+    level = "warn"
+    text = "fencing: stopping {services}: {why}"
+
+    services: str
+    why: str
 
 
 @attrs.frozen

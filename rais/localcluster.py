@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -109,13 +110,19 @@ class Shared:
     extra: str = ""  # appended to every node's config: [services.*], [policy.*], ...
 
 
+# These clusters start their nodes together, within a second: a starting cluster need not listen
+# for the 10 s an operator's hosts may take to boot (a test may set its own).
+SETTLE = "settle = 2.0\n"
+
+
 def write_config(node: LocalNode, shared: Shared, extra: str = "") -> None:
     """The node's rais.toml: the shared settings, then the cluster-wide and this node's ``extra``."""
     os.makedirs(node.folder, exist_ok=True)
+    settings = shared.settings if re.search(r"^settle\s*=", shared.settings, re.M) else SETTLE + shared.settings
     with open(node.config_path, "w") as f:
         f.write(CONFIG.format(
             cluster=shared.cluster, group=shared.group, port=shared.port, interval=shared.interval,
-            dead_after=shared.dead_after, settings=shared.settings, host_id=node.host_id, address=node.address,
+            dead_after=shared.dead_after, settings=settings, host_id=node.host_id, address=node.address,
             role=node.role, priority=100, control_port=node.control_port,
         ) + shared.extra + extra)
 

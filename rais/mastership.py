@@ -57,7 +57,8 @@ DECISIONS_KEPT = 5  # per service, for `rais status`
 
 class Mastership:
     def __init__(self, identity: Identity, boot_epoch: int, timing: Timing, probing: ProbeDefaults,
-                 term: int, now: float, tables: Tables, policies: Iterable[PolicyRow]) -> None:
+                 term: int, now: float, tables: Tables, policies: Iterable[PolicyRow],
+                 cold_until: float = 0.0) -> None:
         self.identity = identity
         self.id = identity.id
         self.boot_epoch = boot_epoch
@@ -65,6 +66,12 @@ class Mastership:
         self.probing = probing
         self.term = term
         self.since = now
+        # A cluster starting up (a master that followed no other in this boot waits until `settle`
+        # after its start): hosts still booting have not said what they run, so nothing is placed,
+        # and nobody unheard called down, until then; or until every host its saved tables name
+        # has been heard.
+        self.cold_until = cold_until
+        self._known = {r.host for r in tables.table("servers")} - {identity.id} if tables.version != (0, 0) else None
         self.ledger = Ledger(tables)
         self.server = SyncServer(timing.interval / 2)
         self.schedule = ProbeSchedule(probing.concurrency)
@@ -140,10 +147,14 @@ class Mastership:
         self._stage_catalogue(now, self.id, catalogue, services)
         for peer in membership.peers():
             self._stage_peer(peer, membership.status(peer, now))
+        if now < self.cold_until and self._known is not None and all(
+                (p := membership.get(host)) is not None and membership.status(p, now) == HostStatus.UP
+                for host in self._known):
+            self.cold_until = now  # every host we knew of is back: no one else to wait for
         # Hosts the tables know but this master has not heard since it took over.
         for row in ledger.current.table("servers"):
             if (row.host != self.id and membership.get(row.host) is None and row.status != HostStatus.DOWN
-                    and now - self.since >= self.timing.dead):
+                    and now - self.since >= self.timing.dead and now >= self.cold_until):
                 ledger.stage(attrs.evolve(row, status=HostStatus.DOWN))
         out = self._request_catalogues(now, membership)
         return out + self.commit(now)
@@ -216,7 +227,7 @@ class Mastership:
         # (order_done) must not look unassigned again, or it would be started a second time.
         staged = (row_as(ServiceRow, ledger.view(r.key)) for r in ledger.current.table("services") if r.host == host)
         existing = [r for r in staged if r is not None]
-        rows, removes = service_rows(host, decls, existing, int(now * 1000))
+        rows, removes = service_rows(host, decls, existing, int(now * 1000), server.boot_epoch)
         for row in rows:
             ledger.stage(row)
         for key in removes:
@@ -228,7 +239,7 @@ class Mastership:
     @property
     def settles_at(self) -> float:
         """A new master first hears every host's catalogue, then moves anything."""
-        return self.since + SETTLE * self.timing.interval
+        return max(self.since + SETTLE * self.timing.interval, self.cold_until)
 
     def situation(self, now: float) -> Situation:
         """What a reconcile now would decide from (the status document carries it too)."""
@@ -258,20 +269,27 @@ class Mastership:
         self.books = attrs.evolve(books, orders=orders)
         order = pending.order
         service = order.service
+        if order.action == OrderAction.REFRESH:
+            return [self._decided(now, Decision("refreshed", service, host, f"{service} announced again on "
+                                                f"{host}: {done.detail}"))]
         if order.action == OrderAction.RELEASE:
+            if done.ok:  # clients that found it there must now find the copies that remain
+                self.books = attrs.evolve(self.books, refresh=self.books.refresh | {service})
             return [self._decided(now, Decision("released", service, host,
                                                 f"{service} released on {host}: {done.detail}"))]
+        row = row_as(ServiceRow, self.ledger.view(RowKey("services", host.value, order.service)))
         if not done.ok:
             excluded = {**books.excluded, (host, service): Exclusion(
                 f"start failed: {done.detail}", now + START_FAILED_FOR)}
             self.books = attrs.evolve(self.books, excluded=excluded)
+            if row is not None and row.assigned:
+                self.ledger.stage(attrs.evolve(row, assigned=False))  # it was there, and could not be again
             return [self._decided(now, Decision("start-failed", service, host, f"{service} did not start on "
                                                 f"{host}: {done.detail}; trying the next host"))]
-        row = row_as(ServiceRow, self.ledger.view(RowKey("services", host.value, order.service)))
         if row is not None:
             # Served only once its probe says so: unknown until rise results in a row.
             self.ledger.stage(attrs.evolve(row, assigned=True, state=ServiceState.UNKNOWN, result=Result.NONE,
-                                           changed_ms=int(now * 1000)))
+                                           changed_ms=int(now * 1000), epoch=order.epoch))
             self._health.pop((host, order.service), None)
         return [self._decided(now, Decision("started", service, host, f"{service} started on {host} "
                                             f"({done.detail}); waiting for its probe"))]
@@ -305,7 +323,7 @@ class Mastership:
                 continue  # a host that is down is not probed: its failure is already known
             settings = Settings.of(row, self.probing)
             targets[(row.host, row.name)] = ProbeOrder(
-                (row.host, row.name), row.probe, server.address, row.port or None, options_of(row),
+                (row.host, row.name), row.probe, row.address or server.address, row.port or None, options_of(row),
                 settings.timeout, settings.interval)
         self._targets = (tables, targets)
         return targets

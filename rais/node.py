@@ -18,6 +18,13 @@ falls silent for ``dead_after`` intervals, the nodes take their places in
 the succession and the first claims a new term (in quorum mode it must win
 a majority's votes first, and a master that stops hearing a majority steps
 down).
+
+Two masters meet when a partition heals. In quorum mode only one of them can
+have a majority, and the newer term wins. Without quorum, the side that holds
+more of the cluster keeps its assignments whatever the term numbers: its
+master takes a new term above both, and its followers wait for it rather
+than follow the smaller side's newer term. In quorum mode a host cut off
+from the majority stops its exclusive services (rais.fencing).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import attrs
 
 from rais.effects import (
     DuplicateId,
+    Fenced,
     Notify,
     Persist,
     RoleChanged,
@@ -39,6 +47,7 @@ from rais.effects import (
     TablesChanged,
 )
 from rais.election import Candidate, Election, majority, outranks, succession, term_text
+from rais.fencing import cut_off
 from rais.ids import HostClusterId
 from rais.interfaces import ProbeResult
 from rais.mastership import Mastership
@@ -119,6 +128,8 @@ class Node:
         self._kept = self.tables.kept  # what our state file holds
         self._master_stamp: tuple[int, float] | None = None  # the master's heartbeat stamp, when we got it
         self.twin: Twin | None = None
+        self._quorate = False  # part of a majority at some time in this boot (see rais.fencing)
+        self._followed = False  # followed another master in this boot: the cluster is not starting
 
     # --- what the node holds ---
 
@@ -226,7 +237,14 @@ class Node:
         if change is not None:
             out.append(change)
         if beat.role == Role.MASTER and dg.term > self.term:
-            self._follow(now, dg.sender, dg.term, out)
+            # A master we have been hearing all along took over (it preempted, say); one we had
+            # lost (down, or never heard) was elected on the other side of a partition.
+            rejoined = change is not None and change.old in (None, HostStatus.DOWN)
+            if rejoined and self._keeps_side(now, dg.sender, dg.term):
+                if self.mastership is not None:
+                    self._retake(now, dg.sender, dg.term, out)
+            else:
+                self._follow(now, dg.sender, dg.term, out)
         if beat.role == Role.MASTER and self.election.is_master(dg.sender, dg.term):
             self._master_stamp = (beat.stamp, now)
             self.replica.follow(Target(dg.sender, beat.tables_term, beat.generation, beat.digest))
@@ -240,6 +258,8 @@ class Node:
         if speak:
             out.append(Send(self._heartbeat(now)))  # the others wait for our word before calling it down
         self.election.time_passes(now)
+        if self.timing.quorum:
+            self._fence(now, out)
         mastership = self.mastership
         if mastership is None:
             self._tick_follower(now, out)
@@ -292,10 +312,12 @@ class Node:
         return []
 
     def action_done(self, now: float, action: RunAction, ok: bool, detail: str) -> list[Output]:
-        """The shell ran a start or stop action: note what runs here now, and answer the master."""
-        out: list[Output] = [Notify(("assign" if action.action == "start" else "release", action.service,
-                                     "ok" if ok else "failed", detail))]
-        self._answer(now, action.term, self.host.finished(action, ok, detail), out)
+        """The shell ran an action: note what runs here now, and answer the master."""
+        done = self.host.finished(action, ok, detail)
+        what = "fence" if done is None else {"start": "assign", "stop": "release"}.get(action.action, action.action)
+        out: list[Output] = [Notify((what, action.service, "ok" if ok else "failed", detail))]
+        if done is not None:
+            self._answer(now, action.term, done, out)
         return out
 
     # --- elections ---
@@ -321,9 +343,36 @@ class Node:
     def _follow(self, now: float, master: HostClusterId, term: int, out: list[Output]) -> None:
         """A master of a newer term exists: follow it, stepping down if we were master."""
         self.election.follow(now, master, term)
+        self._followed = True
         self._master_stamp = None
         if self.mastership is not None:
             self._step_down(f"master {master} has newer term {term_text(term)}", out)
+
+    def _support(self, now: float, term: int) -> int:
+        """The hosts, this one included, that follow ``term`` and were heard lately."""
+        return (self.term == term) + sum(1 for p in self.membership.peers()
+                                         if p.term == term and self.membership.status(p, now) == HostStatus.UP)
+
+    def _keeps_side(self, now: float, master: HostClusterId, term: int) -> bool:
+        """Without quorum: whether to keep the master we have over ``master`` of newer ``term``,
+        which has fewer hosts behind it (a partition healed, and the smaller side elected a master
+        of its own). With quorum, a newer term was won by a majority: it always wins."""
+        self.election.time_passes(now)  # a node just thawed knows nothing current: it must not insist
+        if (self.timing.quorum or master == self.election.master or self.master(now) is None
+                or self.election.listening(now)):
+            return False
+        return self._support(now, self.term) > self._support(now, term)
+
+    def _retake(self, now: float, other: HostClusterId, term: int, out: list[Output]) -> None:
+        """Stay master over a smaller side's master, in a term above its: fencing by term still
+        holds, and every host then follows us."""
+        assert self.mastership is not None
+        ours, theirs = self._support(now, self.term), self._support(now, term)
+        self.election.saw(term)
+        self.replica.replace(self.mastership.tables)
+        self._become_master(now, self.election.next_term(self.tables.term),
+                            f"master {other} of newer term {term_text(term)} leads {theirs} hosts, we lead {ours}",
+                            out)
 
     def _step_down(self, reason: str, out: list[Output]) -> None:
         """Stop being master: keep the tables as our replica; the mastership goes with its term."""
@@ -335,8 +384,10 @@ class Node:
     def _become_master(self, now: float, term: int, reason: str, out: list[Output]) -> None:
         old = self.role
         self.election.follow(now, self.id, term)
+        # A master that never followed another in this boot may be leading a cluster that is starting.
+        cold_until = 0.0 if self._followed else self.started + self.timing.settle
         self.mastership = Mastership(self.identity, self.boot_epoch, self.timing, self.probing, term, now,
-                                     self.replica.tables, self.policies)
+                                     self.replica.tables, self.policies, cold_until)
         self._role_changed(old, f"{reason}; new term {term_text(term)}", out)
         out += self.mastership.upkeep(now, self.membership, self._load, self.host.catalogue, self.host.services)
         out.append(Send(self._heartbeat(now)))  # announce ourselves at once
@@ -363,6 +414,21 @@ class Node:
         self.election.lost(now)
         self._step_down(f"lost quorum: {support} of {needed} needed", out)
         return False
+
+    def _fence(self, now: float, out: list[Output]) -> None:
+        """Quorum mode: cut off from the majority, stop our exclusive services ourselves."""
+        if not self.host.runs_exclusive() or self.election.listening(now):
+            return
+        master = self.election.master
+        peer = self.membership.get(master) if master is not None and master != self.id else None
+        why = cut_off(now, self.id, self.membership, self._known_hosts(), peer, self.timing.dead)
+        if why is None:
+            self._quorate = True
+        elif self._quorate:
+            stops = self.host.fence()
+            if stops:
+                out.append(Fenced(", ".join(a.service for a in stops), why))
+                out += stops
 
     def _tick_follower(self, now: float, out: list[Output]) -> None:
         if self.master(now) is not None:

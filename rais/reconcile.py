@@ -17,6 +17,15 @@ over a load limit for ``balance_after`` seconds gets a replacement started
 elsewhere first (the extra copy is released once it is no longer needed);
 extra copies are released, worst first; a copy running where nobody
 assigned it is released. An order not answered in time puts its host aside.
+
+A copy is established on a host's boot: a host that restarted since (its
+boot epoch in the servers table moved on) has not kept what it ran, so its
+start is run again there (starts are idempotent). A master's first step, and
+a release of one copy while others serve, ask the remaining holders to
+announce the service again (their ``refresh`` action), so clients that
+cached the old holder's address (ARP) find the new one. An exclusive copy
+lost on a host that went down, in quorum mode, is started elsewhere only once
+that host has fenced itself (rais.fencing): never two holders at once.
 """
 
 from __future__ import annotations
@@ -70,6 +79,8 @@ class Books:
     released_at: Mapping[Copy, float] = attrs.field(factory=dict)  # last release ordered
     over_since: Mapping[Copy, float] = attrs.field(factory=dict)  # a copy's host over a load limit since
     moved_at: Mapping[str, float] = attrs.field(factory=dict)  # a service's last move for load
+    announced: bool = False  # this term's holders were asked to announce their services
+    refresh: frozenset[str] = frozenset()  # services whose holders must announce them again
 
 
 @attrs.frozen
@@ -139,13 +150,18 @@ class _Step:
         self.released_at = dict(books.released_at)
         self.over_since = dict(books.over_since)
         self.moved_at = dict(books.moved_at)
+        self.refresh = set(books.refresh)
+        if not books.announced:
+            # A new term: after a heal or a master change, a holder may not be where clients last
+            # looked, so every holder announces what it serves.
+            self.refresh |= {r.name for r in self.view.tables.table("services") if r.assigned}
         self.decisions: list[Decision] = []
         self.rows: list[Row] = []
         self.resend: list[Order] = []
 
     def changes(self) -> Changes:
         books = Books(self.orders, self.next_order, self.excluded, self.released_at, self.over_since,
-                      self.moved_at)
+                      self.moved_at, True, frozenset(self.refresh))
         return Changes(tuple(self.decisions), tuple(self.rows), tuple(self.resend), books)
 
     def up(self, host: HostClusterId) -> bool:
@@ -186,6 +202,8 @@ class _Step:
         serving = [r for r in assigned if r not in lost]
         starting = [p.order.host for p in self.orders.values()
                     if p.order.service == name and p.order.action == OrderAction.ASSIGN]
+        for row in serving:
+            self.reestablish(row, starting)
         if policy is None:
             # No [policy]: keep the copies it has now (one, for most services), in the tables,
             # so that every later master keeps the same count.
@@ -203,10 +221,13 @@ class _Step:
                 self.order(OrderAction.RELEASE, name, row.host, text)
             else:
                 self.decide("unassign", name, row.host, text)
-        missing = want - len(serving) - len(starting)
+        missing = want - len(serving) - len([h for h in starting if h not in {r.host for r in serving}])
         if missing == 0 and self.overloaded(policy, serving):
             missing = 1  # start a copy elsewhere; the extra one, on the busy host, is released after
-        if missing > 0:
+        if missing > 0 and (fencing := self.fencing(rows)) is not None:
+            self.decide("waiting", name, fencing, f"{name}: waiting until {fencing} has fenced itself "
+                                                  f"(it holds an exclusive copy) before starting it elsewhere")
+        elif missing > 0:
             exclude = self.exclusions(name)
             exclude.update((host, "being started") for host in starting)
             for placement in place_copies(view, name, missing, exclude, origin, self.master):
@@ -218,6 +239,45 @@ class _Step:
                 self.order(OrderAction.RELEASE, name, row.host, placement.explanation, placement.scores)
         if len(serving) >= want:
             self.release_strays(name, rows)
+        if name in self.refresh:
+            self.announce(name, serving)
+
+    def reestablish(self, row: ServiceRow, starting: list[HostClusterId]) -> None:
+        """A copy assigned to a host that restarted since it was established there: start it again."""
+        server = self.view.servers.get(row.host)
+        if (server is None or row.epoch == server.boot_epoch or not self.up(row.host) or row.host in starting
+                or not row.can_start):
+            return
+        starting.append(row.host)
+        self.order(OrderAction.ASSIGN, row.name, row.host,
+                   f"{row.name} -> {row.host} again: it restarted since the copy was started there "
+                   f"(boot epoch {row.epoch} -> {server.boot_epoch})")
+
+    def announce(self, name: str, serving: list[ServiceRow]) -> None:
+        """Ask each holder to announce the service again; a holder still starting announces it
+        with its start."""
+        busy = {p.order.host for p in self.orders.values() if p.order.service == name}
+        if any(p.order.action == OrderAction.RELEASE for p in self.orders.values() if p.order.service == name):
+            return  # after the release: announced before it, clients could still reach the old holder
+        self.refresh.discard(name)
+        for row in serving:
+            server = self.view.servers.get(row.host)
+            if (row.can_refresh and self.up(row.host) and row.host not in busy and server is not None
+                    and row.epoch == server.boot_epoch):
+                self.order(OrderAction.REFRESH, name, row.host, f"{name}: {row.host} announces it again")
+
+    def fencing(self, rows: list[ServiceRow]) -> HostClusterId | None:
+        """In quorum mode, a down host that ran an exclusive copy, not yet surely fenced: it stops
+        the copy by itself once it has heard no majority for dead_after intervals (rais.fencing);
+        an interval more covers the difference between its last news of us and ours of it."""
+        if not self.timing.quorum:
+            return None
+        for row in rows:
+            server = self.view.servers.get(row.host)
+            if (row.exclusive and row.running and server is not None and server.status == HostStatus.DOWN
+                    and self.now < server.last_heard_ms / 1000 + self.timing.dead + self.timing.interval):
+                return row.host
+        return None
 
     def place(self, placement: Placement) -> None:
         if placement.host is None:

@@ -28,6 +28,9 @@ class Timing:
     quorum: bool = False
     balance_after: float = 30.0  # seconds over max_cpu before a copy is moved off a host
     move_hold: float = 120.0  # seconds between two load moves of one service
+    # Seconds a starting cluster listens before its master places services (the config's default
+    # is 10; none here, so a simulation whose hosts start together acts at once).
+    settle: float = 0.0
 
     @property
     def dead(self) -> float:

@@ -51,3 +51,4 @@ ANSWERING = (Result.OK, Result.WARNING)  # the service answers; a warning is wor
 class OrderAction(StrEnum):
     ASSIGN = "assign"  # run the start action
     RELEASE = "release"  # run the stop action
+    REFRESH = "refresh"  # announce it again where it runs (its refresh action, or else its start)

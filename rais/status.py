@@ -110,6 +110,8 @@ def books_json(books: Books) -> dict[str, Any]:
         "over_since": [{"host": str(host), "service": name, "since": since}
                        for (host, name), since in sorted(books.over_since.items())],
         "moved_at": dict(sorted(books.moved_at.items())),
+        "announced": books.announced,
+        "refresh": sorted(books.refresh),
     }
 
 
@@ -268,7 +270,8 @@ def _field(kind: Kind) -> Callable[[Any, str], Any]:
     return read
 
 
-_BOOKS_FIELDS = ("acts_from", "next_order", "orders", "excluded", "released_at", "over_since", "moved_at")
+_BOOKS_FIELDS = ("acts_from", "next_order", "orders", "excluded", "released_at", "over_since", "moved_at",
+                 "announced", "refresh")
 _PENDING_FIELDS = ("sent_at", "deadline")  # beside an order's own
 
 
@@ -302,6 +305,9 @@ def _books(value: Any, where: str) -> Books:
         over_since=_copies(data, "over_since", where, ("since",),
                            lambda e, at: _get(e, "since", _time, where=at)),
         moved_at=_moved_at(_get(data, "moved_at", _object, where=where, default={}), f"{where}.moved_at"),
+        announced=_get(data, "announced", _flag, where=where, default=True),
+        refresh=frozenset(_name(name, f"{where}.refresh[{i}]")
+                          for i, name in enumerate(_get(data, "refresh", _list, where=where, default=[]))),
     )
 
 
@@ -333,6 +339,7 @@ def _timing(value: Any, where: str) -> Timing:
         quorum=_get(data, "quorum", _flag, where=where, default=False),
         balance_after=_get(data, "balance_after", _time, where=where, default=30.0),
         move_hold=_get(data, "move_hold", _time, where=where, default=120.0),
+        settle=_get(data, "settle", _time, where=where, default=0.0),
     )
 
 

@@ -114,3 +114,57 @@ def test_a_service_on_a_host_over_max_cpu_for_long_enough_moves_once():
     busy[4] = 900
     probe_round(sim, lambda h: "ok" if rows(sim)[h].assigned else "critical", seconds=8.0)
     assert [h for h, r in rows(sim).items() if r.assigned] == [4]
+
+
+def record(sim):
+    """Every action run, as (time, host number, action, service)."""
+    ran = []
+    sim.action_result = lambda host, action, service: (
+        ran.append((sim.clock.seconds(), host.host, action, service)) or (True, "done"))
+    return ran
+
+
+def test_a_holder_that_restarts_runs_the_start_again_once_for_it_has_kept_nothing():
+    sim = cluster()
+    ran = record(sim)
+    probe_round(sim, lambda h: "ok" if h == 2 else "critical")
+    sim.restart(hid(2))
+    probe_round(sim, lambda h: "ok" if h == 2 else "critical", seconds=6.0)
+    assert [(h, a) for _, h, a, _ in ran] == [(2, "start")]
+    assert rows(sim)[2].assigned and rows(sim)[2].epoch == sim.hosts[hid(2)].node.boot_epoch
+
+
+def test_when_a_partition_heals_the_side_with_more_hosts_keeps_the_service_and_a_newer_term():
+    sim = cluster()
+    ran = record(sim)
+    probe_round(sim, lambda h: "ok" if h == 2 else "critical")
+    sim.faults.groups = [{hid(2)}, {hid(1), hid(3), hid(4)}]  # the holder alone elects itself
+    probe_round(sim, lambda h: "ok" if h in (2, 4) else "critical", seconds=8.0)
+    assert {h.id.host for h in sim.masters()} == {1, 2}
+    lone = sim.hosts[hid(2)].node.term
+    assert lone > sim.hosts[hid(1)].node.term  # the smaller side's term is the newer
+    assert [(h, a) for _, h, a, _ in ran] == [(4, "start")]  # the majority moved web to the standby
+    sim.faults.groups = None
+    probe_round(sim, lambda h: "ok" if h in (2, 4) else "critical", seconds=8.0)
+    sim.run_until(sim.converged, 10)
+    (master,) = sim.masters()
+    assert master.id == hid(1) and master.node.term > lone
+    assert rows(sim)[4].assigned and not rows(sim)[2].assigned
+    assert [(h, a) for _, h, a, _ in ran] == [(4, "start"), (2, "stop")]  # the lone copy went
+
+
+def test_with_quorum_a_cut_off_holder_stops_its_exclusive_service_before_it_starts_elsewhere():
+    services = {n: (ServiceDecl("vip", "tcp", 80, n == 2, True, True, "{}", exclusive=True),) for n in range(1, 5)}
+    sim = Simulation(["master", "active", "active", "standby"], services=services, quorum=True,
+                     probing=ProbeDefaults(interval=0.3, timeout=0.2, rise=1, fall=2))
+    sim.run_until(sim.converged, 30)
+    ran = record(sim)
+    sim.probe_answer = lambda order: "ok" if order.key[0].host in (2, 4) else "critical"
+    sim.run(3)
+    sim.faults.groups = [{hid(2)}, {hid(1), hid(3), hid(4)}]
+    sim.run(8)
+    assert [(h, a) for _, h, a, _ in ran] == [(2, "stop"), (4, "start")]
+    (fenced, _), (started, _) = [(t, a) for t, _, a, _ in ran]
+    assert started - fenced > 0.2  # a margin: the master waited for the fence
+    assert ("fence", "vip", "ok", "done") in sim.hosts[hid(2)].notified
+    assert not sim.hosts[hid(2)].node.host.runs_exclusive()

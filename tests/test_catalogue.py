@@ -58,7 +58,8 @@ def test_digest_of_is_stable_and_sees_every_field():
     assert digest_of([DECL]) == digest_of((DECL,))
     assert len(digest_of([DECL])) == 8
     changes = dict(name="www", probe="tcp", port=81, running=False, can_start=False, can_stop=True,
-                   options='{"a":2}', checks=Checks(1000, 0, 0, 0))
+                   options='{"a":2}', checks=Checks(1000, 0, 0, 0), address="10.0.0.9", exclusive=True,
+                   can_refresh=True)
     assert set(changes) == {f.name for f in attrs.fields(ServiceDecl)}
     seen = {digest_of([DECL])}
     for field, value in changes.items():
@@ -158,20 +159,21 @@ def existing_row(name, **changes):
 
 def test_new_services_get_fresh_rows():
     decl = ServiceDecl("web", "http", 8080, True, True, False, '{"path":"/"}')
-    rows, removes = service_rows(HOST, (decl,), [], 5000)
+    rows, removes = service_rows(HOST, (decl,), [], 5000, 7)
     assert rows == [ServiceRow(host=HOST, name="web", probe="http", port=8080, running=True, assigned=True,
                                can_start=True, can_stop=False, state="running", result="none",
-                               latency_us=None, detail="", options='{"path":"/"}', changed_ms=5000)]
+                               latency_us=None, detail="", options='{"path":"/"}', changed_ms=5000,
+                               epoch=7)]  # found running: established in the host's boot 7
     assert removes == []
     stopped = attrs.evolve(decl, running=False)
-    row = service_rows(HOST, (stopped,), [], 5000)[0][0]
-    assert (row.running, row.assigned, row.state) == (False, False, "stopped")
+    row = service_rows(HOST, (stopped,), [], 5000, 7)[0][0]
+    assert (row.running, row.assigned, row.state, row.epoch) == (False, False, "stopped", 0)
 
 
 def test_existing_rows_keep_what_probes_learned_and_take_the_declared_fields():
     old = existing_row("web")
     decl = ServiceDecl("web", "http", 8080, True, False, True, '{"b":2}')
-    rows, removes = service_rows(HOST, (decl,), [old], 9000)
+    rows, removes = service_rows(HOST, (decl,), [old], 9000, 7)
     assert removes == []
     assert rows == [attrs.evolve(old, probe="http", port=8080, can_start=False, can_stop=True,
                                  options='{"b":2}')]  # state, result, latency, detail, changed_ms kept
@@ -180,7 +182,7 @@ def test_existing_rows_keep_what_probes_learned_and_take_the_declared_fields():
 def test_a_changed_running_flag_updates_the_state_and_its_time():
     old = existing_row("web", state="running")
     decl = ServiceDecl("web", "tcp", 80, False, True, False, '{"a":1}')
-    row = service_rows(HOST, (decl,), [old], 9000)[0][0]
+    row = service_rows(HOST, (decl,), [old], 9000, 7)[0][0]
     assert (row.running, row.state, row.changed_ms) == (False, "stopped", 9000)
     assert (row.result, row.latency_us, row.detail) == ("critical", 1234, "connection refused")
     assert row.assigned  # the cluster's decision, not the host's
@@ -189,9 +191,9 @@ def test_a_changed_running_flag_updates_the_state_and_its_time():
 def test_services_no_longer_declared_are_removed():
     a, b, c = existing_row("a"), existing_row("b"), existing_row("c")
     decl = ServiceDecl("b", "tcp", 80, True, True, False, '{"a":1}')
-    rows, removes = service_rows(HOST, (decl,), [a, b, c], 9000)
+    rows, removes = service_rows(HOST, (decl,), [a, b, c], 9000, 7)
     assert [r.name for r in rows] == ["b"]
     assert len(removes) == 2 and set(removes) == {a.key, c.key}
     assert all(k == RowKey("services", HOST.value, k.name) for k in removes)
-    rows, removes = service_rows(HOST, (), [a], 9000)
+    rows, removes = service_rows(HOST, (), [a], 9000, 7)
     assert rows == [] and removes == [a.key]

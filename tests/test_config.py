@@ -105,7 +105,7 @@ def test_example_file_documents_every_key() -> None:
     for key in ("id", "key_file", "group", "port", "interface", "heartbeat_interval", "dead_after",
                 "ttl", "quorum", "host_id", "address", "role", "priority", "control", "state_dir", "preempt",
                 "probe", "running", "start", "stop", "shell", "timeout", "replicas", "max_cpu",
-                "max_latency_ms"):
+                "max_latency_ms", "settle", "refresh", "exclusive"):
         assert f"\n{key} = " in text, key
 
 
@@ -124,6 +124,7 @@ def test_defaults(folder: Path) -> None:
     assert cluster.dead_after == 3
     assert cluster.ttl == 1
     assert cluster.quorum is False
+    assert cluster.settle == 10.0
     assert cluster.keyring.signing.id == 1
     assert node.address == "10.0.0.7"  # from cluster.interface
     assert node.role == "active"
@@ -450,10 +451,24 @@ def test_longest_service_name_is_fine(folder: Path) -> None:
     ("running = 1", "running", "expected a boolean (true or false), got an integer"),
     ("timeout = 0", "timeout", "must be greater than 0, got 0"),
     ("timeout = inf", "timeout", "must be a finite number, got inf"),
+    ('address = "10.0.0"', "address", "'10.0.0' is not an IP address"),
+    ('address = "vip.example"', "address", "'vip.example' is not an IP address"),
+    ("refresh = 1", "refresh", "expected a string or an array of strings, got an integer"),
+    ('exclusive = "yes"', "exclusive", "expected a boolean (true or false), got a string"),
 ])
 def test_bad_service_key(folder: Path, lines: str, key: str, message: str) -> None:
     path = write(folder, extra=f'[services.web]\nprobe = "http"\n{lines}\n')
     assert only_problem(path) == f"{path}: services.web.{key}: {message}"
+
+
+def test_a_virtual_ip_service(folder: Path) -> None:
+    path = write(folder, extra='[services.vip]\nprobe = "tcp"\nport = 80\naddress = "10.0.0.100"\nshell = true\n'
+                               'start = "ip addr replace 10.0.0.100/32 dev eth0"\n'
+                               'refresh = "arping -U -c 1 10.0.0.100"\nexclusive = true\n')
+    vip = load_config(path).services["vip"]
+    assert (vip.address, vip.exclusive) == ("10.0.0.100", True)
+    assert vip.refresh == Command(("/bin/sh", "-c", "arping -U -c 1 10.0.0.100"), shell=True)
+    assert "address" not in vip.options  # a service key, not the probe's
 
 
 def test_service_without_probe(folder: Path) -> None:

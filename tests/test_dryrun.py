@@ -339,7 +339,7 @@ MALFORMED = [
      'doc.json: reconcile: unknown field "pending"'),
     ("orders-an-object", edit((("reconcile", "orders"), {})), [], "doc.json: reconcile.orders: expected a JSON array"),
     ("order-bad-action", order(action="restart"), [],
-     'doc.json: reconcile.orders[0]: action: expected one of assign, release, got "restart"'),
+     'doc.json: reconcile.orders[0]: action: expected one of assign, release, refresh, got "restart"'),
     ("order-bad-host", order(host="1.2.0"), [], f'doc.json: reconcile.orders[0]: host: {HOST}, got "1.2.0"'),
     ("order-service-a-number", order(service=5), [], "doc.json: reconcile.orders[0]: service: expected a string"),
     ("order-number-negative", order(order=-1), [], "doc.json: reconcile.orders[0]: order: expected a whole number"),

@@ -21,9 +21,10 @@ WEB = ServiceDecl("web", "tcp", 80, True, True, True, "{}")
 T0 = 100.0
 
 
-def mastership(tables=None, policies=()):
+def mastership(tables=None, policies=(), cold_until=0.0):
     me = Identity(id=ME, configured=Role.MASTER, address="10.0.0.1")
-    return Mastership(me, 5, TIMING, ProbeDefaults(rise=2, fall=2), 65537, T0, tables or Tables.empty(), policies)
+    return Mastership(me, 5, TIMING, ProbeDefaults(rise=2, fall=2), 65537, T0, tables or Tables.empty(), policies,
+                      cold_until)
 
 
 def heard(membership, now, host=PEER):
@@ -78,8 +79,9 @@ def test_answers_to_its_orders_are_decisions_and_a_start_that_worked_waits_for_i
     assert m.order_done(T0 + 1, ME, OrderDone(3, "web", True, "started web")) == []  # answered twice
     upkeep(m, membership, T0 + 1)
     row = m.tables.get(RowKey("services", ME.value, "web"))
-    assert (row.assigned, row.state, row.result) == (True, ServiceState.UNKNOWN, Result.NONE)
+    assert (row.assigned, row.state, row.result, row.epoch) == (True, ServiceState.UNKNOWN, Result.NONE, 5)
     assert m.books.orders == {}
+    assert m.books.refresh == {"web"}  # released on one host: the others announce it again
 
 
 def test_a_repeated_decision_is_logged_once_and_marked_repeated():
@@ -121,3 +123,29 @@ def test_a_copy_the_master_started_on_itself_stays_assigned_when_its_catalogue_c
     m.upkeep(T0 + 1, membership, Load(100, 0, 0), b"d" * 8, (WEB,))
     row = m.tables.get(RowKey("services", ME.value, "web"))
     assert (row.assigned, row.running, row.state) == (True, True, ServiceState.UNKNOWN)
+
+
+def test_a_start_again_that_fails_on_a_restarted_host_loses_the_copy_there():
+    m = mastership()
+    membership = Membership(1.0, 3)
+    upkeep(m, membership, T0)
+    assert m.tables.get(RowKey("services", ME.value, "web")).assigned  # found running
+    m.books = Books(orders={1: Pending(Order(1, "assign", ME, "web", 5), T0, T0 + 120)}, next_order=2)
+    m.order_done(T0 + 1, ME, OrderDone(1, "web", False, "exit status 1"))
+    upkeep(m, membership, T0 + 1)
+    assert not m.tables.get(RowKey("services", ME.value, "web")).assigned
+
+
+def test_a_starting_cluster_waits_to_hear_what_runs_unless_every_host_it_knew_is_back():
+    m = mastership(cold_until=T0 + 10)  # a fresh cluster: nobody known, so the full wait
+    upkeep(m, Membership(1.0, 3), T0 + 5)
+    assert m.settles_at == T0 + 10
+    old = ServerRow(host=PEER, role="active", configured="active", status="up", priority=100,
+                    address="10.0.0.2", boot_epoch=1, last_heard_ms=0, catalogue=bytes(8))
+    m = mastership(Tables.of(65537, 4, [old]), cold_until=T0 + 10)  # restarted with its tables kept
+    membership = Membership(1.0, 3)
+    upkeep(m, membership, T0 + 4)
+    assert m.tables.get(old.key).status == HostStatus.UP and m.settles_at == T0 + 10  # not called down yet
+    heard(membership, T0 + 5)
+    upkeep(m, membership, T0 + 5)
+    assert m.settles_at == T0 + 5  # everyone it knew is back

@@ -1,9 +1,11 @@
 """A host's side of orders: each taken once, run once, answered again from memory."""
 
+import attrs
+
 from rais.catalogue import digest_of
 from rais.effects import RunAction
 from rais.ids import HostClusterId
-from rais.orders import KEPT_ORDERS, HostOrders
+from rais.orders import FENCE, KEPT_ORDERS, HostOrders
 from rais.wire import Order, OrderDone, ServiceDecl
 
 ME = HostClusterId.parse("1.2.0.2")
@@ -51,3 +53,28 @@ def test_it_remembers_a_bounded_number_of_answers():
         host.take(1, Order(n, "assign", ME, "mail", 1))
     assert host.take(1, Order(KEPT_ORDERS + 9, "assign", ME, "mail", 1)).detail == "not declared here"
     assert len(host.catalogue_messages()) == 1
+
+
+VIP = ServiceDecl("vip", "tcp", 80, True, True, True, "{}", exclusive=True, can_refresh=True)
+
+
+def test_a_refresh_runs_its_action_and_changes_nothing_it_declares():
+    host = HostOrders((VIP, STATIC), 1)
+    before = host.catalogue
+    refresh = host.take(1, Order(1, "refresh", ME, "vip", 1))
+    assert refresh == RunAction("refresh", "vip", 1, 1)
+    assert host.finished(refresh, True, "refreshed vip") == OrderDone(1, "vip", True, "refreshed vip")
+    assert host.catalogue == before
+    assert host.take(1, Order(2, "refresh", ME, "static", 1)) == OrderDone(
+        2, "static", True, "no refresh action: left as it is")
+
+
+def test_a_fence_stops_each_exclusive_service_running_here_once_and_answers_nobody():
+    others = (attrs.evolve(VIP, name="db", exclusive=False), attrs.evolve(VIP, name="off", running=False))
+    host = HostOrders((VIP, *others), 1)
+    assert host.runs_exclusive()
+    (stop,) = host.fence()
+    assert stop == RunAction("stop", "vip", 0, FENCE)
+    assert host.fence() == []  # being stopped
+    assert host.finished(stop, True, "stopped vip") is None
+    assert not host.runs_exclusive() and host.fence() == []

@@ -37,12 +37,13 @@ def server(n, status="up", role="active", cpu=100):
             CpuRow(hid(n), cpu)]
 
 
-def web(n, assigned=False, state=None, running=None, result="ok", can_start=True):
+def web(n, assigned=False, state=None, running=None, result="ok", can_start=True, epoch=1, **more):
+    """A row of web on host n; ``epoch`` 1 (its server's boot): established in this boot."""
     state = state or ("running" if assigned else "stopped")
     running = assigned if running is None else running
     return ServiceRow(host=hid(n), name="web", probe="tcp", port=80, running=running, assigned=assigned,
                       can_start=can_start, can_stop=True, state=state, result=result, latency_us=None,
-                      detail="", options="{}", changed_ms=0)
+                      detail="", options="{}", changed_ms=0, epoch=epoch, **more)
 
 
 ONE = PolicyRow("web", 1, None, None)
@@ -195,3 +196,55 @@ def test_a_host_where_a_copy_is_starting_is_not_given_another():
                                   web(3, assigned=True, state="unknown", result="none"), web(4), policy=two))
     assert said(changes) == [("release", "web", 2), ("assign", "web", 4)]  # not the standby, which is starting
     assert "1.2.0.3: a copy is starting there" in changes.decisions[1].explanation
+
+
+def test_a_copy_on_a_host_that_restarted_since_it_was_started_is_started_there_again_once():
+    rows = (server(1), server(2), server(3), web(2, assigned=True, epoch=0), web(3))  # host 2's boot is 1
+    changes = reconcile(situation(*rows))
+    assert said(changes) == [("assign", "web", 2)]
+    assert changes.decisions[0].explanation == (
+        "web -> 1.2.0.2 again: it restarted since the copy was started there (boot epoch 0 -> 1)")
+    assert changes.orders[0].epoch == 1
+    assert said(reconcile(situation(*rows, books=changes.books, now=NOW + 0.5))) == []  # in flight: once
+
+
+def test_a_new_term_asks_every_holder_to_announce_once_and_a_release_asks_the_rest():
+    rows = (server(1), server(2), server(3), web(2, assigned=True, can_refresh=True), web(3, can_refresh=True))
+    first = reconcile(situation(*rows))
+    assert said(first) == [("refresh", "web", 2)]
+    assert first.orders[0].action == "refresh"
+    done = attrs.evolve(first.books, orders={})
+    assert first.books.announced and said(reconcile(situation(*rows, books=done))) == []
+    # web was released elsewhere (the master's order_done adds it): the holder announces again.
+    assert said(reconcile(situation(*rows, books=attrs.evolve(done, refresh=frozenset({"web"}))))) == [
+        ("refresh", "web", 2)]
+
+
+def test_a_holder_is_not_asked_to_announce_while_a_release_of_the_service_is_in_flight():
+    rows = (server(1), server(2), server(3), web(2, assigned=True, can_refresh=True), web(3, running=True))
+    changes = reconcile(situation(*rows))
+    assert said(changes) == [("release", "web", 3)]  # the stray; the refresh waits for its answer
+    assert changes.books.refresh == {"web"}
+
+
+QUORUM = attrs.evolve(TIMING, quorum=True)
+
+
+@pytest.mark.parametrize("exclusive,quorum,waits", [(True, True, True), (False, True, False), (True, False, False)])
+def test_an_exclusive_copy_on_a_host_gone_down_waits_until_it_has_fenced_itself(exclusive, quorum, waits):
+    down = [attrs.evolve(server(2, status="down")[0], last_heard_ms=int((NOW - 3.5) * 1000)), server(2)[1]]
+    rows = (server(1), down, server(3), web(2, assigned=True, exclusive=exclusive), web(3))
+    timing = QUORUM if quorum else TIMING
+    changes = reconcile(Situation(View(Tables.of(65537, 7, [*flat(rows), ONE])), Books(), MASTER, timing, NOW))
+    if waits:  # heard 3.5 s ago: it fences at 3 s (dead_after intervals); an interval more to be sure
+        assert said(changes) == [("unassign", "web", 2), ("waiting", "web", 2)]
+        unassigned = (*rows[:3], web(2, running=True, exclusive=True), web(3))
+        later = Situation(View(Tables.of(65537, 8, [*flat(unassigned), ONE])), changes.books, MASTER, timing,
+                          NOW + 0.5)
+        assert said(reconcile(later)) == [("assign", "web", 3)]
+    else:
+        assert said(changes) == [("unassign", "web", 2), ("assign", "web", 3)]
+
+
+def flat(rows):
+    return [r for item in rows for r in (item if isinstance(item, list) else [item])]

@@ -257,9 +257,9 @@ def test_framing_rejected(mangle):
 
 def test_non_canonical_header_rejected():
     data = seal(RING, SENDER, 1, 1, 0, SMALL)
-    # The version as 0x0002: a valid BER integer, but not DER.
-    assert data[4:7] == b"\x80\x01\x02"
-    bad = b"\x30" + bytes([data[1] + 1]) + b"\xa0" + bytes([data[3] + 1]) + b"\x80\x02\x00\x02" + data[7:]
+    # The version as 0x0003: a valid BER integer, but not DER.
+    assert data[4:7] == b"\x80\x01\x03"
+    bad = b"\x30" + bytes([data[1] + 1]) + b"\xa0" + bytes([data[3] + 1]) + b"\x80\x02\x00\x03" + data[7:]
     assert reason(bad) == "malformed"
 
 

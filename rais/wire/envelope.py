@@ -34,7 +34,7 @@ __all__ = [
 
 # 2: heartbeats carry `heard` and orders their host's boot epoch. A node drops (and counts, as
 # `version`) the datagrams of a node of another version: upgrade a cluster's nodes together.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 MAX_DATAGRAM = 1400  # bytes: fits an Ethernet MTU with IP/UDP headers, so no fragments
 TAG_SIZE = 32  # full HMAC-SHA256, untruncated
 

@@ -205,6 +205,9 @@ class ServiceDecl(Record):
     can_stop: bool = wire(Flag())
     options: str = wire(Text(512))  # the probe options as canonical JSON
     checks: Checks = wire(Struct(Checks), default=Checks())
+    address: str = wire(Text(MAX_ADDRESS), default="")  # what the probe checks; "": the host's address
+    exclusive: bool = wire(Flag(), default=False)  # never on two hosts at once (fenced, in quorum mode)
+    can_refresh: bool = wire(Flag(), default=False)
 
 
 @MESSAGES.register("catalogue", 5)

@@ -87,6 +87,12 @@ class ServiceRow(HostRow):
     options: str = wire(Text(512, max_bytes=512))  # probe options, canonical JSON
     changed_ms: int = wire(UInt())  # master's wall clock when the state last changed
     checks: Checks = wire(Struct(Checks), default=Checks())  # the host's own probe settings, 0 = cluster default
+    address: str = wire(Text(MAX_ADDRESS), default="")  # what the probe checks; "": the host's address
+    exclusive: bool = wire(Flag(), default=False)  # never on two hosts at once (fenced, in quorum mode)
+    can_refresh: bool = wire(Flag(), default=False)
+    # The host's boot epoch when this copy was established there (started by an order, or found
+    # running when first declared); 0: never. A host that restarted since has not kept it.
+    epoch: int = wire(UInt(), default=0)
 
     @property
     def key(self) -> RowKey:
