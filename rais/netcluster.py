@@ -254,6 +254,7 @@ class NetCluster(TwistdCluster[NetNode]):
         self._namespaces: list[str] = []
         self._veths: list[str] = []
         self._helpers: list[subprocess.Popen] = []
+        self._link_cut: list[str] = []  # namespaces with partition_links()'s chain
         self._injector: socket.socket | None = None
         self._sigterm: Any = None
         try:
@@ -440,8 +441,33 @@ class NetCluster(TwistdCluster[NetNode]):
         still hears ``dst``. Replaces the previous cut."""
         self._cut({node.namespace: [n.address for n in src] for node in dst})
 
+    def partition_links(self, groups: Sequence[Sequence[NetNode]], observer: int | None = None) -> None:
+        """Each group hears only itself, and at the link layer: every frame from another group's
+        host, ARP included, is dropped where it arrives (by its source MAC), as if each group had a
+        switch of its own. The observer is in ``groups[observer]``, or hears and is heard by all, as
+        are nodes in no group. partition() lets ARP through, and a gratuitous ARP reaches every
+        side; with this one, a client on the observer's side misses the other side's. Replaces the
+        previous such cut; heal() ends both kinds."""
+        members = [[n.namespace for n in group] + ([self.observer] if i == observer else [])
+                   for i, group in enumerate(groups)]
+        macs = {ns: json.loads(run(["ip", "-n", ns, "-j", "link", "show", "dev", "eth0"]))[0]["address"]
+                for group in members for ns in group}
+        scripts = {}
+        for group in members:
+            others = [macs[ns] for g in members if g is not group for ns in g]
+            for ns in group:
+                scripts[ns] = (f"add table netdev {TABLE}\nadd chain netdev {TABLE} link {{ type filter hook "
+                               f"ingress device eth0 priority 0; policy accept; }}\nflush chain netdev {TABLE} link\n"
+                               + (f"add rule netdev {TABLE} link ether saddr {{ {', '.join(others)} }} drop\n"
+                                  if others else ""))
+        scripts |= {ns: f"flush chain netdev {TABLE} link\n" for ns in self._link_cut if ns not in scripts}
+        self._nft(scripts)
+        self._link_cut = sorted(scripts)
+
     def heal(self) -> None:
         self._cut({})
+        if self._link_cut:
+            self._nft({ns: f"flush chain netdev {TABLE} link\n" for ns in self._link_cut})
 
     def _cut(self, drops: dict[str, list[str]]) -> None:
         """Per namespace, the source addresses its node stops hearing; every other node hears all."""
