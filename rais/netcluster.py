@@ -12,9 +12,10 @@ node runs as ``ip netns exec NS twistd -n rais`` with its interface, address
 and control endpoint on its own address.
 
 Faults: signals to the processes this object started (kill, freeze, thaw,
-restart), a link down, partitions both ways or one way, and random loss of the
-cluster's datagrams, with nftables in the receivers' namespaces; a cut is
-written for every namespace before any is applied, and applied to all at once.
+restart), a link down, partitions both ways or one way (or at the link layer,
+ARP included), and random loss of the cluster's datagrams, with nftables in the
+receivers' namespaces; a cut is written for every namespace before any is
+applied, and applied to all at once.
 
 A service that moves: ``vip`` (``.100``) is a virtual IP a service's start takes
 (``vip_take``: the address, then a gratuitous ARP) and its stop drops
