@@ -12,9 +12,17 @@ node runs as ``ip netns exec NS twistd -n rais`` with its interface, address
 and control endpoint on its own address.
 
 Faults: signals to the processes this object started (kill, freeze, thaw,
-restart), a link down, partitions both ways or one way, and random loss of the
-cluster's datagrams, with nftables in the receivers' namespaces; a cut is
-written for every namespace before any is applied, and applied to all at once.
+restart), a link down, partitions both ways or one way (or at the link layer,
+ARP included), and random loss of the cluster's datagrams, with nftables in the
+receivers' namespaces; a cut is written for every namespace before any is
+applied, and applied to all at once.
+
+A service that moves: ``vip`` (``.100``) is a virtual IP a service's start takes
+(``vip_take``: the address, then a gratuitous ARP) and its stop drops
+(``vip_drop``); ``serve()`` runs nginx in a node's namespace on every address, so
+whoever holds the VIP answers HTTP on it. Watching it: a ``Client`` in the
+observer fetches from the VIP every 10 ms and reports the outages, and a
+``HolderWatch`` samples which namespaces hold the VIP and reports when two did.
 
 Cleanup, ``close()`` (or leaving the ``with`` block): it stops the processes
 it started, then deletes its nftables tables, veths, namespaces and bridge.
@@ -26,7 +34,9 @@ on this machine deletes the network it left behind.
 
 from __future__ import annotations
 
+import array
 import ctypes
+import fcntl
 import functools
 import http.client
 import ipaddress
@@ -37,24 +47,47 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Self
 
 import attrs
 
 from rais.keys import write_new_key_file
-from rais.localcluster import LocalNode, Shared, TwistdCluster, launch, stop_processes, write_config
+from rais.localcluster import LocalNode, Shared, TwistdCluster, launch, stop_processes, wait_for, write_config
 
 ROOT, OBSERVER = 254, 250  # host parts of the root namespace's and the observer's addresses
+VIP, HTTP_PORT = 100, 8080  # the virtual IP's host part; the port serve() listens on
 GROUP, PORT, CONTROL_PORT = "239.192.1.2", 5150, 8470  # each cluster has a bridge of its own
 TABLE = "raisfault"  # the nftables table in each node's namespace: chains cut and loss
 OWNER = "rais.netcluster pid "  # the bridge's alias: which process made it
 _CLONE_NEWNET = 0x40000000
+_SIOCGIFCONF, _IFREQ = 0x8912, 40  # the ioctl listing a namespace's IPv4 addresses; sizeof(struct ifreq)
+# serve()'s nginx: one process (it stops on the SIGTERM close() sends), every file in its folder.
+NGINX = """\
+daemon off;
+master_process off;
+pid {root}/nginx.pid;
+error_log stderr;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/tmp/body;
+    proxy_temp_path {root}/tmp/proxy;
+    fastcgi_temp_path {root}/tmp/fastcgi;
+    uwsgi_temp_path {root}/tmp/uwsgi;
+    scgi_temp_path {root}/tmp/scgi;
+    server {{
+        listen 0.0.0.0:{port};
+        root {root};
+    }}
+}}
+"""
 
 
 class NetError(RuntimeError):
@@ -222,6 +255,7 @@ class NetCluster(TwistdCluster[NetNode]):
         self._namespaces: list[str] = []
         self._veths: list[str] = []
         self._helpers: list[subprocess.Popen] = []
+        self._link_cut: list[str] = []  # namespaces with partition_links()'s chain
         self._injector: socket.socket | None = None
         self._sigterm: Any = None
         try:
@@ -229,6 +263,7 @@ class NetCluster(TwistdCluster[NetNode]):
             octet = self._claim_bridge()
             net = f"198.18.{octet}"
             self.observer_address = f"{net}.{OBSERVER}"
+            self.vip = f"{net}.{VIP}"
             self.observer = f"rais{octet}-{os.getpid()}-obs"
             shared = Shared(self.group, self.port, interval, dead_after, cluster, settings, extra)
             write_new_key_file(self.key_path)
@@ -334,6 +369,55 @@ class NetCluster(TwistdCluster[NetNode]):
     def status(self, node: NetNode, timeout: float = 2.0) -> dict[str, Any]:
         return node.status(timeout)
 
+    # A service that moves: the virtual IP, and a server wherever it goes.
+
+    @property
+    def vip_announce(self) -> str:
+        """Shell: a gratuitous ARP for the VIP from this host, so neighbours' caches point here;
+        in the background, as arping takes a second for its two."""
+        return f"( arping -q -U -c 2 -I eth0 {self.vip} >/dev/null 2>&1 & )"
+
+    @property
+    def vip_take(self) -> str:
+        """Shell: hold the VIP (replace: holding it already is fine), then announce it."""
+        return f"ip addr replace {self.vip}/32 dev eth0 && {self.vip_announce}"
+
+    @property
+    def vip_drop(self) -> str:
+        """Shell: let the VIP go (not holding it is fine)."""
+        return f"ip addr del {self.vip}/32 dev eth0 2>/dev/null; true"
+
+    def take_vip(self, node: NetNode) -> None:
+        """The node's host takes the VIP now, outside its node: as a host whose boot brings it up."""
+        run(["ip", "netns", "exec", node.namespace, "sh", "-c", self.vip_take])
+
+    def drop_vip(self, node: NetNode) -> None:
+        """The node's host loses the VIP, outside its node: as a reboot does."""
+        run(["ip", "netns", "exec", node.namespace, "sh", "-c", self.vip_drop])
+
+    def serve(self, node: NetNode, port: int = HTTP_PORT) -> subprocess.Popen:
+        """nginx in the node's namespace on every address (the VIP too, whenever it is there),
+        answering ``GET /`` with ``host N``; listening once this returns, stopped by close()."""
+        if shutil.which("nginx") is None:
+            raise NetError("nginx is not installed (Debian: nginx-light)")
+        root = os.path.join(node.folder, "www")
+        os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
+        with open(os.path.join(root, "index.html"), "w") as f:
+            f.write(f"host {node.index}\n")
+        conf = os.path.join(root, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX.format(root=root, port=port))
+        server = self.spawn(node, ["nginx", "-e", "stderr", "-p", root, "-c", conf])
+
+        def answers() -> bool:
+            with _socket_in(node.namespace, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1.0)
+                return sock.connect_ex((node.address, port)) == 0
+
+        if not wait_for(lambda: server.poll() is not None or answers(), 10) or server.poll() is not None:
+            raise NetError(f"nginx in {node.namespace} did not start: see {node.folder}/helpers.log")
+        return server
+
     # The network.
 
     def link_down(self, node: NetNode) -> None:
@@ -358,8 +442,33 @@ class NetCluster(TwistdCluster[NetNode]):
         still hears ``dst``. Replaces the previous cut."""
         self._cut({node.namespace: [n.address for n in src] for node in dst})
 
+    def partition_links(self, groups: Sequence[Sequence[NetNode]], observer: int | None = None) -> None:
+        """Each group hears only itself, and at the link layer: every frame from another group's
+        host, ARP included, is dropped where it arrives (by its source MAC), as if each group had a
+        switch of its own. The observer is in ``groups[observer]``, or hears and is heard by all, as
+        are nodes in no group. partition() lets ARP through, and a gratuitous ARP reaches every
+        side; with this one, a client on the observer's side misses the other side's. Replaces the
+        previous such cut; heal() ends both kinds."""
+        members = [[n.namespace for n in group] + ([self.observer] if i == observer else [])
+                   for i, group in enumerate(groups)]
+        macs = {ns: json.loads(run(["ip", "-n", ns, "-j", "link", "show", "dev", "eth0"]))[0]["address"]
+                for group in members for ns in group}
+        scripts = {}
+        for group in members:
+            others = [macs[ns] for g in members if g is not group for ns in g]
+            for ns in group:
+                scripts[ns] = (f"add table netdev {TABLE}\nadd chain netdev {TABLE} link {{ type filter hook "
+                               f"ingress device eth0 priority 0; policy accept; }}\nflush chain netdev {TABLE} link\n"
+                               + (f"add rule netdev {TABLE} link ether saddr {{ {', '.join(others)} }} drop\n"
+                                  if others else ""))
+        scripts |= {ns: f"flush chain netdev {TABLE} link\n" for ns in self._link_cut if ns not in scripts}
+        self._nft(scripts)
+        self._link_cut = sorted(scripts)
+
     def heal(self) -> None:
         self._cut({})
+        if self._link_cut:
+            self._nft({ns: f"flush chain netdev {TABLE} link\n" for ns in self._link_cut})
 
     def _cut(self, drops: dict[str, list[str]]) -> None:
         """Per namespace, the source addresses its node stops hearing; every other node hears all."""
@@ -448,6 +557,154 @@ class NetCluster(TwistdCluster[NetNode]):
             if self._sigterm is not None:
                 signal.signal(signal.SIGTERM, self._sigterm)
                 self._sigterm = None
+
+
+def _addresses(sock: socket.socket) -> set[str]:
+    """Every IPv4 address in the namespace ``sock`` was made in: SIOCGIFCONF lists each one, an
+    added /32 too, in microseconds (``ip -n NS addr`` is a process, milliseconds)."""
+    buf = array.array("B", bytes(64 * _IFREQ))
+    pointer, size = buf.buffer_info()
+    length, _ = struct.unpack("iL", fcntl.ioctl(sock.fileno(), _SIOCGIFCONF, struct.pack("iL", size, pointer)))
+    data = buf.tobytes()
+    # Each struct ifreq: the interface's name (16 bytes), then a sockaddr_in, its address at 4..8.
+    return {socket.inet_ntoa(data[i + 20:i + 24]) for i in range(0, length, _IFREQ)}
+
+
+def _stretches(marks: Iterable[tuple[float, bool]], since: float, until: float) -> list[tuple[float, float]]:
+    """From time-ordered (time, bad) marks: each run of bad ones, from its first mark to the
+    next good mark (or ``until``: still going on), clipped to the window."""
+    found, start = [], None
+    for at, bad in marks:
+        if bad and start is None:
+            start = at
+        elif not bad and start is not None:
+            found.append((start, at))
+            start = None
+    if start is not None:
+        found.append((start, until))
+    return [(max(a, since), min(b, until)) for a, b in found if b > since and a < until]
+
+
+class _Every:
+    """A thread calling ``sample(now)`` every ``every`` seconds (at once after one that ran
+    late), from ``start()`` or entering the ``with`` block, until ``stop()`` or leaving it."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        due = time.monotonic()
+        while not self._stopping.wait(max(0.0, due - time.monotonic())):
+            now = time.monotonic()
+            self.sample(now)
+            due = max(due + self.every, time.monotonic())
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+
+@attrs.frozen
+class Fetch:
+    at: float  # time.monotonic() when it began
+    answer: str | None  # the body ("host 2"), or None: refused, failed or timed out
+
+
+class Client(_Every):
+    """Fetches ``http://VIP:port/`` from the observer every ``every`` seconds, each on a new
+    connection (so each finds the VIP afresh, through the observer's ARP cache), each given
+    ``timeout`` seconds to connect and again to answer. Times are time.monotonic()."""
+
+    def __init__(self, cluster: NetCluster, port: int = HTTP_PORT, every: float = 0.01,
+                 timeout: float = 0.2) -> None:
+        super().__init__(every)
+        self.namespace, self.host, self.port, self.timeout = cluster.observer, cluster.vip, port, timeout
+        self.fetches: list[Fetch] = []
+
+    def sample(self, now: float) -> None:
+        connection = _NamespaceHTTP(self.namespace, self.host, self.port, self.timeout)
+        try:
+            connection.request("GET", "/")
+            reply = connection.getresponse()
+            answer = reply.read().decode(errors="replace").strip() if reply.status == 200 else None
+        except (OSError, http.client.HTTPException):
+            answer = None
+        finally:
+            connection.close()
+        self.fetches.append(Fetch(now, answer))
+
+    def last(self) -> Fetch | None:
+        return self.fetches[-1] if self.fetches else None
+
+    def outages(self, since: float = 0.0, until: float = float("inf")) -> list[tuple[float, float]]:
+        """(start, end) of each stretch in the window during which every fetch failed: from the
+        first failed fetch to the next answered one; one still going on ends with the window."""
+        until = min(until, time.monotonic())
+        return _stretches(((f.at, f.answer is None) for f in list(self.fetches)), since, until)
+
+    def longest(self, since: float = 0.0, until: float = float("inf")) -> float:
+        """The longest outage in the window, in seconds (0 if none)."""
+        return max((end - start for start, end in self.outages(since, until)), default=0.0)
+
+    def answers(self, since: float = 0.0, until: float = float("inf")) -> set[str]:
+        """Who answered in the window ("host 2", ...)."""
+        return {f.answer for f in list(self.fetches) if since <= f.at <= until and f.answer is not None}
+
+
+class HolderWatch(_Every):
+    """Samples every ``every`` seconds which nodes' namespaces hold the VIP (by node index).
+    Times are time.monotonic()."""
+
+    def __init__(self, cluster: NetCluster, every: float = 0.02) -> None:
+        super().__init__(every)
+        self.vip = cluster.vip
+        # A socket stays in the namespace it was made in: one per node, made once.
+        self._sockets = [(node.index, _socket_in(node.namespace)) for node in cluster.nodes]
+        self.samples: list[tuple[float, frozenset[int]]] = []
+
+    def sample(self, now: float) -> None:
+        self.samples.append((now, frozenset(i for i, sock in self._sockets if self.vip in _addresses(sock))))
+
+    def stop(self) -> None:
+        super().stop()
+        for _, sock in self._sockets:
+            sock.close()
+
+    def holding(self) -> frozenset[int]:
+        """Who held the VIP at the latest sample."""
+        return self.samples[-1][1] if self.samples else frozenset()
+
+    def held_by(self, since: float = 0.0, until: float = float("inf")) -> set[int]:
+        """Everyone who held the VIP at some sample in the window."""
+        return {i for at, held in list(self.samples) if since <= at <= until for i in held}
+
+    def shared(self, since: float = 0.0, until: float = float("inf")) -> list[tuple[float, float]]:
+        """(start, end) of each stretch in the window during which two or more held the VIP: from
+        the first sample that saw it to the first that did not (longer by up to one sample)."""
+        until = min(until, time.monotonic())
+        return _stretches(((at, len(held) > 1) for at, held in list(self.samples)), since, until)
+
+    def overlap(self, since: float = 0.0, until: float = float("inf")) -> tuple[float, float]:
+        """(total, longest) seconds in the window during which two or more held the VIP."""
+        lengths = [end - start for start, end in self.shared(since, until)]
+        return sum(lengths), max(lengths, default=0.0)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
