@@ -373,9 +373,14 @@ class NetCluster(TwistdCluster[NetNode]):
 
     @property
     def vip_announce(self) -> str:
-        """Shell: a gratuitous ARP for the VIP from this host, so neighbours' caches point here;
-        in the background, as arping takes a second for its two."""
-        return f"( arping -q -U -c 2 -I eth0 {self.vip} >/dev/null 2>&1 & )"
+        """Shell: gratuitous ARPs for the VIP from this host, so neighbours' caches point here, in
+        the background. Four, half a second apart: Linux ignores a change of an entry within
+        `locktime` (1 s) of its last one, so one of them lands whatever changed that entry just
+        before. Each only while the host still holds the VIP: one sent after a release would
+        point the neighbours back at a host that no longer answers."""
+        held = f'ip -4 addr show dev eth0 | grep -q " {self.vip}/"'
+        once = f"arping -q -U -c 1 -w 1 -I eth0 {self.vip}"
+        return f"( for i in 1 2 3 4; do {held} || exit 0; {once}; sleep 0.5; done >/dev/null 2>&1 & )"
 
     @property
     def vip_take(self) -> str:

@@ -394,7 +394,7 @@ class Node:
 
     def _role_changed(self, old: Role, reason: str, out: list[Output]) -> None:
         new = self.role
-        if new != old:
+        if new != old or self.mastership is not None:  # a master in a new term is news too
             out.append(RoleChanged(old, new, self.term, reason))
             out.append(Notify(("role", old, new, term_text(self.term), reason)))
 
