@@ -1,4 +1,4 @@
-"""The `rais` command: check-config, keygen, status, probes, probe.
+"""The `rais` command: check-config, keygen, status, plan, move, probes, probe.
 
 Exit status: 0 fine, 1 the node could not be asked (or, for `rais probes`,
 a probe module failed to load), 2 bad input (a bad config, a bad argument,
@@ -13,6 +13,7 @@ import json
 import sys
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -77,6 +78,33 @@ def _control_address(args: argparse.Namespace) -> tuple[str, int]:
     if args.config:
         return load_config(args.config).node.control
     return parse_hostport(DEFAULT_CONTROL)
+
+
+def move(args: argparse.Namespace) -> int:
+    """Ask the master, at its control endpoint, to move a service to a host."""
+    from rais.ids import HostClusterId
+
+    try:
+        HostClusterId.parse(args.host)
+        host, port = _control_address(args)
+    except ValueError as e:
+        print(f"rais move: {e}", file=sys.stderr)
+        return 2
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 2
+    shown = f"[{host}]" if ":" in host else host
+    body = urllib.parse.urlencode({"service": args.service, "host": args.host}).encode()
+    try:
+        with urllib.request.urlopen(f"http://{shown}:{port}/move", data=body, timeout=TIMEOUT) as reply:
+            print(reply.read().decode("utf-8", "replace").strip())
+            return 0
+    except urllib.error.HTTPError as e:  # refused: the reason is the body
+        print(f"rais move: {e.read().decode('utf-8', 'replace').strip()}", file=sys.stderr)
+        return 2
+    except (urllib.error.URLError, OSError) as e:
+        print(f"rais move: cannot reach the node at {host}:{port}: {getattr(e, 'reason', e)}", file=sys.stderr)
+        return 1
 
 
 def fetch_status(host: str, port: int, timeout: float = TIMEOUT) -> dict[str, Any]:
@@ -325,6 +353,15 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--tables", metavar="FILE", help="plan from a saved `rais status --json`")
     p.add_argument("--json", action="store_true", help="print the decisions and every score as JSON")
     p.set_defaults(run=plan)
+
+    p = sub.add_parser("move", help="ask the master to move a service to a host (then release it elsewhere)")
+    p.add_argument("service")
+    p.add_argument("host", metavar="HOST", help="host-cluster id, like 1.2.0.7")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--control", metavar="HOST:PORT",
+                       help=f"the master's control endpoint (default {DEFAULT_CONTROL})")
+    where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
+    p.set_defaults(run=move)
 
     p = sub.add_parser("probes", help="list the probe plugins found, and those that failed to load")
     p.add_argument("--config", metavar="PATH", help="also search this config's [probes] paths")

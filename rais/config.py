@@ -112,6 +112,8 @@ class PolicyConfig:
     max_latency_ms: float | None
     max_net_mbps: float | None = None
     weights: Mapping[str, float] = MappingProxyType({})  # planner weights to override, by part
+    prefer: HostClusterId | None = None  # placed there whenever it qualifies
+    failback_after: float = 60.0  # seconds the preferred host qualifies before the service goes back
 
 
 @attrs.frozen
@@ -340,6 +342,8 @@ _POLICY_FIELDS = (
     _Field("max_latency_ms", number(0, low_open=True), None),
     _Field("max_net_mbps", number(0, low_open=True), None),  # megabits/s in and out of a host
     _Field("weights", _weights, MappingProxyType({})),
+    _Field("prefer", text(HostClusterId.parse, 'a host-cluster id like "1.2.0.7"'), None),
+    _Field("failback_after", number(0, 86400), 60.0),
 )
 
 
@@ -476,6 +480,9 @@ def load_config(path: str, role: str | None = None, host_id: int | None = None) 
     policies = {}
     for name, table in _named_tables(doc, "policy", report).items():
         policies[name] = dict(_read(table, ("policy", name), _POLICY_FIELDS, report), name=name)
+        prefer, cluster_id = policies[name].get("prefer"), cluster.get("id")
+        if prefer is not None and cluster_id is not None and prefer.cluster != cluster_id:
+            report(("policy", name, "prefer"), f"{prefer} is a host of cluster {prefer.cluster}, not of {cluster_id}")
 
     # Every value left missing above was reported, so no problems means
     # every record below gets all of its fields.

@@ -1,4 +1,8 @@
-"""The local HTTP control endpoint: status.json and a plain-text status page."""
+"""The local HTTP control endpoint: status.json, a plain-text status page, and POST /move.
+
+It listens on loopback unless [node] control says otherwise: whoever reaches it
+may move services (`rais move`), so keep it where only operators can.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from rais.ids import HostClusterId
 from rais.statusview import render_status
 
 StatusSource = Callable[[], dict[str, Any]]
+Mover = Callable[[str, HostClusterId], str]  # (service, host) -> what happens; ValueError: why not
 
 
 class StatusView(Resource):
@@ -33,6 +39,34 @@ class StatusView(Resource):
         return self._render(self._status()).encode()
 
 
+class MoveView(Resource):
+    """POST service=NAME&host=A.B.C.D: ask the master to move a service there (`rais move`).
+    200 and what happens; 400 for a malformed request; 409 and why, when it cannot be."""
+
+    isLeaf = True
+
+    def __init__(self, move: Mover) -> None:
+        super().__init__()
+        self._move = move
+
+    def render_POST(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        args = request.args or {}
+        try:
+            (service,), (host,) = args[b"service"], args[b"host"]
+            target = HostClusterId.parse(host.decode("ascii"))
+            name = service.decode("utf-8")
+        except (KeyError, ValueError):  # a missing or repeated field, or a bad id
+            request.setResponseCode(http.BAD_REQUEST)
+            return b"expected one service=NAME and one host=A.B.C.D\n"
+        try:
+            text = self._move(name, target)
+        except ValueError as e:
+            request.setResponseCode(http.CONFLICT)
+            text = str(e)
+        return (text + "\n").encode()
+
+
 def _json(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=1) + "\n"
 
@@ -44,8 +78,9 @@ class QuietSite(Site):
         pass
 
 
-def control_site(status: StatusSource) -> Site:
+def control_site(status: StatusSource, move: Mover) -> Site:
     root = Resource()
+    root.putChild(b"move", MoveView(move))
     page = StatusView(status, render_status, b"text/plain; charset=utf-8")
     root.putChild(b"", page)
     root.putChild(b"status", page)

@@ -24,6 +24,7 @@ from rais.actions import Notifier, run_action
 from rais.config import Config, PolicyConfig, ServiceConfig
 from rais.effects import TICKS_PER_INTERVAL, Driver, Event, RunAction
 from rais.epoch import next_boot_epoch
+from rais.ids import HostClusterId
 from rais.interfaces import IEffects, ProbeResult
 from rais.load import LoadSampler
 from rais.node import Node
@@ -162,6 +163,14 @@ class NodeService(Service):
             waits.append(self.saver.flush())
         return gatherResults([d for d in waits if d is not None])
 
+    def move(self, service: str, host: HostClusterId) -> str:
+        """`rais move`, through the control endpoint: ValueError if it cannot be."""
+        if self.node is None:
+            raise ValueError("node not started")
+        text = self.node.move(self.reactor.seconds(), service, host)
+        self.log.info("operator: {text}", text=text)
+        return text
+
     def status(self) -> dict[str, Any]:
         if self.node is None or self.protocol is None:
             return {"error": "node not started"}
@@ -178,4 +187,6 @@ def policy_row(policy: PolicyConfig) -> PolicyRow:
         None if policy.max_latency_ms is None else round(policy.max_latency_ms * 1000),
         None if policy.max_net_mbps is None else round(policy.max_net_mbps * 125_000),
         Weights(**{name: round(weight * 1000) for name, weight in policy.weights.items()}),
+        policy.prefer,
+        round(policy.failback_after * 1000),
     )

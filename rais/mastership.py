@@ -259,6 +259,33 @@ class Mastership:
         out += [Send(order) for order in changes.resend]
         return out + self.commit(now)
 
+    def move(self, now: float, service: str, host: HostClusterId) -> str:
+        """The operator asks for ``service`` on ``host`` (`rais move`): what will happen, or
+        ValueError saying why it cannot. The next reconcile carries it out."""
+        view = self.view()
+        rows = view.services(service)
+        if not rows:
+            raise ValueError(f"no host declares {service}")
+        server = view.servers.get(host)
+        if server is None:
+            raise ValueError(f"{host} is not in the cluster's tables")
+        row = next((r for r in rows if r.host == host), None)
+        if row is None:
+            raise ValueError(f"{host} does not declare {service}")
+        if server.status != HostStatus.UP:
+            raise ValueError(f"{host} is {server.status}")
+        if row.assigned:
+            raise ValueError(f"{service} is assigned to {host} already")
+        if not row.can_start:
+            raise ValueError(f"{service} has no start action on {host}")
+        books = self.books
+        # The operator's word overrides a put-aside (a start that failed there, say): if it fails
+        # again, the move is given up with the reason.
+        excluded = {k: e for k, e in books.excluded.items() if k != (host, service)}
+        self.books = attrs.evolve(books, moves={**books.moves, service: host}, excluded=excluded)
+        self._decided(now, Decision("move", service, host, f"{service}: the operator asks for it on {host}"))
+        return f"moving {service} to {host}"
+
     def order_done(self, now: float, host: HostClusterId, done: OrderDone) -> list[object]:
         """A host answered an order of this term."""
         books = self.books

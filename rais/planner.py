@@ -173,19 +173,29 @@ def rank(scores: Iterable[Score]) -> list[Score]:
 
 
 def place(view: View, service: str, exclude: Mapping[HostClusterId, str] | None = None,
-          origin: HostClusterId | None = None, master: HostClusterId | None = None) -> Placement:
-    """Choose the host for one more copy of ``service``; ``exclude`` maps hosts to why not."""
+          origin: HostClusterId | None = None, master: HostClusterId | None = None,
+          prefer: HostClusterId | None = None) -> Placement:
+    """Choose the host for one more copy of ``service``; ``exclude`` maps hosts to why not;
+    ``prefer`` (or else the policy's) is chosen whenever it qualifies."""
     scores = rank(score_host(view, row, exclude or {}, origin, master) for row in view.services(service))
     eligible = [s for s in scores if s.eligible]
     if not eligible:
         why = "; ".join(f"{s.host}: {s.reason}" for s in scores) or "no host declares it"
         return Placement(service, None, f"{service}: no host qualifies ({why})", tuple(scores))
-    best = eligible[0]
+    policy = view.policy(service)
+    # The operator's preferred host, whenever it qualifies (a location score, in Pacemaker's words).
+    wanted = prefer or (policy.prefer if policy is not None else None)
+    best = next((s for s in eligible if s.host == wanted), eligible[0])
     assert best.total is not None  # eligible
-    lines = [f"{service} -> {best.host} (score {best.total:.2f}: {_parts(best)})"]
-    for s in scores[1:]:
+    preferred = ", preferred" if best is not eligible[0] else ""
+    lines = [f"{service} -> {best.host} (score {best.total:.2f}{preferred}: {_parts(best)})"]
+    for s in scores:
+        if s is best:
+            continue
         if s.total is not None:  # eligible
-            lines.append(f"  {s.host}: score {s.total:.2f}, {best.total - s.total:.2f} less ({_parts(s)})")
+            diff = best.total - s.total
+            versus = f"{diff:.2f} less" if diff >= 0 else f"{-diff:.2f} more, not preferred"
+            lines.append(f"  {s.host}: score {s.total:.2f}, {versus} ({_parts(s)})")
         else:
             lines.append(f"  {s.host}: {s.reason}")
     return Placement(service, best.host, "\n".join(lines), tuple(scores))
@@ -196,13 +206,14 @@ def _parts(score: Score) -> str:
 
 
 def place_copies(view: View, service: str, count: int, exclude: Mapping[HostClusterId, str] | None = None,
-                 origin: HostClusterId | None = None, master: HostClusterId | None = None) -> list[Placement]:
+                 origin: HostClusterId | None = None, master: HostClusterId | None = None,
+                 prefer: HostClusterId | None = None) -> list[Placement]:
     """Places for ``count`` more copies on distinct hosts, best first; the last is None-hosted
     (degraded) if the hosts ran out."""
     placements = []
     taken = dict(exclude or {})
     for _ in range(count):
-        placement = place(view, service, taken, origin, master)
+        placement = place(view, service, taken, origin, master, prefer)
         placements.append(placement)
         if placement.host is None:
             break
@@ -210,13 +221,16 @@ def place_copies(view: View, service: str, count: int, exclude: Mapping[HostClus
     return placements
 
 
-def surplus(view: View, service: str, want: int, master: HostClusterId | None = None) -> list[Placement]:
-    """The copies to release when more than ``want`` serve: the lowest scores, worst first."""
+def surplus(view: View, service: str, want: int, master: HostClusterId | None = None,
+            keep: HostClusterId | None = None) -> list[Placement]:
+    """The copies to release when more than ``want`` serve: the lowest scores, worst first; never
+    ``keep`` (where a service is being moved to, or its preferred host)."""
     serving = view.serving(service)
     if len(serving) <= want:
         return []
     # Scored as if each were a spare: what it would be worth to place the service there now.
     scored = rank(score_host(view, attrs.evolve(r, assigned=False, state=ServiceState.STOPPED), {},
                              None, master) for r in serving)
+    scored.sort(key=lambda s: s.host != keep)  # stable: the rest keep their order
     return [Placement(service, s.host, f"{service}: {len(serving)} copies, policy wants {want}; "
                                        f"{s.host} scores lowest", (s,)) for s in scored[want:][::-1]]

@@ -26,6 +26,11 @@ announce the service again (their ``refresh`` action), so clients that
 cached the old holder's address (ARP) find the new one. An exclusive copy
 lost on a host that went down, in quorum mode, is started elsewhere only once
 that host has fenced itself (rais.fencing): never two holders at once.
+
+A service moves to a host the operator names (`rais move`), and back to its
+policy's ``prefer`` host once that host has qualified for ``failback_after``:
+a copy is started there and then the other released (an exclusive service
+is released first, then started there: never two holders).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from collections.abc import Mapping
 import attrs
 
 from rais.ids import HostClusterId
-from rais.planner import Placement, Score, View, place_copies, surplus
+from rais.planner import Placement, Score, View, place_copies, score_host, surplus
 from rais.settings import Timing
 from rais.states import HostStatus, OrderAction, ServiceState
 from rais.wire import Order
@@ -81,6 +86,8 @@ class Books:
     moved_at: Mapping[str, float] = attrs.field(factory=dict)  # a service's last move for load
     announced: bool = False  # this term's holders were asked to announce their services
     refresh: frozenset[str] = frozenset()  # services whose holders must announce them again
+    moves: Mapping[str, HostClusterId] = attrs.field(factory=dict)  # asked for by the operator, not yet done
+    back_since: Mapping[Copy, float] = attrs.field(factory=dict)  # a preferred host qualifies again since
 
 
 @attrs.frozen
@@ -151,6 +158,8 @@ class _Step:
         self.over_since = dict(books.over_since)
         self.moved_at = dict(books.moved_at)
         self.refresh = set(books.refresh)
+        self.moves = dict(books.moves)
+        self.back_since = dict(books.back_since)
         if not books.announced:
             # A new term: after a heal or a master change, a holder may not be where clients last
             # looked, so every holder announces what it serves.
@@ -161,7 +170,7 @@ class _Step:
 
     def changes(self) -> Changes:
         books = Books(self.orders, self.next_order, self.excluded, self.released_at, self.over_since,
-                      self.moved_at, True, frozenset(self.refresh))
+                      self.moved_at, True, frozenset(self.refresh), self.moves, self.back_since)
         return Changes(tuple(self.decisions), tuple(self.rows), tuple(self.resend), books)
 
     def up(self, host: HostClusterId) -> bool:
@@ -224,16 +233,19 @@ class _Step:
         missing = want - len(serving) - len([h for h in starting if h not in {r.host for r in serving}])
         if missing == 0 and self.overloaded(policy, serving):
             missing = 1  # start a copy elsewhere; the extra one, on the busy host, is released after
+        target, keep = self.destination(name, policy, rows, serving, starting)
         if missing > 0 and (fencing := self.fencing(rows)) is not None:
             self.decide("waiting", name, fencing, f"{name}: waiting until {fencing} has fenced itself "
                                                   f"(it holds an exclusive copy) before starting it elsewhere")
         elif missing > 0:
             exclude = self.exclusions(name)
             exclude.update((host, "being started") for host in starting)
-            for placement in place_copies(view, name, missing, exclude, origin, self.master):
+            for placement in place_copies(view, name, missing, exclude, origin, self.master, keep):
                 self.place(placement)
+        elif target is not None:
+            self.move(name, target, serving)
         elif missing < 0 and not starting:
-            for placement in surplus(view, name, want, self.master):
+            for placement in surplus(view, name, want, self.master, keep):
                 row = next(r for r in rows if r.host == placement.host)
                 self.rows.append(attrs.evolve(row, assigned=False))
                 self.order(OrderAction.RELEASE, name, row.host, placement.explanation, placement.scores)
@@ -241,6 +253,57 @@ class _Step:
             self.release_strays(name, rows)
         if name in self.refresh:
             self.announce(name, serving)
+
+    def destination(self, name: str, policy: PolicyRow, rows: list[ServiceRow], serving: list[ServiceRow],
+                    starting: list[HostClusterId]) -> tuple[HostClusterId | None, HostClusterId | None]:
+        """Where the service should move now, if anywhere, and the host whose copy it keeps
+        (placed there, never released as surplus): the operator's move, or the preferred host."""
+        held = {r.host for r in serving}
+        moving = self.moves.get(name)
+        if moving is not None:
+            row = next((r for r in rows if r.host == moving), None)
+            why = ("it does not declare the service" if row is None else self.exclusions(name).get(moving)
+                   or (None if self.up(moving) else "it is not up"))
+            if why is not None:
+                del self.moves[name]
+                self.decide("move-failed", name, moving, f"{name}: the move to {moving} is given up: {why}")
+                return None, None
+            if row is not None and row.assigned and row.state == ServiceState.RUNNING and len(serving) <= (
+                    policy.replicas):
+                del self.moves[name]
+                self.decide("moved", name, moving, f"{name}: moved to {moving}, as the operator asked")
+            return (None if moving in held or moving in starting else moving), moving
+        prefer = policy.prefer
+        if prefer is None:
+            return None, None
+        copy = (prefer, name)
+        row = next((r for r in rows if r.host == prefer), None)
+        if prefer in held or row is None:
+            self.back_since.pop(copy, None)
+            return None, prefer
+        if score_host(self.view, row, self.exclusions(name), None, self.master).total is None:
+            self.back_since.pop(copy, None)  # not up, put aside, or over a limit: the hold starts over
+            return None, None
+        since = self.back_since.setdefault(copy, self.now)
+        busy = any(p.order.service == name for p in self.orders.values())
+        if self.now - since < policy.failback_ms / 1000 or busy or len(serving) < policy.replicas:
+            return None, prefer
+        del self.back_since[copy]
+        self.moves[name] = prefer  # carried out, and finished, as a move
+        self.decide("failback", name, prefer, f"{name}: back to its preferred host {prefer}, which has "
+                                              f"qualified for {policy.failback_ms / 1000:g}s")
+        return prefer, prefer
+
+    def move(self, name: str, target: HostClusterId, serving: list[ServiceRow]) -> None:
+        """Start a copy on ``target`` (the other is released once it runs); an exclusive service
+        is released first, and placed on ``target`` when nothing holds it."""
+        if any(r.exclusive for r in serving):
+            for row in serving:
+                self.rows.append(attrs.evolve(row, assigned=False))
+                self.order(OrderAction.RELEASE, name, row.host,
+                           f"{name} released on {row.host} to move to {target} (exclusive: released first)")
+            return
+        self.order(OrderAction.ASSIGN, name, target, f"{name} -> {target}: moving it there")
 
     def reestablish(self, row: ServiceRow, starting: list[HostClusterId]) -> None:
         """A copy assigned to a host that restarted since it was established there: start it again."""

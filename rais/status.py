@@ -112,6 +112,9 @@ def books_json(books: Books) -> dict[str, Any]:
         "moved_at": dict(sorted(books.moved_at.items())),
         "announced": books.announced,
         "refresh": sorted(books.refresh),
+        "moves": {name: str(host) for name, host in sorted(books.moves.items())},
+        "back_since": [{"host": str(host), "service": name, "since": since}
+                       for (host, name), since in sorted(books.back_since.items())],
     }
 
 
@@ -271,7 +274,7 @@ def _field(kind: Kind) -> Callable[[Any, str], Any]:
 
 
 _BOOKS_FIELDS = ("acts_from", "next_order", "orders", "excluded", "released_at", "over_since", "moved_at",
-                 "announced", "refresh")
+                 "announced", "refresh", "moves", "back_since")
 _PENDING_FIELDS = ("sent_at", "deadline")  # beside an order's own
 
 
@@ -308,6 +311,9 @@ def _books(value: Any, where: str) -> Books:
         announced=_get(data, "announced", _flag, where=where, default=True),
         refresh=frozenset(_name(name, f"{where}.refresh[{i}]")
                           for i, name in enumerate(_get(data, "refresh", _list, where=where, default=[]))),
+        moves={_name(name, f"{where}.moves"): _host(host, f"{where}.moves.{_named(name)}")
+               for name, host in _get(data, "moves", _object, where=where, default={}).items()},
+        back_since=_copies(data, "back_since", where, ("since",), lambda e, at: _get(e, "since", _time, where=at)),
     )
 
 

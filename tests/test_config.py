@@ -105,7 +105,7 @@ def test_example_file_documents_every_key() -> None:
     for key in ("id", "key_file", "group", "port", "interface", "heartbeat_interval", "dead_after",
                 "ttl", "quorum", "host_id", "address", "role", "priority", "control", "state_dir", "preempt",
                 "probe", "running", "start", "stop", "shell", "timeout", "replicas", "max_cpu",
-                "max_latency_ms", "settle", "refresh", "exclusive"):
+                "max_latency_ms", "settle", "refresh", "exclusive", "prefer", "failback_after"):
         assert f"\n{key} = " in text, key
 
 
@@ -488,6 +488,10 @@ def test_service_that_is_not_a_table(folder: Path) -> None:
     ("max_cpu = 1.5", "max_cpu", "must be over 0 and at most 1, got 1.5"),
     ('max_cpu = "50%"', "max_cpu", "expected a number, got a string"),
     ("max_latency_ms = -1", "max_latency_ms", "must be greater than 0, got -1"),
+    ('prefer = "1.2.0"', "prefer", "host-cluster id '1.2.0' must be 4 dotted octets"),
+    ('prefer = "1.3.0.2"', "prefer", "1.3.0.2 is a host of cluster 1.3, not of 1.2"),
+    ("prefer = 2", "prefer", 'expected a host-cluster id like "1.2.0.7", got an integer'),
+    ("failback_after = -1", "failback_after", "must be 0..86400, got -1"),
 ])
 def test_bad_policy_key(folder: Path, line: str, key: str, message: str) -> None:
     path = write(folder, extra=f"[policy.web]\n{line}\n")

@@ -342,3 +342,36 @@ def test_a_service_moves_to_the_next_host_whose_start_works_and_is_not_served_tw
     finally:
         cluster.stop_all()
         stop_web_servers(cluster)
+
+
+def test_rais_move_moves_a_service_where_the_operator_says_and_refuses_what_cannot_be(tmp_path):
+    from bench.failover import confirmed_on, stop_web_servers, web_cluster, web_rows
+
+    cluster, _ports = web_cluster(str(tmp_path))
+    cluster.start_all()
+    master, other = cluster.nodes[0], cluster.nodes[2]
+
+    def rais_move(node, *words):
+        return subprocess.run([sys.executable, "-m", "rais.cli", "move", *words, "--control",
+                               f"{node.address}:{node.control_port}"], capture_output=True, text=True, timeout=30)
+
+    try:
+        cluster.wait_ready()
+        assert wait_for(lambda: confirmed_on(cluster, hid(2)), 20), web_rows(master)
+        done = rais_move(master, "web", hid(3))
+        assert (done.returncode, done.stdout) == (0, "moving web to 1.2.0.3\n"), done.stderr
+        assert wait_for(lambda: confirmed_on(cluster, hid(3)) and not web_rows(master)[hid(2)]["assigned"], 15), (
+            web_rows(master))
+        assert not os.path.exists(os.path.join(cluster.nodes[1].folder, "web.pid"))  # released there
+        said = [d["text"] for d in master.status()["decisions"]["web"]]
+        assert said[-1] == "web: moved to 1.2.0.3, as the operator asked", said
+        for node, words, why in (
+                (master, ("web", "1.2.0.9"), "1.2.0.9 is not in the cluster's tables"),
+                (master, ("web", "1.2.0.3"), "web is assigned to 1.2.0.3 already"),
+                (master, ("web", "1.2.0"), "host-cluster id '1.2.0' must be 4 dotted octets"),
+                (other, ("web", "1.2.0.2"), f"this node is not the master; the master is 1.2.0.1 at {master.address}")):
+            refused = rais_move(node, *words)
+            assert (refused.returncode, refused.stdout, refused.stderr) == (2, "", f"rais move: {why}\n")
+    finally:
+        cluster.stop_all()
+        stop_web_servers(cluster)

@@ -149,3 +149,25 @@ def test_a_starting_cluster_waits_to_hear_what_runs_unless_every_host_it_knew_is
     heard(membership, T0 + 5)
     upkeep(m, membership, T0 + 5)
     assert m.settles_at == T0 + 5  # everyone it knew is back
+
+
+def test_a_move_is_taken_only_where_it_can_be_carried_out():
+    m = mastership()
+    membership = Membership(1.0, 3)
+    heard(membership, T0)
+    upkeep(m, membership, T0)
+    stopped = attrs.evolve(WEB, running=False)
+    m._stage_catalogue(T0, PEER, b"p" * 8, (stopped,))
+    m.commit(T0)
+    m.books = Books(excluded={(PEER, "web"): Exclusion("start failed: exit status 1", T0 + 300)})
+    for service, host, why in (("mail", PEER, "no host declares mail"),
+                               ("web", GONE, "1.2.0.3 is not in the cluster's tables"),
+                               ("web", ME, "web is assigned to 1.2.0.1 already")):
+        try:
+            m.move(T0, service, host)
+        except ValueError as e:
+            assert str(e) == why
+        else:
+            raise AssertionError(f"moved {service} to {host}")
+    assert m.move(T0, "web", PEER) == "moving web to 1.2.0.2"
+    assert m.books.moves == {"web": PEER} and m.books.excluded == {}  # the operator's word overrides

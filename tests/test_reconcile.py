@@ -248,3 +248,69 @@ def test_an_exclusive_copy_on_a_host_gone_down_waits_until_it_has_fenced_itself(
 
 def flat(rows):
     return [r for item in rows for r in (item if isinstance(item, list) else [item])]
+
+
+def test_a_move_starts_a_copy_on_the_host_named_then_releases_the_other_and_is_done():
+    rows = (server(1), server(2), server(3), web(2, assigned=True), web(3))
+    asked = Books(moves={"web": hid(3)})
+    first = reconcile(situation(*rows, books=asked))
+    assert said(first) == [("assign", "web", 3)]
+    assert first.decisions[0].explanation == "web -> 1.2.0.3: moving it there"
+    done = attrs.evolve(first.books, orders={})
+    running = (server(1), server(2), server(3), web(2, assigned=True), web(3, assigned=True))
+    release = reconcile(situation(*running, books=done))
+    assert said(release) == [("release", "web", 2)]  # kept where it was moved to, whatever the scores
+    moved = (server(1), server(2), server(3), web(2), web(3, assigned=True))
+    assert said(reconcile(situation(*moved, books=attrs.evolve(release.books, orders={})))) == [
+        ("moved", "web", 3)]
+
+
+def test_an_exclusive_service_is_released_before_it_is_started_where_it_moves():
+    rows = (server(1), server(2), server(3, role="standby"), server(4),
+            web(2, assigned=True, exclusive=True), web(3, exclusive=True), web(4, exclusive=True))
+    first = reconcile(situation(*rows, books=Books(moves={"web": hid(4)})))
+    assert said(first) == [("release", "web", 2)]
+    released = (server(1), server(2), server(3, role="standby"), server(4),
+                web(2, exclusive=True), web(3, exclusive=True), web(4, exclusive=True))
+    placed = reconcile(situation(*released, books=attrs.evolve(first.books, orders={})))
+    assert said(placed) == [("assign", "web", 4)]  # not the standby, which scores higher
+    assert "preferred" in placed.decisions[0].explanation
+
+
+def test_a_move_to_a_host_that_cannot_take_it_is_given_up_with_the_reason():
+    rows = (server(1), server(2), server(3, status="down"), web(2, assigned=True), web(3))
+    changes = reconcile(situation(*rows, books=Books(moves={"web": hid(3)})))
+    assert said(changes) == [("move-failed", "web", 3)]
+    assert changes.decisions[0].explanation == "web: the move to 1.2.0.3 is given up: it is not up"
+    assert changes.books.moves == {}
+
+
+def test_a_service_goes_back_to_its_preferred_host_once_it_has_qualified_for_failback_after():
+    prefer = PolicyRow("web", 1, None, None, prefer=hid(2), failback_ms=30_000)
+    rows = (server(1), server(2), server(3), web(2), web(3, assigned=True))
+    first = reconcile(situation(*rows, policy=prefer))
+    assert said(first) == [] and first.books.back_since == {(hid(2), "web"): NOW}
+    early = reconcile(situation(*rows, policy=prefer, books=first.books, now=NOW + 29))
+    assert said(early) == []
+    due = reconcile(situation(*rows, policy=prefer, books=first.books, now=NOW + 30))
+    assert said(due) == [("failback", "web", 2), ("assign", "web", 2)]
+    assert due.books.moves == {"web": hid(2)} and due.books.back_since == {}
+
+
+def test_a_preferred_host_that_stops_qualifying_starts_its_hold_over():
+    prefer = PolicyRow("web", 1, None, None, prefer=hid(2), failback_ms=30_000)
+    rows = (server(1), server(2, cpu=900), server(3), web(2), web(3, assigned=True))
+    busy = PolicyRow("web", 1, 800, None, prefer=hid(2), failback_ms=30_000)
+    books = Books(back_since={(hid(2), "web"): NOW - 100})
+    assert reconcile(situation(*rows, policy=busy, books=books)).books.back_since == {}
+    assert said(reconcile(situation(*rows, policy=prefer, books=books))) == [("failback", "web", 2),
+                                                                             ("assign", "web", 2)]
+
+
+def test_a_new_copy_goes_to_the_preferred_host_when_it_qualifies():
+    prefer = PolicyRow("web", 1, None, None, prefer=hid(4))
+    rows = (server(1), server(2), server(3, role="standby"), server(4),
+            web(2, assigned=True, state="failed", result="critical"), web(3), web(4))
+    changes = reconcile(situation(*rows, policy=prefer))
+    assert said(changes) == [("release", "web", 2), ("assign", "web", 4)]
+    assert "1.2.0.3: score" in changes.decisions[1].explanation and "not preferred" in changes.decisions[1].explanation

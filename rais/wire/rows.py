@@ -162,6 +162,8 @@ class PolicyRow(Row):
     max_latency_us: int | None = wire(UInt(), optional=True)
     max_net_bps: int | None = wire(UInt(), optional=True, default=None)  # bytes/s, in and out
     weights: Weights = wire(Struct(Weights), default=Weights())
+    prefer: HostClusterId | None = wire(HostId(), optional=True, default=None)  # placed there when it qualifies
+    failback_ms: int = wire(UInt(), default=60_000)  # back to prefer once it has qualified this long
 
     @property
     def key(self) -> RowKey:
