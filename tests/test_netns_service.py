@@ -262,3 +262,82 @@ def test_a_holder_cut_off_drops_the_vip_and_after_the_heal_the_majoritys_holder_
         assert lone and heal_longest < 1.0
     assert kept and watch.holding() == {moved_to} and runs_web(nodes) == moved_to
     assert fetcher.longest(healed, end) < 1.0
+
+
+def test_when_the_master_takes_the_vip_itself_its_start_runs_once(net_cluster):
+    """Case 1, one decision, one start: web dies on its only other host, so the planner picks the
+    master itself; its start runs once, it alone holds the VIP, and the client is answered there."""
+    cluster = net_cluster(["master", "active"], INTERVAL, DEAD_AFTER, settings=settings(), extra=POLICY)
+    master, holder = cluster.nodes
+    servers = {node.index: cluster.serve(node) for node in cluster.nodes}
+    declare(master, web(cluster, False))
+    declare(holder, web(cluster, True))
+    cluster.take_vip(holder)
+    with HolderWatch(cluster) as watch, Client(cluster) as client:
+        cluster.start(master)
+        settles = time.monotonic() + SETTLE
+        cluster.start(holder)
+        cluster.wait_ready()
+        assert wait_for(lambda: serving(cluster.nodes, watch, client) == 2, SETTLE + 15), master.status()
+        time.sleep(max(0.0, settles - time.monotonic()))
+        servers[2].terminate()  # web fails on host 2: the master is the one other host
+        servers[2].wait()
+        failed = time.monotonic()
+        moved = wait_value(lambda: serving(cluster.nodes, watch, client) == 1, MOVED + SLACK)
+        took = time.monotonic() - failed
+        time.sleep(QUIET)
+        end = time.monotonic()
+        figure("master takes the VIP itself", moved=moved, after=took, starts_on_master=starts(master),
+               both_held=watch.overlap(failed, end)[0], outage=client.longest(failed, end),
+               holder=sorted(watch.holding()))
+    assert moved, (sorted(watch.holding()), master.status()["tables"]["services"])
+    assert starts(master) == 1 and watch.holding() == {1} and watch.overlap(failed, end)[0] == 0.0
+
+
+def test_two_copies_lost_at_once_are_started_once_each_and_never_twice_on_one_host(net_cluster):
+    """Case 1 with replicas = 2: both copies fail (their servers die); the master starts one copy
+    on each of the two other hosts, once, though each is assigned but not yet probed for a while."""
+    pool = """
+[services.pool]
+probe = "tcp"
+port = 8081
+running = {running}
+shell = true
+start = '{start}'
+stop = 'kill $(cat pool.pid) 2>/dev/null; rm -f pool.pid'
+timeout = 5
+probe_interval = 0.5
+probe_timeout = 0.5
+rise = 2
+fall = 2
+
+[policy.pool]
+replicas = 2
+"""
+    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, settings=settings())
+    for node in cluster.nodes:
+        start = (f"timeout 60 python3 -m http.server --bind {node.address} 8081 >/dev/null 2>&1 & "
+                 "echo $! > pool.pid")
+        declare(node, pool.format(running=str(node.index in (2, 3)).lower(), start=start))
+    for node in cluster.nodes[1:3]:
+        # Serving at boot, its pid where the stop action looks.
+        cluster.spawn(node, ["sh", "-c", f"python3 -m http.server --bind {node.address} 8081 >/dev/null 2>&1 & "
+                                         f"echo $! > {node.folder}/pool.pid; wait"])
+    cluster.start_all()
+    cluster.wait_ready()
+
+    def running_on():
+        rows = cluster.nodes[0].status()["tables"]["services"]
+        return {index(r["host"]) for r in rows if r["name"] == "pool" and r["assigned"] and r["state"] == "running"}
+
+    assert wait_for(lambda: converged(cluster.nodes) and running_on() == {2, 3}, SETTLE + 15), running_on()
+    time.sleep(SETTLE)
+    for node in cluster.nodes[1:3]:
+        with open(os.path.join(node.folder, "pool.pid")) as f:
+            os.kill(int(f.read()), 15)
+    assert wait_for(lambda: running_on() == {1, 4}, MOVED + 5), running_on()
+    time.sleep(QUIET)
+    counts = {node.index: len(re.findall(r"\] start pool \(order ", open(node.log_path).read()))
+              for node in cluster.nodes}
+    figure("two copies lost at once", starts=counts)
+    assert counts == {1: 1, 2: 0, 3: 0, 4: 1} and running_on() == {1, 4}
