@@ -43,11 +43,17 @@ def host(i: int) -> HostClusterId:
     return HostClusterId.of(ClusterId.parse("1.2"), i)
 
 
+def boot_epoch(i: int) -> int:
+    """Host i's boot epoch in these tables."""
+    return 1_700_000_000_000_000 + i
+
+
 def host_rows(i: int, rng: random.Random) -> list[Row]:
     h = host(i)
+    boot = boot_epoch(i)
     rows: list[Row] = [
         ServerRow(host=h, role=Role.ACTIVE, configured=Role.ACTIVE, status=HostStatus.UP, priority=100,
-                  address=f"10.0.{i >> 8}.{i & 255}", boot_epoch=1_700_000_000_000_000 + i,
+                  address=f"10.0.{i >> 8}.{i & 255}", boot_epoch=boot,
                   last_heard_ms=1_700_000_000_000, catalogue=bytes(8)),
         CpuRow(h, rng.randrange(1000)),
         NetworkRow(h, rng.randrange(10**7), rng.randrange(10**7)),
@@ -59,7 +65,8 @@ def host_rows(i: int, rng: random.Random) -> list[Row]:
                                state=ServiceState.RUNNING if s % 2 == 0 else ServiceState.STOPPED,
                                result=Result.OK,
                                latency_us=rng.randrange(100, 9000),
-                               detail="HTTP 200 OK", options='{"path":"/health"}', changed_ms=1_700_000_000_000))
+                               detail="HTTP 200 OK", options='{"path":"/health"}', changed_ms=1_700_000_000_000,
+                               epoch=boot if s % 2 == 0 else 0))  # established in this boot, where it runs
     return rows
 
 

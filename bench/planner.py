@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from bench.cluster import MASTER, SERVICES, SIZES, host, host_rows
+from bench.cluster import MASTER, SERVICES, SIZES, boot_epoch, host, host_rows
 from rais.dryrun import Failure, suppose
 from rais.planner import View
 from rais.reconcile import Books, Situation, reconcile
@@ -45,7 +45,8 @@ def spread_rows(n: int, rng: random.Random) -> list[Row]:
             if isinstance(row, ServiceRow):
                 serves = row.name == f"svc{i % SERVICES}"
                 row = attrs.evolve(row, running=serves, assigned=serves,
-                                   state=ServiceState.RUNNING if serves else ServiceState.STOPPED)
+                                   state=ServiceState.RUNNING if serves else ServiceState.STOPPED,
+                                   epoch=boot_epoch(i) if serves else 0)  # established in its host's boot
             rows.append(row)
     return rows
 
@@ -57,7 +58,7 @@ def main() -> None:
         tables = Tables.of(65537, 1, spread_rows(n, rng))
         rounds = max(5, 3000 // n)
         index = _per_call(View, [tables] * rounds)
-        steady = Situation(View(tables), Books(), MASTER, TIMING, NOW)
+        steady = Situation(View(tables), Books(announced=True), MASTER, TIMING, NOW)  # mid-term
         assert not reconcile(steady).decisions
         quiet = _per_call(reconcile, [steady] * rounds)
         # The failure is written into the tables outside the timing, as the master's upkeep does.
