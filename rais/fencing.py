@@ -8,11 +8,11 @@ virtual IP, a writer) before that can happen, so two hosts never hold one.
 A host is cut off when, counting itself, fewer than a majority of the hosts
 it knows are up or suspect in its own view (the shared judgement of
 rais.membership: a peer is down only after dead_after intervals with no news
-from anyone), or when the master it follows says it has had no news of it
-for dead_after intervals (the master hears others but not it, so it is
-about to be called down). Its master moves an exclusive copy off a down
-host only an interval after that host could have judged the same
-(rais.reconcile), so the stop comes first.
+from anyone), or when every host it hears says it has had no news of it for
+dead_after intervals (nobody hears it: the judgement that calls it down).
+Its master moves an exclusive copy off a down host only an interval after
+that host could have judged the same (rais.reconcile), so the stop comes
+first.
 
 A host fences only after it has been part of a majority in this boot: one
 starting before the others must not stop what it was asked to run.
@@ -22,16 +22,15 @@ from __future__ import annotations
 
 from rais.election import majority
 from rais.ids import HostClusterId
-from rais.membership import Membership, Peer
+from rais.membership import Membership
 from rais.states import HostStatus
 
 
-def cut_off(now: float, me: HostClusterId, membership: Membership, known: int, master: Peer | None,
-            dead: float) -> str | None:
+def cut_off(now: float, me: HostClusterId, membership: Membership, known: int, dead: float) -> str | None:
     """Why this host is cut off from the majority, or None while it is not."""
-    up = 1 + sum(1 for p in membership.peers() if membership.status(p, now) != HostStatus.DOWN)
-    if up < majority(known):
-        return f"it hears {up} of {known} hosts, fewer than a majority"
-    if master is not None and any(e.host == me and e.age_ms >= dead * 1000 for e in master.beat.heard):
-        return f"master {master.id} has had no news of it for {dead:g}s"
+    live = [p for p in membership.peers() if membership.status(p, now) != HostStatus.DOWN]
+    if 1 + len(live) < majority(known):
+        return f"it hears {1 + len(live)} of {known} hosts, fewer than a majority"
+    if live and all(any(e.host == me and e.age_ms >= dead * 1000 for e in p.beat.heard) for p in live):
+        return f"none of the {len(live)} hosts it hears has had news of it for {dead:g}s"
     return None

@@ -429,9 +429,7 @@ class Node:
         """Quorum mode: cut off from the majority, stop our exclusive services ourselves."""
         if not self.host.runs_exclusive() or self.election.listening(now):
             return
-        master = self.election.master
-        peer = self.membership.get(master) if master is not None and master != self.id else None
-        why = cut_off(now, self.id, self.membership, self._known_hosts(), peer, self.timing.dead)
+        why = cut_off(now, self.id, self.membership, self._known_hosts(), self.timing.dead)
         if why is None:
             self._quorate = True
         elif self._quorate:

@@ -341,3 +341,30 @@ replicas = 2
               for node in cluster.nodes}
     figure("two copies lost at once", starts=counts)
     assert counts == {1: 1, 2: 0, 3: 0, 4: 1} and running_on() == {1, 4}
+
+
+def test_a_holder_nobody_hears_fences_itself_though_it_hears_everyone(net_cluster):
+    """Quorum, web exclusive: the others stop hearing the VIP's holder (it still hears them), so
+    they call it down and move web; it learns from their heartbeats that nobody has news of it,
+    and drops the VIP before the new holder takes it."""
+    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, settings=settings(quorum=True), extra=POLICY)
+    nodes, holder = cluster.nodes, cluster.nodes[1]
+    others = [n for n in nodes if n is not holder]
+    for node in nodes:
+        cluster.serve(node)
+    for node in others[1:] + [holder]:
+        declare(node, web(cluster, node is holder, exclusive=True))
+    cluster.take_vip(holder)
+    with HolderWatch(cluster) as watch, Client(cluster) as client:
+        start_with_web_on_host_2(cluster, watch, client)
+        cluster.partition_one_way([holder], others)
+        cut = time.monotonic()
+        moved_to = wait_value(lambda: (h := runs_web(others)) not in (None, 2) and h in watch.holding() and h,
+                              MOVED)
+        time.sleep(QUIET)
+        end = time.monotonic()
+        both, longest = watch.overlap(cut, end)
+        figure("holder nobody hears", moved_to=moved_to, both_held=both, longest_both=longest,
+               outage=client.longest(cut, end), holder=sorted(watch.holding()))
+    assert moved_to and longest <= INTERVAL and watch.holding() == {moved_to}
+    assert "fencing: stopping web: none of the 3 hosts it hears has had news of it" in open(holder.log_path).read()
