@@ -14,6 +14,7 @@ figures before the fixes were taken, and there the assertions fail.
 
 import os
 import re
+import shutil
 import time
 
 import pytest
@@ -37,6 +38,14 @@ POLICY = """
 [policy.web]
 replicas = 1
 """
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    """The VIP is announced with arping and served by nginx: without them the cases prove nothing."""
+    for tool, package in (("arping", "iputils-arping"), ("nginx", "nginx-light")):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian: {package})")
 
 
 def figure(what, **values):
