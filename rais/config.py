@@ -543,6 +543,14 @@ def _not_a_folder(path: str) -> str | None:
     return None if os.path.isdir(path) else path
 
 
+def _loopback(host: str) -> bool:
+    """Whether only this host reaches ``host``: a loopback address, or localhost (no name is looked up)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def control_problem(config: Config) -> str | None:
     """Why the node could not listen on its control endpoint now, if it could not."""
     host, port = config.node.control
@@ -592,6 +600,10 @@ def host_notes(config: Config) -> list[str]:
     notes = []
     if (why := control_problem(config)) is not None:
         notes.append(f"{config.path}: note: node.control: {why}")
+    host = config.node.control[0]
+    if not _loopback(host):
+        notes.append(f"{config.path}: note: node.control: {host} is not a loopback address: whoever reaches "
+                     "it can read /status and /metrics, and move services (POST /move)")
     address = config.node.address
     # Peers reach this host's services there; a NAT address or a VIP not up yet is fine. A name
     # is left alone: looking it up may wait on DNS, and it may resolve elsewhere than here.

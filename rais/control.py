@@ -1,4 +1,4 @@
-"""The local HTTP control endpoint: status.json, a plain-text status page, and POST /move.
+"""The local HTTP control endpoint: status.json, a plain-text status page, /metrics and POST /move.
 
 It listens on loopback unless [node] control says otherwise: whoever reaches it
 may move services (`rais move`), so keep it where only operators can.
@@ -10,6 +10,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
@@ -67,6 +69,24 @@ class MoveView(Resource):
         return (text + "\n").encode()
 
 
+class MetricsView(Resource):
+    """The node's metrics (rais.metrics) in Prometheus' text format, 0.0.4, which every Prometheus
+    reads. Rendered on the reactor thread, as the node is only ever read there: prometheus_client's
+    own Twisted resource is a WSGI app, which would read it from a thread while the reactor changes
+    it (and imports the global reactor, which twistd must pick)."""
+
+    isLeaf = True
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self._registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode())
+        request.setHeader(b"cache-control", b"no-store")
+        return generate_latest(self._registry)
+
+
 def _json(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=1) + "\n"
 
@@ -78,9 +98,10 @@ class QuietSite(Site):
         pass
 
 
-def control_site(status: StatusSource, move: Mover) -> Site:
+def control_site(status: StatusSource, move: Mover, metrics: CollectorRegistry) -> Site:
     root = Resource()
     root.putChild(b"move", MoveView(move))
+    root.putChild(b"metrics", MetricsView(metrics))
     page = StatusView(status, render_status, b"text/plain; charset=utf-8")
     root.putChild(b"", page)
     root.putChild(b"status", page)

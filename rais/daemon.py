@@ -5,7 +5,8 @@ port, and drives the node with timers (heartbeats, ticks, the probe
 schedule) through a rais.effects.Driver. ``DaemonEffects`` is how the
 daemon carries out what the node decides: seal and multicast, save the
 tables off the reactor thread, run start/stop actions and probes as
-processes and connections, run the operator's notify command, and log.
+processes and connections, run the operator's notify command, log, and
+count what is worth a metric (rais.metrics).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rais.epoch import next_boot_epoch
 from rais.ids import HostClusterId
 from rais.interfaces import IEffects, ProbeResult
 from rais.load import LoadSampler
+from rais.metrics import NodeMetrics
 from rais.node import Node
 from rais.probing.discover import discover
 from rais.probing.runner import ProbeRunner
@@ -43,15 +45,18 @@ class DaemonEffects:
     logger = Logger()
 
     def __init__(self, protocol: NodeProtocol, saver: TableSaver, reactor: Any,
-                 services: Mapping[str, ServiceConfig], notifier: Notifier | None, prober: ProbeRunner) -> None:
+                 services: Mapping[str, ServiceConfig], notifier: Notifier | None, prober: ProbeRunner,
+                 metrics: NodeMetrics) -> None:
         self.protocol = protocol
         self.saver = saver
         self.reactor = reactor
         self.services = services
         self.notifier = notifier
         self.prober = prober
+        self.metrics = metrics
 
     def send(self, message: object, term: int) -> None:
+        self.metrics.sent(message)
         self.protocol.send(message, term)
 
     def persist(self, tables: Tables) -> None:
@@ -61,18 +66,23 @@ class DaemonEffects:
         return run_action(self.reactor, self.services, action.action, action.service)
 
     def probe(self, order: ProbeOrder) -> Deferred[ProbeResult]:
-        return self.prober.run(order)
+        return self.prober.run(order).addCallback(self._probed, order.probe)
+
+    def _probed(self, result: ProbeResult, probe: str) -> ProbeResult:
+        self.metrics.probed(probe, result)
+        return result
 
     def notify(self, words: tuple[str, ...]) -> None:
         if self.notifier is not None:
             self.notifier(*words)
 
     def log(self, event: Event) -> None:
+        self.metrics.event(event)
         self.logger.emit(LogLevel.levelWithName(event.level), event.text, **event.fields())
 
 
 class NodeService(Service):
-    """Owns the multicast port, the timers and the table saver of one node."""
+    """Owns the multicast port, the timers, the table saver and the metrics of one node."""
 
     log = Logger()
 
@@ -85,6 +95,8 @@ class NodeService(Service):
         self.saver: TableSaver | None = None
         self._port = None
         self._loops: list[LoopingCall] = []
+        # Made before the node starts: the control endpoint serves it from the start.
+        self.metrics = NodeMetrics(self, reactor)
 
     def startService(self) -> None:
         super().startService()
@@ -124,9 +136,10 @@ class NodeService(Service):
             self.protocol, self.saver, reactor, config.services,
             Notifier(reactor, me.notify.argv) if me.notify is not None else None,
             ProbeRunner(registry, reactor),
+            self.metrics,
         )
         driver = Driver(node, effects, reactor)
-        self.protocol.deliver = driver.received
+        self.protocol.deliver = self.metrics.delivering(driver.received)
         self._port = reactor.listenMulticast(cluster.port, self.protocol, listenMultiple=True)
         self.log.info(
             "node {id} ({role}) in cluster {cluster}, group {group}:{port}, boot epoch {epoch}, "

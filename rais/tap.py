@@ -62,7 +62,7 @@ def makeService(options: Options) -> MultiService:
     node.setServiceParent(top)
 
     control = StreamServerEndpointService(
-        _control_endpoint(reactor, *config.node.control), control_site(node.status, node.move)
+        _control_endpoint(reactor, *config.node.control), control_site(node.status, node.move, node.metrics.registry)
     )
     # Should the port be taken after postOptions found it free, fail the start, not later.
     control._raiseSynchronously = True

@@ -677,3 +677,13 @@ def test_control_on_an_address_elsewhere(folder: Path) -> None:
     path = here(folder, {"node": {"control": f'"{ELSEWHERE}:8470"'}})
     assert host_problems(load_config(path), starting=True) == [
         f"{path}: node.control: {ELSEWHERE} is not an address of this host"]
+
+
+def test_control_off_loopback_is_a_note(folder: Path) -> None:
+    # /status, /metrics and POST /move are then reachable from the network: fine, if meant.
+    path = here(folder, {"node": {"control": f'"0.0.0.0:{free_port()}"'}})
+    assert host_notes(load_config(path)) == [
+        f"{path}: note: node.control: 0.0.0.0 is not a loopback address: whoever reaches it can read "
+        "/status and /metrics, and move services (POST /move)"]
+    for host in ("localhost", "127.0.0.2"):
+        assert host_notes(load_config(here(folder, {"node": {"control": f'"{host}:{free_port()}"'}}))) == []

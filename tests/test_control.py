@@ -2,6 +2,7 @@
 
 import json
 
+from prometheus_client import CollectorRegistry
 from twisted.web.test.requesthelper import DummyRequest
 
 from rais.control import MoveView, control_site
@@ -36,7 +37,7 @@ def test_a_move_names_a_service_and_a_host_and_answers_what_happens_or_why_not()
 
 
 def test_the_site_serves_the_status_document_and_the_move():
-    site = control_site(lambda: {"role": "master"}, lambda service, host: "ok")
+    site = control_site(lambda: {"role": "master"}, lambda service, host: "ok", CollectorRegistry())
     request = DummyRequest([b"status.json"])
     resource = site.getResourceFor(request)
     assert json.loads(resource.render(request)) == {"role": "master"}

@@ -6,10 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from rais.localcluster import LocalCluster, agreed, converged, declared, wait_for
+from tests.test_metrics import promtool_check
 
 pytestmark = pytest.mark.integration
 
@@ -375,3 +378,34 @@ def test_rais_move_moves_a_service_where_the_operator_says_and_refuses_what_cann
     finally:
         cluster.stop_all()
         stop_web_servers(cluster)
+
+
+def metrics(node):
+    """GET /metrics from the node's control endpoint: (the text, its samples by name and labels)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{node.control_port}/metrics", timeout=5) as response:
+        assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+        text = response.read().decode()
+    return text, {(s.name, tuple(sorted(s.labels.items()))): s.value
+                  for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_say_what_each_node_sees_and_promtool_accepts_them(cluster):
+    nodes = cluster.nodes
+    assert wait_for(lambda: complete(nodes), 15), [n.status() for n in nodes]
+    # A scrape reads the node as it is then: wait for one where every host is up.
+    assert wait_for(lambda: all(metrics(n)[1][("rais_hosts", (("status", "up"),))] == len(ROLES)
+                                for n in nodes), 10), [metrics(n)[0] for n in nodes]
+    for node in nodes:
+        text, samples = metrics(node)
+        assert promtool_check(text) == ""
+        is_master = node is nodes[0]
+        assert samples[("rais_role", (("role", node.role),))] == 1  # the configured master leads
+        assert sum(v for (name, _), v in samples.items() if name == "rais_role") == 1
+        assert samples[("rais_elections_total", ())] == is_master
+        assert samples[("rais_term", ())] == node.status()["term"]
+        assert samples[("rais_datagrams_received_total", ())] > 0 and samples[("rais_datagrams_sent_total", ())] > 0
+        copies = sum(v for (name, _), v in samples.items() if name == "rais_services")
+        assert copies == 2 * len(ROLES)  # web and db, declared by every host
+    # The master probes each service within its probe interval (5 s) after settling (2 s).
+    assert wait_for(lambda: metrics(nodes[0])[1].get(("rais_probe_latency_seconds_count", (("probe", "tcp"),)),
+                                                      0) >= len(ROLES), 10), metrics(nodes[0])[0]

@@ -8,7 +8,9 @@ from rais.daemon import DaemonEffects
 from rais.effects import Driver
 from rais.ids import HostClusterId
 from rais.keys import parse_keys
+from rais.metrics import NodeMetrics
 from rais.node import Node
+from rais.probing.schedule import ProbeDefaults
 from rais.settings import Identity, Timing
 from rais.transport import NodeProtocol
 from rais.wire import Heartbeat, seal
@@ -55,7 +57,8 @@ class Daemon:
 
     node: Node
     protocol: NodeProtocol
-    driver: Driver
+    driver: Driver | None = None  # made after its metrics, which read this record (rais.metrics)
+    metrics: NodeMetrics | None = None
 
     @property
     def transport(self):
@@ -74,14 +77,17 @@ class Daemon:
         return self.protocol.counters()
 
 
-def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1):
+def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1, services=(), prober=None):
     ident = Identity(id=HostClusterId.parse(f"1.2.0.{host}"), configured=role, address=f"10.0.0.{host}")
-    node = Node(ident, epoch, Timing(interval=interval, dead_after=dead_after), clock.seconds())
+    node = Node(ident, epoch, Timing(interval=interval, dead_after=dead_after), clock.seconds(), services=services,
+                probing=ProbeDefaults(interval=interval, timeout=interval / 2))
     proto = NodeProtocol(KEYS, ident.id, epoch, GROUP, PORT, "127.0.0.1", 1)
-    driver = Driver(node, DaemonEffects(proto, Saver(), clock, {}, None, None), clock)
-    proto.deliver = driver.received
+    daemon = Daemon(node, proto)
+    daemon.metrics = NodeMetrics(daemon, clock)
+    daemon.driver = Driver(node, DaemonEffects(proto, Saver(), clock, {}, None, prober, daemon.metrics), clock)
+    proto.deliver = daemon.metrics.delivering(daemon.driver.received)
     proto.makeConnection(FakeMulticast())
-    return Daemon(node, proto, driver)
+    return daemon
 
 
 def deliver(sender, receivers):
