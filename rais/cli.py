@@ -185,7 +185,6 @@ def status(args: argparse.Namespace) -> int:
 def plan(args: argparse.Namespace) -> int:
     """What the master will do next, from a status document, if --fail says something fails."""
     from rais import dryrun
-    from rais.reconcile import reconcile
     from rais.status import DocumentError, situation
 
     try:
@@ -202,11 +201,10 @@ def plan(args: argparse.Namespace) -> int:
         print(f"rais plan: {args.tables or 'the status document'}: {e}", file=sys.stderr)
         return 2
     try:
-        supposed = dryrun.suppose(now, failure) if failure else now
+        changes = dryrun.plan(now, failure)
     except ValueError as e:  # the failure names a host or service the tables do not have
         print(f"rais plan: --fail: {e}", file=sys.stderr)
         return 2
-    changes = reconcile(supposed)  # exactly the master's step
     if args.json:
         json.dump(dryrun.changes_json(now, changes, failure), sys.stdout, indent=1)
         print()
