@@ -42,8 +42,8 @@ class Text(str):
 
 def namespace(service: NodeService, reactor: Any) -> Namespace:
     """What an operator finds at the prompt (the node service must have started)."""
-    node = service.node
-    assert node is not None and service.registry is not None  # started before the manhole, in rais.tap
+    node, registry = service.node, service.registry
+    assert node is not None and registry is not None  # started before the manhole, in rais.tap
 
     def plan(fail: str | None = None) -> Text:
         """What `rais plan [--fail HOST[:SERVICE]]` would say, from this node's status now."""
@@ -54,8 +54,7 @@ def namespace(service: NodeService, reactor: Any) -> Namespace:
 
     def probe(name: str, target: str, timeout: float = 10.0, **options: Any) -> Deferred[ProbeResult]:
         """Run probe ``name`` once against ``target`` ("HOST:PORT"), as `rais probe` does."""
-        assert service.registry is not None
-        chosen = service.registry.lookup(name)
+        chosen = registry.lookup(name)
         host, port = parse_hostport(target)
         problems = chosen.validate(options)
         if problems:
@@ -67,7 +66,7 @@ def namespace(service: NodeService, reactor: Any) -> Namespace:
         "tables": node.tables,
         "service": service,
         "planner": planner,
-        "probes": service.registry,
+        "probes": registry,
         "reactor": reactor,
         "plan": plan,
         "probe": probe,
