@@ -1,4 +1,4 @@
-"""The `rais` command: check-config, keygen, status, plan, move, probes, probe.
+"""The `rais` command: check-config, keygen, manhole-passwd, status, plan, move, probes, probe.
 
 Exit status: 0 fine, 1 the node could not be asked (or, for `rais probes`,
 a probe module failed to load), 2 bad input (a bad config, a bad argument,
@@ -69,6 +69,34 @@ def keygen(args: argparse.Namespace) -> int:
         print(f"{args.path}: {e.strerror}", file=sys.stderr)
         return 2
     print(f"{args.path}: new key {args.id} written (mode 0600); copy it to every host of the cluster")
+    return 0
+
+
+def manhole_passwd(args: argparse.Namespace) -> int:
+    """Add ``args.user`` to the manhole's password file, or give the user a new password."""
+    from rais.passwords import PasswdFileError, set_password
+
+    if args.stdin:
+        password = sys.stdin.readline().removesuffix("\n")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"password for {args.user}: ")
+        if getpass.getpass("again: ") != password:
+            print("rais manhole-passwd: the passwords differ; nothing written", file=sys.stderr)
+            return 2
+    if not password:
+        print("rais manhole-passwd: empty password; nothing written", file=sys.stderr)
+        return 2
+    try:
+        replaced = set_password(args.path, args.user, password)
+    except PasswdFileError as e:
+        print(f"rais manhole-passwd: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"rais manhole-passwd: {args.path}: {e.strerror}", file=sys.stderr)
+        return 2
+    print(f"{args.path}: {'new password for' if replaced else 'added'} {args.user} (mode 0600)")
     return 0
 
 
@@ -185,7 +213,6 @@ def status(args: argparse.Namespace) -> int:
 def plan(args: argparse.Namespace) -> int:
     """What the master will do next, from a status document, if --fail says something fails."""
     from rais import dryrun
-    from rais.reconcile import reconcile
     from rais.status import DocumentError, situation
 
     try:
@@ -202,11 +229,10 @@ def plan(args: argparse.Namespace) -> int:
         print(f"rais plan: {args.tables or 'the status document'}: {e}", file=sys.stderr)
         return 2
     try:
-        supposed = dryrun.suppose(now, failure) if failure else now
+        changes = dryrun.plan(now, failure)
     except ValueError as e:  # the failure names a host or service the tables do not have
         print(f"rais plan: --fail: {e}", file=sys.stderr)
         return 2
-    changes = reconcile(supposed)  # exactly the master's step
     if args.json:
         json.dump(dryrun.changes_json(now, changes, failure), sys.stdout, indent=1)
         print()
@@ -334,6 +360,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--id", type=_ranged(0, MAX_KEY_ID), default=1, help="key id (0..65535, default 1)")
     p.set_defaults(run=keygen)
+
+    p = sub.add_parser("manhole-passwd", help="add a manhole user, or change a password (file mode 0600)")
+    p.add_argument("path", metavar="FILE")
+    p.add_argument("user", metavar="USER")
+    p.add_argument("--stdin", action="store_true", help="read the password from the first line of stdin")
+    p.set_defaults(run=manhole_passwd)
 
     p = sub.add_parser("status", help="show what a running node sees")
     where = p.add_mutually_exclusive_group()

@@ -24,6 +24,7 @@ import attrs
 from rais.checks import Check, argv, boolean, choice, expect_type, integer, number, text, type_name
 from rais.ids import MAX_HOST, ClusterId, HostClusterId
 from rais.keys import KeyFileError, Keyring, load_keyring
+from rais.passwords import PasswdFileError, load_entries
 from rais.planner import WEIGHT_NAMES
 from rais.probing.discover import discover
 from rais.states import Role
@@ -122,6 +123,13 @@ class ProbesConfig:
 
 
 @attrs.frozen
+class ManholeConfig:
+    listen: tuple[str, int]
+    passwd: str  # checked at load; read again at each login
+    allow_remote: bool
+
+
+@attrs.frozen
 class Config:
     path: str
     cluster: ClusterConfig
@@ -129,6 +137,7 @@ class Config:
     services: Mapping[str, ServiceConfig]
     policies: Mapping[str, PolicyConfig]
     probes: ProbesConfig
+    manhole: ManholeConfig | None = None  # None: no [manhole] section, no manhole
 
     @property
     def self_id(self) -> HostClusterId:
@@ -323,6 +332,19 @@ def _probes_fields(base: str) -> tuple[_Field, ...]:
     return (_Field("paths", _folders(base), ()),)
 
 
+def _manhole_fields(base: str) -> tuple[_Field, ...]:
+    return (
+        _Field("listen", text(parse_hostport, 'a string "HOST:PORT"'), ("127.0.0.1", 8471)),
+        _Field("passwd", _path(base)),
+        _Field("allow_remote", boolean, False),
+    )
+
+
+def _loopback(host: str) -> bool:
+    # A name other than localhost may resolve anywhere, so it counts as remote.
+    return host == "localhost" or (ip_version(host) is not None and ipaddress.ip_address(host).is_loopback)
+
+
 def _weights(value: Any) -> Mapping[str, float]:
     expect_type(value, "a table of weights", dict)
     weights = {}
@@ -438,7 +460,7 @@ def load_config(path: str, role: str | None = None, host_id: int | None = None) 
         problems.append(f"{path}: {_dotted(where)}: {message}")
 
     for section in doc:
-        if section not in ("cluster", "node", "services", "policy", "probes"):
+        if section not in ("cluster", "node", "services", "policy", "probes", "manhole"):
             report((section,), "unknown section")
 
     cluster = _read(_table(doc.get("cluster", {}), ("cluster",), report) or {}, ("cluster",),
@@ -484,6 +506,19 @@ def load_config(path: str, role: str | None = None, host_id: int | None = None) 
         if prefer is not None and cluster_id is not None and prefer.cluster != cluster_id:
             report(("policy", name, "prefer"), f"{prefer} is a host of cluster {prefer.cluster}, not of {cluster_id}")
 
+    manhole = None
+    if "manhole" in doc:
+        manhole = _read(_table(doc["manhole"], ("manhole",), report) or {}, ("manhole",), _manhole_fields(base),
+                        report)
+        if "passwd" in manhole:
+            try:
+                load_entries(manhole["passwd"])
+            except PasswdFileError as e:
+                report(("manhole", "passwd"), str(e))
+        if "listen" in manhole and not manhole.get("allow_remote", True) and not _loopback(manhole["listen"][0]):
+            report(("manhole", "listen"), f"{manhole['listen'][0]} is not a loopback address, and whoever reaches "
+                   "the manhole may run any Python in the node: set allow_remote = true to mean it")
+
     # Every value left missing above was reported, so no problems means
     # every record below gets all of its fields.
     if problems:
@@ -495,6 +530,7 @@ def load_config(path: str, role: str | None = None, host_id: int | None = None) 
         services=MappingProxyType({name: ServiceConfig(**v) for name, v in services.items()}),
         policies=MappingProxyType({name: PolicyConfig(**v) for name, v in policies.items()}),
         probes=ProbesConfig(**probes),
+        manhole=ManholeConfig(**manhole) if manhole is not None else None,
     )
 
 
@@ -543,17 +579,8 @@ def _not_a_folder(path: str) -> str | None:
     return None if os.path.isdir(path) else path
 
 
-def _loopback(host: str) -> bool:
-    """Whether only this host reaches ``host``: a loopback address, or localhost (no name is looked up)."""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def control_problem(config: Config) -> str | None:
-    """Why the node could not listen on its control endpoint now, if it could not."""
-    host, port = config.node.control
+def listen_problem(host: str, port: int) -> str | None:
+    """Why a node could not listen on ``host``:``port`` now, if it could not."""
     shown = f"[{host}]:{port}" if ip_version(host) == 6 else f"{host}:{port}"
     error = _bind_error(host, port, socket.SOCK_STREAM)
     if error is None:
@@ -565,10 +592,18 @@ def control_problem(config: Config) -> str | None:
     return f"cannot listen on {shown}: {error.strerror}"
 
 
+def _endpoints(config: Config) -> list[tuple[str, tuple[str, int]]]:
+    """The TCP endpoints the node listens on, by the key that sets each."""
+    listens = [("node.control", config.node.control)]
+    if config.manhole is not None:
+        listens.append(("manhole.listen", config.manhole.listen))
+    return listens
+
+
 def host_problems(config: Config, *, starting: bool = False) -> list[str]:
     """What stops ``config`` from running on this host, one line each, as load_config words them.
 
-    ``starting`` (twistd) also makes state_dir and needs the control port free; `rais check-config`
+    ``starting`` (twistd) also makes state_dir and needs the control and manhole ports free; `rais check-config`
     leaves both alone, as the node may be running already and may run as another user.
     """
     problems = []
@@ -590,16 +625,18 @@ def host_problems(config: Config, *, starting: bool = False) -> list[str]:
         else:
             if not os.access(state_dir, os.W_OK | os.X_OK):
                 report("node.state_dir", f"{state_dir} is not writable")
-    if starting and (why := control_problem(config)) is not None:
-        report("node.control", why)
+    for key, (host, port) in _endpoints(config) if starting else ():
+        if (why := listen_problem(host, port)) is not None:
+            report(key, why)
     return problems
 
 
 def host_notes(config: Config) -> list[str]:
     """What may be wrong on this host but need not be, for `rais check-config`, one line each."""
     notes = []
-    if (why := control_problem(config)) is not None:
-        notes.append(f"{config.path}: note: node.control: {why}")
+    for key, (host, port) in _endpoints(config):
+        if (why := listen_problem(host, port)) is not None:
+            notes.append(f"{config.path}: note: {key}: {why}")
     host = config.node.control[0]
     if not _loopback(host):
         notes.append(f"{config.path}: note: node.control: {host} is not a loopback address: whoever reaches "

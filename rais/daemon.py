@@ -30,7 +30,7 @@ from rais.interfaces import IEffects, ProbeResult
 from rais.load import LoadSampler
 from rais.metrics import NodeMetrics
 from rais.node import Node
-from rais.probing.discover import discover
+from rais.probing.discover import ProbeRegistry, discover
 from rais.probing.runner import ProbeRunner
 from rais.probing.schedule import POLL, ProbeDefaults, ProbeOrder
 from rais.settings import Identity, Timing
@@ -93,6 +93,7 @@ class NodeService(Service):
         self.node: Node | None = None
         self.protocol: NodeProtocol | None = None
         self.saver: TableSaver | None = None
+        self.registry: ProbeRegistry | None = None  # the probes found at start
         self._port = None
         self._loops: list[LoopingCall] = []
         # Made before the node starts: the control endpoint serves it from the start.
@@ -127,7 +128,7 @@ class NodeService(Service):
         self.saver = TableSaver(
             me.state_dir, lambda f, *args: deferToThreadPool(reactor, pool, f, *args), self.log
         )
-        registry = discover(config.probes.paths)
+        registry = self.registry = discover(config.probes.paths)
         for failure in registry.failures:
             self.log.warn("probe module {file} not loaded: {reason}", file=failure.file, reason=failure.reason)
         self.protocol = NodeProtocol(cluster.keyring, node.id, node.boot_epoch, cluster.group, cluster.port,

@@ -17,7 +17,7 @@ import attrs
 
 from rais.ids import HostClusterId
 from rais.planner import View
-from rais.reconcile import Changes, Situation
+from rais.reconcile import Changes, Situation, reconcile
 from rais.states import HostStatus, Result, ServiceState
 from rais.status import host_id, order_json, shown
 from rais.tables import row_as, row_json
@@ -77,6 +77,12 @@ def suppose(situation: Situation, failure: Failure) -> Situation:
         changed = attrs.evolve(row, state=ServiceState.FAILED, result=Result.CRITICAL)
     changed_tables = tables.changed([changed], [], tables.term, tables.generation)
     return attrs.evolve(situation, view=View(changed_tables))
+
+
+def plan(situation: Situation, failure: Failure | None) -> Changes:
+    """What the master would decide next, once ``failure`` (if any) has happened; ValueError as
+    :func:`suppose`."""
+    return reconcile(suppose(situation, failure) if failure else situation)  # exactly the master's step
 
 
 def changes_json(situation: Situation, changes: Changes, failure: Failure | None) -> dict[str, Any]:

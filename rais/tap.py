@@ -26,7 +26,8 @@ class Options(usage.Options):
     ]
     longdesc = (
         "Runs one RAIS node: it multicasts authenticated heartbeats to the cluster group, "
-        "tracks every host it hears, and serves its status on the [node] control endpoint. "
+        "tracks every host it hears, and serves its status on the [node] control endpoint "
+        "(and a Python prompt on the [manhole] listen endpoint, if configured). "
         "A bad config is refused with one 'file: section.key: problem' line per problem, exit 2."
     )
 
@@ -61,16 +62,25 @@ def makeService(options: Options) -> MultiService:
     node = NodeService(config, options.services, reactor)
     node.setServiceParent(top)
 
-    control = StreamServerEndpointService(
-        _control_endpoint(reactor, *config.node.control), control_site(node.status, node.move, node.metrics.registry)
-    )
-    # Should the port be taken after postOptions found it free, fail the start, not later.
-    control._raiseSynchronously = True
-    control.setServiceParent(top)
+    site = control_site(node.status, node.move, node.metrics.registry)
+    _listen(reactor, config.node.control, site).setServiceParent(top)
+    if config.manhole is not None:
+        # After the node, so the node has started when the manhole opens (and closes before it stops).
+        from rais.manhole import manhole_factory  # twisted.conch only when there is a manhole
+
+        _listen(reactor, config.manhole.listen, manhole_factory(node, reactor, config.manhole.passwd)
+                ).setServiceParent(top)
     return top
 
 
-def _control_endpoint(reactor: Any, host: str, port: int) -> Any:
+def _listen(reactor: Any, where: tuple[str, int], factory: Any) -> StreamServerEndpointService:
+    listening = StreamServerEndpointService(_endpoint(reactor, *where), factory)
+    # Should the port be taken after postOptions found it free, fail the start, not later.
+    listening._raiseSynchronously = True
+    return listening
+
+
+def _endpoint(reactor: Any, host: str, port: int) -> Any:
     # A host name such as localhost: bind() resolves it as IPv4.
     endpoint = TCP6ServerEndpoint if ip_version(host) == 6 else TCP4ServerEndpoint
     return endpoint(reactor, port, interface=host)

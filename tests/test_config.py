@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from rais.config import (
     Command,
     ConfigError,
+    ManholeConfig,
     host_notes,
     host_problems,
     load_config,
@@ -25,6 +26,7 @@ from rais.config import (
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import write_new_key_file
 from rais.localcluster import free_port
+from rais.passwords import set_password
 from rais.states import Role
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "etc" / "rais.toml"
@@ -84,6 +86,7 @@ def test_example_file_validates(tmp_path: Path) -> None:
     assert 'state_dir = "state"' in text
     path.write_text(text)
     write_new_key_file(str(tmp_path / "rais.key"))
+    set_password(str(tmp_path / "manhole.passwd"), "ops", "s3cret")
 
     config = load_config(str(path))
 
@@ -98,6 +101,7 @@ def test_example_file_validates(tmp_path: Path) -> None:
     assert web.stop == Command(("/usr/sbin/nginx", "-s", "quit"))
     assert dict(web.options) == {"path": "/health"}
     assert config.policies["web"].max_cpu == 0.8
+    assert config.manhole == ManholeConfig(("127.0.0.1", 8471), str(tmp_path / "manhole.passwd"), False)
 
 
 def test_example_file_documents_every_key() -> None:
@@ -105,7 +109,8 @@ def test_example_file_documents_every_key() -> None:
     for key in ("id", "key_file", "group", "port", "interface", "heartbeat_interval", "dead_after",
                 "ttl", "quorum", "host_id", "address", "role", "priority", "control", "state_dir", "preempt",
                 "probe", "running", "start", "stop", "shell", "timeout", "replicas", "max_cpu",
-                "max_latency_ms", "settle", "refresh", "exclusive", "prefer", "failback_after"):
+                "max_latency_ms", "settle", "refresh", "exclusive", "prefer", "failback_after", "listen",
+                "passwd", "allow_remote"):
         assert f"\n{key} = " in text, key
 
 
@@ -359,6 +364,81 @@ def test_missing_key_file(folder: Path) -> None:
     assert only_problem(path) == (
         f"{path}: cluster.key_file: {key}: no such file (create one with 'rais keygen {key}')"
     )
+
+
+# --- [manhole] ----------------------------------------------------------------
+
+
+def manhole(folder: Path, **keys: str) -> str:
+    set_password(str(folder / "manhole.passwd"), "ops", "s3cret")
+    return write(folder, {"manhole": {"passwd": '"manhole.passwd"', **keys}})
+
+
+def test_no_manhole_section_no_manhole(folder: Path) -> None:
+    assert load_config(write(folder)).manhole is None
+
+
+def test_manhole_defaults_and_keys(folder: Path) -> None:
+    passwd = str(folder / "manhole.passwd")
+    assert load_config(manhole(folder)).manhole == ManholeConfig(("127.0.0.1", 8471), passwd, False)
+    config = load_config(manhole(folder, listen='"[::1]:9000"'))
+    assert config.manhole is not None and config.manhole.listen == ("::1", 9000)
+    config = load_config(manhole(folder, listen='"0.0.0.0:9000"', allow_remote="true"))
+    assert config.manhole == ManholeConfig(("0.0.0.0", 9000), passwd, True)
+    config = load_config(manhole(folder, listen='"localhost:9000"'))
+    assert config.manhole is not None and config.manhole.listen == ("localhost", 9000)
+
+
+@pytest.mark.parametrize(("listen", "host"), [
+    ('"0.0.0.0:8471"', "0.0.0.0"), ('"10.0.0.7:8471"', "10.0.0.7"), ('"[::]:8471"', "::"),
+    ('"ops.example.com:8471"', "ops.example.com"),
+])
+def test_manhole_off_loopback_needs_allow_remote(folder: Path, listen: str, host: str) -> None:
+    path = manhole(folder, listen=listen)
+    assert only_problem(path) == (
+        f"{path}: manhole.listen: {host} is not a loopback address, and whoever reaches the manhole may run "
+        "any Python in the node: set allow_remote = true to mean it"
+    )
+
+
+def test_manhole_problems(folder: Path) -> None:
+    passwd = folder / "manhole.passwd"
+    path = write(folder, {"manhole": {"listen": '"127.0.0.1"'}})
+    assert problems(path) == [
+        f"{path}: manhole.listen: '127.0.0.1' is not HOST:PORT",
+        f"{path}: manhole.passwd: missing required key",
+    ]
+    path = write(folder, {"manhole": {"passwd": '"manhole.passwd"'}})
+    assert only_problem(path) == (f"{path}: manhole.passwd: {passwd}: no such file "
+                                  f"(add a user with 'rais manhole-passwd {passwd} USER')")
+    path = manhole(folder, allow_remote='"yes"', port="1")
+    assert problems(path) == [f"{path}: manhole.allow_remote: expected a boolean (true or false), got a string",
+                              f"{path}: manhole.port: unknown key"]
+    os.chmod(passwd, 0o644)
+    path = write(folder, {"manhole": {"passwd": '"manhole.passwd"'}})
+    assert only_problem(path) == (
+        f"{path}: manhole.passwd: {passwd} is readable by others (mode 0644); chmod 600 it"
+    )
+    passwd.write_text("ops:s3cret\n")
+    os.chmod(passwd, 0o600)
+    assert only_problem(path) == (f"{path}: manhole.passwd: {passwd}: line 1: expected "
+                                  "'USER:scrypt:N:R:P:SALT-HEX:KEY-HEX' (write one with 'rais manhole-passwd')")
+
+
+def test_manhole_port_in_use(folder: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        set_password(str(folder / "manhole.passwd"), "ops", "s3cret")
+        path = write(folder, {
+            "node": {"address": '"127.0.0.1"', "state_dir": '"state"', "control": f'"127.0.0.1:{free_port()}"'},
+            "manhole": {"passwd": '"manhole.passwd"', "listen": f'"127.0.0.1:{port}"'},
+        })
+        config = load_config(path)
+        why = f"127.0.0.1:{port} is in use (by a node already running, or another program)"
+        assert host_problems(config) == [] and host_notes(config) == [f"{path}: note: manhole.listen: {why}"]
+        assert host_problems(config, starting=True) == [f"{path}: manhole.listen: {why}"]
 
 
 def test_key_file_readable_by_others(folder: Path) -> None:
