@@ -24,6 +24,7 @@ from rais.actions import Notifier, run_action
 from rais.config import Config, PolicyConfig, ServiceConfig
 from rais.effects import TICKS_PER_INTERVAL, Driver, Event, RunAction
 from rais.epoch import next_boot_epoch
+from rais.events import EventLog
 from rais.ids import HostClusterId
 from rais.interfaces import IEffects, ProbeResult
 from rais.load import LoadSampler
@@ -43,13 +44,15 @@ class DaemonEffects:
     logger = Logger()
 
     def __init__(self, protocol: NodeProtocol, saver: TableSaver, reactor: Any,
-                 services: Mapping[str, ServiceConfig], notifier: Notifier | None, prober: ProbeRunner) -> None:
+                 services: Mapping[str, ServiceConfig], notifier: Notifier | None, prober: ProbeRunner,
+                 events: EventLog) -> None:
         self.protocol = protocol
         self.saver = saver
         self.reactor = reactor
         self.services = services
         self.notifier = notifier
         self.prober = prober
+        self.events = events
 
     def send(self, message: object, term: int) -> None:
         self.protocol.send(message, term)
@@ -69,6 +72,7 @@ class DaemonEffects:
 
     def log(self, event: Event) -> None:
         self.logger.emit(LogLevel.levelWithName(event.level), event.text, **event.fields())
+        self.events.record(event)
 
 
 class NodeService(Service):
@@ -83,6 +87,7 @@ class NodeService(Service):
         self.node: Node | None = None
         self.protocol: NodeProtocol | None = None
         self.saver: TableSaver | None = None
+        self.events: EventLog | None = None
         self._port = None
         self._loops: list[LoopingCall] = []
 
@@ -120,10 +125,12 @@ class NodeService(Service):
             self.log.warn("probe module {file} not loaded: {reason}", file=failure.file, reason=failure.reason)
         self.protocol = NodeProtocol(cluster.keyring, node.id, node.boot_epoch, cluster.group, cluster.port,
                                      cluster.interface, cluster.ttl)
+        self.events = EventLog(config.self_id, reactor)
         effects = DaemonEffects(
             self.protocol, self.saver, reactor, config.services,
             Notifier(reactor, me.notify.argv) if me.notify is not None else None,
             ProbeRunner(registry, reactor),
+            self.events,
         )
         driver = Driver(node, effects, reactor)
         self.protocol.deliver = driver.received
@@ -176,6 +183,7 @@ class NodeService(Service):
             return {"error": "node not started"}
         doc = self.node.status(self.reactor.seconds())
         doc["traffic"] = self.protocol.counters()
+        doc["events"] = self.events.json() if self.events is not None else []
         return doc
 
 

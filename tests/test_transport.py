@@ -6,6 +6,7 @@ from twisted.internet.task import Clock
 
 from rais.daemon import DaemonEffects
 from rais.effects import Driver
+from rais.events import EventLog
 from rais.ids import HostClusterId
 from rais.keys import parse_keys
 from rais.node import Node
@@ -78,7 +79,7 @@ def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1):
     ident = Identity(id=HostClusterId.parse(f"1.2.0.{host}"), configured=role, address=f"10.0.0.{host}")
     node = Node(ident, epoch, Timing(interval=interval, dead_after=dead_after), clock.seconds())
     proto = NodeProtocol(KEYS, ident.id, epoch, GROUP, PORT, "127.0.0.1", 1)
-    driver = Driver(node, DaemonEffects(proto, Saver(), clock, {}, None, None), clock)
+    driver = Driver(node, DaemonEffects(proto, Saver(), clock, {}, None, None, EventLog(ident.id, clock)), clock)
     proto.deliver = driver.received
     proto.makeConnection(FakeMulticast())
     return Daemon(node, proto, driver)
@@ -126,6 +127,11 @@ def test_nodes_hear_each_other_and_notice_silence():
     assert {h["id"]: h["status"] for h in status["hosts"]} == {"1.2.0.1": "up", "1.2.0.3": "down"}
     assert status["master"] == "1.2.0.1" and a.node.role == "master"
     assert SAVED and SAVED[-1].version == a.node.tables.version  # the follower saved what it got
+    # What each daemon logged, it keeps for operators: b saw c go down, a became master.
+    assert ("host", "1.2.0.3", "host 1.2.0.3 is down (was suspect)") in [
+        (e["kind"], e["host"], e["text"]) for e in b.driver.effects.events.json()]
+    assert [e["text"] for e in a.driver.effects.events.json() if e["kind"] == "role"][-1].startswith(
+        "role standby -> master")
 
 
 def test_bad_datagrams_are_dropped_and_counted_by_reason():
