@@ -1,4 +1,4 @@
-"""The `rais` command: check-config, keygen, manhole-passwd, status, plan, move, probes, probe.
+"""The `rais` command: check-config, keygen, manhole-passwd, status, events, plan, move, probes, probe.
 
 Exit status: 0 fine, 1 the node could not be asked (or, for `rais probes`,
 a probe module failed to load), 2 bad input (a bad config, a bad argument,
@@ -210,6 +210,26 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def events(args: argparse.Namespace) -> int:
+    """The node's recent events, oldest first; with --follow, then each new one as it happens."""
+    from rais.eventview import Seen, follow, json_line, person_line
+
+    doc = _document(args, "events")
+    if isinstance(doc, int):
+        return doc
+    line, seen = json_line if args.json else person_line, Seen()
+    for event in seen.new(doc):
+        print(line(event))
+    sys.stdout.flush()
+    if args.follow:
+        host, port = _control_address(args)
+        try:
+            follow(lambda: fetch_status(host, port), seen, line, sys.stdout, sys.stderr)
+        except KeyboardInterrupt:  # how a follow ends
+            pass
+    return 0
+
+
 def plan(args: argparse.Namespace) -> int:
     """What the master will do next, from a status document, if --fail says something fails."""
     from rais import dryrun
@@ -374,6 +394,15 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.set_defaults(run=status)
+
+    p = sub.add_parser("events", help="show a running node's recent events (roles, hosts, decisions)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--control", metavar="HOST:PORT",
+                       help=f"the node's control endpoint (default {DEFAULT_CONTROL})")
+    where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events until interrupted")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.set_defaults(run=events)
 
     p = sub.add_parser("plan", help="dry run: what the master will do next, or if a host or a service failed")
     p.add_argument("--fail", metavar="HOST[:SERVICE]",

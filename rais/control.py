@@ -1,4 +1,5 @@
-"""The local HTTP control endpoint: status.json, a plain-text status page, /metrics and POST /move.
+"""The local HTTP control endpoint: the status page, status.json, the plain-text status, /metrics
+and POST /move.
 
 It listens on loopback unless [node] control says otherwise: whoever reaches it
 may move services (`rais move`), so keep it where only operators can.
@@ -16,6 +17,7 @@ from twisted.web import http
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from rais import statuspage
 from rais.ids import HostClusterId
 from rais.statusview import render_status
 
@@ -102,9 +104,9 @@ def control_site(status: StatusSource, move: Mover, metrics: CollectorRegistry) 
     root = Resource()
     root.putChild(b"move", MoveView(move))
     root.putChild(b"metrics", MetricsView(metrics))
-    page = StatusView(status, render_status, b"text/plain; charset=utf-8")
-    root.putChild(b"", page)
-    root.putChild(b"status", page)
+    root.putChild(b"", statuspage.index())
+    root.putChild(b"page", statuspage.assets())
+    root.putChild(b"status", StatusView(status, render_status, b"text/plain; charset=utf-8"))
     root.putChild(b"status.json", StatusView(status, _json, b"application/json"))
     site = QuietSite(root)
     site.displayTracebacks = False

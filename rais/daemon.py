@@ -25,6 +25,7 @@ from rais.actions import Notifier, run_action
 from rais.config import Config, PolicyConfig, ServiceConfig
 from rais.effects import TICKS_PER_INTERVAL, Driver, Event, RunAction
 from rais.epoch import next_boot_epoch
+from rais.events import EventLog
 from rais.ids import HostClusterId
 from rais.interfaces import IEffects, ProbeResult
 from rais.load import LoadSampler
@@ -46,7 +47,7 @@ class DaemonEffects:
 
     def __init__(self, protocol: NodeProtocol, saver: TableSaver, reactor: Any,
                  services: Mapping[str, ServiceConfig], notifier: Notifier | None, prober: ProbeRunner,
-                 metrics: NodeMetrics) -> None:
+                 metrics: NodeMetrics, events: EventLog) -> None:
         self.protocol = protocol
         self.saver = saver
         self.reactor = reactor
@@ -54,6 +55,7 @@ class DaemonEffects:
         self.notifier = notifier
         self.prober = prober
         self.metrics = metrics
+        self.events = events
 
     def send(self, message: object, term: int) -> None:
         self.metrics.sent(message)
@@ -79,6 +81,7 @@ class DaemonEffects:
     def log(self, event: Event) -> None:
         self.metrics.event(event)
         self.logger.emit(LogLevel.levelWithName(event.level), event.text, **event.fields())
+        self.events.record(event)
 
 
 class NodeService(Service):
@@ -94,6 +97,7 @@ class NodeService(Service):
         self.protocol: NodeProtocol | None = None
         self.saver: TableSaver | None = None
         self.registry: ProbeRegistry | None = None  # the probes found at start
+        self.events: EventLog | None = None
         self._port = None
         self._loops: list[LoopingCall] = []
         # Made before the node starts: the control endpoint serves it from the start.
@@ -133,11 +137,13 @@ class NodeService(Service):
             self.log.warn("probe module {file} not loaded: {reason}", file=failure.file, reason=failure.reason)
         self.protocol = NodeProtocol(cluster.keyring, node.id, node.boot_epoch, cluster.group, cluster.port,
                                      cluster.interface, cluster.ttl)
+        self.events = EventLog(config.self_id, reactor)
         effects = DaemonEffects(
             self.protocol, self.saver, reactor, config.services,
             Notifier(reactor, me.notify.argv) if me.notify is not None else None,
             ProbeRunner(registry, reactor),
             self.metrics,
+            self.events,
         )
         driver = Driver(node, effects, reactor)
         self.protocol.deliver = self.metrics.delivering(driver.received)
@@ -190,6 +196,7 @@ class NodeService(Service):
             return {"error": "node not started"}
         doc = self.node.status(self.reactor.seconds())
         doc["traffic"] = self.protocol.counters()
+        doc["events"] = self.events.json() if self.events is not None else []
         return doc
 
 

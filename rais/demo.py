@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         cluster.wait_ready()
+        print("status pages (open in a browser): "
+              + ", ".join(f"http://{n.address}:{n.control_port}/" for n in cluster.nodes))
         while args.duration is None or time.monotonic() - started < args.duration:
             print(f"\n=== {time.strftime('%H:%M:%S')} (Ctrl-C stops the cluster) ===")
             for node in cluster.nodes:

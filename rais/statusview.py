@@ -1,4 +1,4 @@
-"""The readable form of a node's status document, for `rais status` and the status page."""
+"""The readable form of a node's status document, for `rais status` and /status on the control endpoint."""
 
 from __future__ import annotations
 

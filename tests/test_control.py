@@ -42,3 +42,22 @@ def test_the_site_serves_the_status_document_and_the_move():
     resource = site.getResourceFor(request)
     assert json.loads(resource.render(request)) == {"role": "master"}
     assert isinstance(site.getResourceFor(DummyRequest([b"move"])), MoveView)
+
+
+def get(site, path):
+    request = DummyRequest(path.encode().split(b"/")[1:] or [b""])
+    body = site.getResourceFor(request).render(request)
+    return request.responseHeaders.getRawHeaders(b"content-type")[0].decode(), body.decode()
+
+
+def test_the_site_serves_the_status_page_its_files_and_the_text_status():
+    site = control_site(lambda: {"self": "1.2.0.1", "role": "master", "master": None, "address": "10.0.0.1",
+                                 "cluster": "1.2", "term": 1, "generation": 0, "priority": 100, "hosts": []},
+                        lambda service, host: "ok")
+    kind, page = get(site, "/")
+    assert kind == "text/html; charset=utf-8" and '<meta name="viewport"' in page
+    for path, kind in (("/page/page.js", "text/javascript"), ("/page/page.css", "text/css")):
+        served, body = get(site, path)
+        assert served.startswith(kind) and body and f'"{path[1:]}"' in page
+    kind, text = get(site, "/status")
+    assert kind.startswith("text/plain") and text.startswith("node 1.2.0.1  cluster 1.2  role master")

@@ -6,6 +6,7 @@ from twisted.internet.task import Clock
 
 from rais.daemon import DaemonEffects
 from rais.effects import Driver
+from rais.events import EventLog
 from rais.ids import HostClusterId
 from rais.keys import parse_keys
 from rais.metrics import NodeMetrics
@@ -84,7 +85,8 @@ def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1, servic
     proto = NodeProtocol(KEYS, ident.id, epoch, GROUP, PORT, "127.0.0.1", 1)
     daemon = Daemon(node, proto)
     daemon.metrics = NodeMetrics(daemon, clock)
-    daemon.driver = Driver(node, DaemonEffects(proto, Saver(), clock, {}, None, prober, daemon.metrics), clock)
+    daemon.driver = Driver(node, DaemonEffects(proto, Saver(), clock, {}, None, prober, daemon.metrics,
+                                               EventLog(ident.id, clock)), clock)
     proto.deliver = daemon.metrics.delivering(daemon.driver.received)
     proto.makeConnection(FakeMulticast())
     return daemon
@@ -132,6 +134,11 @@ def test_nodes_hear_each_other_and_notice_silence():
     assert {h["id"]: h["status"] for h in status["hosts"]} == {"1.2.0.1": "up", "1.2.0.3": "down"}
     assert status["master"] == "1.2.0.1" and a.node.role == "master"
     assert SAVED and SAVED[-1].version == a.node.tables.version  # the follower saved what it got
+    # What each daemon logged, it keeps for operators: b saw c go down, a became master.
+    assert ("host", "1.2.0.3", "host 1.2.0.3 is down (was suspect)") in [
+        (e["kind"], e["host"], e["text"]) for e in b.driver.effects.events.json()]
+    assert [e["text"] for e in a.driver.effects.events.json() if e["kind"] == "role"][-1].startswith(
+        "role standby -> master")
 
 
 def test_bad_datagrams_are_dropped_and_counted_by_reason():
