@@ -53,7 +53,7 @@ def get(site, path):
 def test_the_site_serves_the_status_page_its_files_and_the_text_status():
     site = control_site(lambda: {"self": "1.2.0.1", "role": "master", "master": None, "address": "10.0.0.1",
                                  "cluster": "1.2", "term": 1, "generation": 0, "priority": 100, "hosts": []},
-                        lambda service, host: "ok")
+                        lambda service, host: "ok", CollectorRegistry())
     kind, page = get(site, "/")
     assert kind == "text/html; charset=utf-8" and '<meta name="viewport"' in page
     for path, kind in (("/page/page.js", "text/javascript"), ("/page/page.css", "text/css")):
