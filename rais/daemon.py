@@ -43,8 +43,10 @@ class DaemonEffects:
     logger = Logger()
 
     def __init__(self, protocol: NodeProtocol, saver: TableSaver, reactor: Any,
-                 services: Mapping[str, ServiceConfig], notifier: Notifier | None, prober: ProbeRunner) -> None:
+                 services: Mapping[str, ServiceConfig], notifier: Notifier | None, prober: ProbeRunner,
+                 log_level: LogLevel = LogLevel.info) -> None:
         self.protocol = protocol
+        self.log_level = log_level  # events below it are not logged (rais.logs)
         self.saver = saver
         self.reactor = reactor
         self.services = services
@@ -68,7 +70,9 @@ class DaemonEffects:
             self.notifier(*words)
 
     def log(self, event: Event) -> None:
-        self.logger.emit(LogLevel.levelWithName(event.level), event.text, **event.fields())
+        level = LogLevel.levelWithName(event.log_level())
+        if level >= self.log_level:
+            self.logger.emit(level, event.text, **event.fields())
 
 
 class NodeService(Service):
@@ -76,8 +80,9 @@ class NodeService(Service):
 
     log = Logger()
 
-    def __init__(self, config: Config, services: tuple, reactor: Any) -> None:
+    def __init__(self, config: Config, services: tuple, reactor: Any, log_level: LogLevel = LogLevel.info) -> None:
         self.config = config
+        self.log_level = log_level
         self.services = services
         self.reactor = reactor
         self.node: Node | None = None
@@ -124,6 +129,7 @@ class NodeService(Service):
             self.protocol, self.saver, reactor, config.services,
             Notifier(reactor, me.notify.argv) if me.notify is not None else None,
             ProbeRunner(registry, reactor),
+            self.log_level,
         )
         driver = Driver(node, effects, reactor)
         self.protocol.deliver = driver.received
