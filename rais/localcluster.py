@@ -264,13 +264,14 @@ class LocalCluster(TwistdCluster[LocalNode]):
         extra: str = "",
         extras: dict[int, str] | None = None,
         options: Sequence[str] = (),
+        settings: str = "",
     ) -> None:
         super().__init__(base, interval, dead_after)
         self.options = options
         # A random group and port keep concurrent demos and test runs apart.
         self.group = f"239.192.{random.randint(0, 255)}.{random.randint(1, 254)}"
         self.port = free_port(socket.SOCK_DGRAM)
-        shared = Shared(self.group, self.port, interval, dead_after, cluster, extra=extra)
+        shared = Shared(self.group, self.port, interval, dead_after, cluster, settings, extra)
         write_new_key_file(os.path.join(base, "cluster.key"))
         for host_id, role in enumerate(roles, 1):
             node = LocalNode(host_id, role, os.path.join(base, f"node{host_id}"), free_port())
