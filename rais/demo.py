@@ -110,8 +110,11 @@ def listening(port: int) -> bool:
 
 
 def kill_server(node: LocalNode, name: str) -> int:
-    with open(os.path.join(node.folder, f"{name}.pid")) as f:
+    """SIGKILL the server a start action left on ``node``; its pid file goes, so no pid is signalled twice."""
+    path = os.path.join(node.folder, f"{name}.pid")
+    with open(path) as f:
         pid = int(f.read())
+    os.remove(path)
     os.kill(pid, signal.SIGKILL)
     return pid
 
