@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from rais.checks import boolean, choice, pattern, text
 from rais.interfaces import IProbe, Option, Status
-from rais.probing.base import BaseProbe, ProbeFailed, Verdict, describe, tcp_endpoint, tls_creator
+from rais.probing.base import BaseProbe, ProbeFailed, Quiet, Verdict, describe, tcp_endpoint, tls_creator
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS")
 BODY_LIMIT = 1 << 20  # bytes of body kept for matching; the rest is read and dropped
@@ -119,7 +119,8 @@ class _Target:
     def __init__(self, reactor: Any, host: str, port: int, tls: Any) -> None:
         self._endpoint = tcp_endpoint(reactor, host, port)
         if tls is not None:
-            self._endpoint = wrapClientTLS(tls, self._endpoint)
+            # Quiet again: the TLS wrapper hides the Agent's factory from the inner endpoint.
+            self._endpoint = Quiet(wrapClientTLS(tls, self._endpoint))
         self._connected: list[Protocol] = []
 
     def endpointForURI(self, uri: object) -> IStreamClientEndpoint:

@@ -94,7 +94,10 @@ def _json(doc: dict[str, Any]) -> str:
 
 
 class QuietSite(Site):
-    """No access log: operators and monitors poll the status often."""
+    """No access log: operators and monitors poll the status often. Nor its start and stop lines:
+    the node says itself that it starts and stops."""
+
+    noisy = False
 
     def log(self, request: http.Request) -> None:
         pass

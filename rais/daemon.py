@@ -47,8 +47,9 @@ class DaemonEffects:
 
     def __init__(self, protocol: NodeProtocol, saver: TableSaver, reactor: Any,
                  services: Mapping[str, ServiceConfig], notifier: Notifier | None, prober: ProbeRunner,
-                 metrics: NodeMetrics, events: EventLog) -> None:
+                 metrics: NodeMetrics, events: EventLog, log_level: LogLevel = LogLevel.info) -> None:
         self.protocol = protocol
+        self.log_level = log_level  # events below it are not logged (rais.logs)
         self.saver = saver
         self.reactor = reactor
         self.services = services
@@ -80,8 +81,10 @@ class DaemonEffects:
 
     def log(self, event: Event) -> None:
         self.metrics.event(event)
-        self.logger.emit(LogLevel.levelWithName(event.level), event.text, **event.fields())
         self.events.record(event)
+        level = LogLevel.levelWithName(event.log_level())
+        if level >= self.log_level:
+            self.logger.emit(level, event.text, **event.fields())
 
 
 class NodeService(Service):
@@ -89,8 +92,9 @@ class NodeService(Service):
 
     log = Logger()
 
-    def __init__(self, config: Config, services: tuple, reactor: Any) -> None:
+    def __init__(self, config: Config, services: tuple, reactor: Any, log_level: LogLevel = LogLevel.info) -> None:
         self.config = config
+        self.log_level = log_level
         self.services = services
         self.reactor = reactor
         self.node: Node | None = None
@@ -144,6 +148,7 @@ class NodeService(Service):
             ProbeRunner(registry, reactor),
             self.metrics,
             self.events,
+            self.log_level,
         )
         driver = Driver(node, effects, reactor)
         self.protocol.deliver = self.metrics.delivering(driver.received)

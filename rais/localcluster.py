@@ -175,9 +175,11 @@ class TwistdCluster(Generic[N]):
         self.interval = interval
         self.dead_after = dead_after
         self.nodes: list[N] = []
+        self.options: Sequence[str] = ()  # more options of the rais plugin, for every node
 
     def command(self, node: N) -> list[str]:
-        return [TWISTD, "-n", "--pidfile=", f"--logfile={node.log_path}", "rais", "--config", node.config_path]
+        return [TWISTD, "-n", "--pidfile=", f"--logfile={node.log_path}", "rais", "--config", node.config_path,
+                *self.options]
 
     def start(self, node: N) -> None:
         node.wanted = True
@@ -261,12 +263,15 @@ class LocalCluster(TwistdCluster[LocalNode]):
         cluster: str = "1.2",
         extra: str = "",
         extras: dict[int, str] | None = None,
+        options: Sequence[str] = (),
+        settings: str = "",
     ) -> None:
         super().__init__(base, interval, dead_after)
+        self.options = options
         # A random group and port keep concurrent demos and test runs apart.
         self.group = f"239.192.{random.randint(0, 255)}.{random.randint(1, 254)}"
         self.port = free_port(socket.SOCK_DGRAM)
-        shared = Shared(self.group, self.port, interval, dead_after, cluster, extra=extra)
+        shared = Shared(self.group, self.port, interval, dead_after, cluster, settings, extra)
         write_new_key_file(os.path.join(base, "cluster.key"))
         for host_id, role in enumerate(roles, 1):
             node = LocalNode(host_id, role, os.path.join(base, f"node{host_id}"), free_port())

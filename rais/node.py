@@ -444,7 +444,9 @@ class Node:
             self._maybe_preempt(now, out)
             self._ask(now, out)
         elif self.election.due(now, lambda: self._place(now)):
-            self._claim(now, "the master is gone", out, preempt=False)
+            # Term 0: this node has followed no master in this boot, so none can be "gone".
+            reason = "the master is gone" if self.election.term else "no master heard yet"
+            self._claim(now, reason, out, preempt=False)
 
     def _ask(self, now: float, out: list[Output]) -> None:
         request = self.replica.request(now)

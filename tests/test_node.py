@@ -91,7 +91,7 @@ def test_a_configured_master_listens_first_then_claims_and_announces_itself():
     assert run(n, T0, T0 + 2.75) == []  # listening: dead_after intervals
     out = run(n, T0 + 3, T0 + 3.5)
     (change,) = of(out, RoleChanged)
-    assert (change.old, change.new, change.reason) == ("standby", "master", "the master is gone; new term 1/1")
+    assert (change.old, change.new, change.reason) == ("standby", "master", "no master heard yet; new term 1/1")
     assert n.role == Role.MASTER and n.term == make_term(1, hid(1)) and n.master(T0 + 3.5) == hid(1)
     assert of(out, Notify)[0].words == ("role", "standby", "master", "1/1", change.reason)
     committed = of(out, TablesChanged)[0]
@@ -109,6 +109,7 @@ def test_a_follower_follows_the_newest_master_and_claims_when_it_falls_silent():
     out = run(n, T0 + 5.25, T0 + 9)  # silent for dead_after intervals; we are the only candidate
     assert of(out, Transition)[-1].new == HostStatus.DOWN
     assert n.role == Role.MASTER and n.term == make_term(5, hid(2))  # newer than any term seen
+    assert of(out, RoleChanged)[0].reason.startswith("the master is gone;")
 
 
 def test_a_master_that_hears_a_newer_term_steps_down_and_forgets_its_mastership():

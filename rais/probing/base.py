@@ -183,16 +183,29 @@ class BaseProbe:
 
 
 def tcp_endpoint(reactor: Any, host: str, port: int) -> IStreamClientEndpoint:
-    """A TCP client endpoint; an address literal skips name resolution (and its thread).
+    """A quiet TCP client endpoint; an address literal skips name resolution (and its thread).
 
     It keeps the endpoints' own 30 s connect timeout only as a backstop: the
     probe's deadline (see :func:`guarded`) cancels a connect long before.
     """
     if isIPAddress(host):
-        return TCP4ClientEndpoint(reactor, host, port)
+        return Quiet(TCP4ClientEndpoint(reactor, host, port))
     if isIPv6Address(host):
-        return TCP6ClientEndpoint(reactor, host, port)
-    return HostnameEndpoint(reactor, host, port)
+        return Quiet(TCP6ClientEndpoint(reactor, host, port))
+    return Quiet(HostnameEndpoint(reactor, host, port))
+
+
+@implementer(IStreamClientEndpoint)
+class Quiet:
+    """Connects through ``endpoint`` with the factory's ``noisy`` off: a probe connects every
+    check, and Twisted logs each factory's start and stop ("Starting factory ...") otherwise."""
+
+    def __init__(self, endpoint: IStreamClientEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        factory.noisy = False
+        return self._endpoint.connect(factory)
 
 
 @implementer(IOpenSSLClientConnectionCreator)

@@ -1,0 +1,63 @@
+"""`make demo`, run as a user would: both failovers told, and nothing left running after it."""
+
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from rais.demo import listening
+from rais.localcluster import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def demo(*args):
+    return subprocess.Popen([sys.executable, "-m", "rais.demo", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def closed(port):
+    return not listening(port)
+
+
+def ports(said):
+    """Every control endpoint and server port the demo printed."""
+    return [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", said)]
+
+
+def test_the_demo_once_fails_a_service_and_the_master_over_and_stops_everything():
+    run = demo("--once")
+    said, _ = run.communicate(timeout=180)
+    assert run.returncode == 0, said
+    assert re.search(r"web runs on 1\.2\.0\.2, confirmed by the master's http probe \(HTTP 200", said), said
+    assert re.search(r"mail runs on 1\.2\.0\.3, confirmed by the master's smtp probe \(220 ", said), said
+    assert "the master's probe: web on 1.2.0.2 is failed (critical: " in said
+    assert "decided: web lost on 1.2.0.2 (the service failed here)" in said
+    assert re.search(r"decided: web -> 1\.2\.0\.4 \(score [0-9.]+: overlap", said), said  # the standby, and why
+    assert "web confirmed running on 1.2.0.4 by its probe (HTTP 200 OK" in said
+    assert re.search(r"1\.2\.0\.4 is master of term \d+/4, followed by every survivor", said), said
+    assert re.search(r"tables intact at generation \d+: mail on 1\.2\.0\.3, web on 1\.2\.0\.4", said), said
+    assert "both failovers done." in said
+    printed = ports(said)
+    assert len(printed) == 10  # four control endpoints, and two servers' ports on each of three hosts
+    assert wait_for(lambda: all(closed(p) for p in printed), 10), said
+
+
+def test_ctrl_c_stops_the_running_demo_and_every_process_it_started():
+    run = demo()
+    lines = []
+    for line in run.stdout:  # the demo narrates line by line; read until it waits for Ctrl-C
+        lines.append(line)
+        if "Ctrl-C stops it" in line or "the demo failed" in line:
+            break
+    said = "".join(lines)
+    assert "Ctrl-C stops it" in said, said + run.stdout.read()
+    (web,) = re.findall(r"1\.2\.0\.4 .* web on 127\.0\.0\.1:(\d+)", said)
+    assert not closed(int(web))  # the standby serves web since the first failover: Ctrl-C must stop it
+    run.send_signal(signal.SIGINT)
+    rest, _ = run.communicate(timeout=60)
+    assert run.returncode == 0, said + rest
+    assert "stopping the nodes and the servers" in rest
+    assert wait_for(lambda: all(closed(p) for p in ports(said)), 10), said + rest
