@@ -187,8 +187,9 @@ class Election:
         if self.candidacy is not None or self.listening(now):
             return False
         spot, ready = position()
-        return (spot is not None and now >= ready
-                and now - max(self._lost_at, self.quiet_until) >= spot * self.timing.interval)
+        # A place's intervals count from when the better candidates are ready too: once they are,
+        # the best of them claims first, not whoever ticks first.
+        return spot is not None and now - max(self._lost_at, self.quiet_until, ready) >= spot * self.timing.interval
 
     def next_term(self, tables_term: int) -> int:
         return next_term(max(self.seen, tables_term), self.me)
