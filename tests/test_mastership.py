@@ -1,4 +1,6 @@
 """What only a master holds: table upkeep, answers to its orders, probe results, its decision log."""
+import functools
+
 import attrs
 
 from rais.effects import Decided, Persist, Send, TablesChanged
@@ -226,7 +228,7 @@ def test_a_policy_set_live_is_checked_by_the_config_rules_and_answered_with_its_
             ("web", {"prefer": "1.3.0.2"}, "policy.web.prefer: 1.3.0.2 is a host of cluster 1.3, not of 1.2"),
             ("web", {}, "nothing to set: give KEY=VALUE (replicas, max_cpu, max_latency_ms, max_net_mbps, "
                         "prefer, failback_after, weights.PART)")):
-        refused(lambda: m.set_policy(T0, service, given), why)
+        refused(functools.partial(m.set_policy, T0, service, given), why)
     said = m.set_policy(T0, "web", {"replicas": "2", "max_cpu": "0.9", "weights.cpu": "3"})
     lines = said.splitlines()
     assert lines[0] == "policy set live: web: replicas=2 failback_after=60 max_cpu=0.9 weights.cpu=3 (set live)"
