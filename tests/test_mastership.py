@@ -209,6 +209,9 @@ def test_a_drain_is_a_servers_row_change_kept_through_heartbeats_and_answered_wi
     upkeep(m, membership, T0 + 1)  # rewrites the server rows from what it heard: the flag stays
     assert m.tables.get(RowKey("servers", ME.value, "")).drained
     refused(lambda: m.move(T0, "web", ME), "1.2.0.1 is drained by the operator")
+    successor = mastership(m.tables)  # after a failover (or a restart), from the replicated tables
+    upkeep(successor, membership, T0 + 2)
+    assert successor.tables.get(RowKey("servers", ME.value, "")).drained
     said = m.drain(T0 + 1, ME, False)
     assert said.startswith("undraining 1.2.0.1: services may be placed there again")
     assert said.endswith("then the master will:\n  move nothing")
