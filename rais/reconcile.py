@@ -239,6 +239,8 @@ class _Step:
         draining = [r for r in serving if view.drained(r.host)]
         replace = want - (len(serving) - len(draining)) - new
         exclusive = any(r.exclusive for r in rows)
+        # A drained host's copy goes once its replacement's probe says it runs, not merely started.
+        replaced = all(r.state == ServiceState.RUNNING for r in serving if r not in draining)
         if missing == 0 and self.overloaded(policy, serving):
             missing = 1  # start a copy elsewhere; the extra one, on the busy host, is released after
         target, keep = self.destination(name, policy, rows, serving, starting)
@@ -255,7 +257,7 @@ class _Step:
             self.drain_exclusive(name, draining, keep)
         elif target is not None:
             self.move(name, target, serving)
-        elif missing < 0 and not starting:
+        elif missing < 0 and not starting and (replaced or not draining):
             for placement in surplus(view, name, want, self.master, keep):
                 row = next(r for r in rows if r.host == placement.host)
                 self.rows.append(attrs.evolve(row, assigned=False))

@@ -325,6 +325,8 @@ def test_a_copy_on_a_drained_host_is_started_elsewhere_then_released_there():
     first = reconcile(situation(drained(1), server(2), server(3), web(1, assigned=True), web(2), web(3)))
     assert said(first) == [("assign", "web", 2)]
     assert "1.2.0.1: drained by the operator" in first.decisions[0].explanation
+    started = (drained(1), server(2), server(3), web(1, assigned=True), web(2, assigned=True, state="unknown"), web(3))
+    assert said(reconcile(situation(*started, books=attrs.evolve(first.books, orders={})))) == []  # not yet
     both = (drained(1), server(2), server(3), web(1, assigned=True), web(2, assigned=True), web(3))
     then = reconcile(situation(*both, books=attrs.evolve(first.books, orders={})))
     assert said(then) == [("release", "web", 1)]  # the drained copy scores lowest
