@@ -1,4 +1,5 @@
-"""The `rais` command: check-config, keygen, manhole-passwd, status, events, plan, move, probes, probe.
+"""The `rais` command: check-config, keygen, manhole-passwd, status, events, plan, move, drain, undrain,
+policy, probes, probe.
 
 Exit status: 0 fine, 1 the node could not be asked (or, for `rais probes`,
 a probe module failed to load), 2 bad input (a bad config, a bad argument,
@@ -108,31 +109,95 @@ def _control_address(args: argparse.Namespace) -> tuple[str, int]:
     return parse_hostport(DEFAULT_CONTROL)
 
 
-def move(args: argparse.Namespace) -> int:
-    """Ask the master, at its control endpoint, to move a service to a host."""
-    from rais.ids import HostClusterId
-
+def _ask_master(args: argparse.Namespace, command: str, path: str, fields: list[tuple[str, str]]) -> int:
+    """POST an operator's command to the master's control endpoint and print what happens."""
     try:
-        HostClusterId.parse(args.host)
         host, port = _control_address(args)
     except ValueError as e:
-        print(f"rais move: {e}", file=sys.stderr)
+        print(f"rais {command}: {e}", file=sys.stderr)
         return 2
     except ConfigError as e:
         print("\n".join(e.problems), file=sys.stderr)
         return 2
     shown = f"[{host}]" if ":" in host else host
-    body = urllib.parse.urlencode({"service": args.service, "host": args.host}).encode()
+    body = urllib.parse.urlencode(fields).encode()
     try:
-        with urllib.request.urlopen(f"http://{shown}:{port}/move", data=body, timeout=TIMEOUT) as reply:
+        with urllib.request.urlopen(f"http://{shown}:{port}/{path}", data=body, timeout=TIMEOUT) as reply:
             print(reply.read().decode("utf-8", "replace").strip())
             return 0
     except urllib.error.HTTPError as e:  # refused: the reason is the body
-        print(f"rais move: {e.read().decode('utf-8', 'replace').strip()}", file=sys.stderr)
+        print(f"rais {command}: {e.read().decode('utf-8', 'replace').strip()}", file=sys.stderr)
         return 2
     except (urllib.error.URLError, OSError) as e:
-        print(f"rais move: cannot reach the node at {host}:{port}: {getattr(e, 'reason', e)}", file=sys.stderr)
+        print(f"rais {command}: cannot reach the node at {host}:{port}: {getattr(e, 'reason', e)}", file=sys.stderr)
         return 1
+
+
+def _host_arg(args: argparse.Namespace, command: str) -> bool:
+    from rais.ids import HostClusterId
+
+    try:
+        HostClusterId.parse(args.host)
+    except ValueError as e:
+        print(f"rais {command}: {e}", file=sys.stderr)
+        return False
+    return True
+
+
+def move(args: argparse.Namespace) -> int:
+    """Ask the master, at its control endpoint, to move a service to a host."""
+    if not _host_arg(args, "move"):
+        return 2
+    return _ask_master(args, "move", "move", [("service", args.service), ("host", args.host)])
+
+
+def drain(args: argparse.Namespace) -> int:
+    """Ask the master to drain a host (`rais drain`) or to undrain it (`rais undrain`)."""
+    if not _host_arg(args, args.command):
+        return 2
+    return _ask_master(args, args.command, args.command, [("host", args.host)])
+
+
+def policy_set(args: argparse.Namespace) -> int:
+    """Ask the master to change a service's policy (KEY=VALUE ...), or to reset it to its config's."""
+    if args.reset:
+        if args.assignments:
+            print("rais policy: --reset takes no KEY=VALUE", file=sys.stderr)
+            return 2
+        return _ask_master(args, "policy", "policy", [("service", args.service), ("reset", "yes")])
+    if not args.assignments or any("=" not in a for a in args.assignments):
+        print("rais policy set: expected KEY=VALUE ... (an empty VALUE: back to the default)", file=sys.stderr)
+        return 2
+    return _ask_master(args, "policy", "policy", [("service", args.service)] + [("set", a) for a in args.assignments])
+
+
+def policy_show(args: argparse.Namespace) -> int:
+    """The policy table's rows, as the node asked (the master, to be sure it is current) has them."""
+    from rais.policy import describe
+    from rais.status import DocumentError, read_tables
+
+    doc = _document(args, "policy")
+    if isinstance(doc, int):
+        return doc
+    try:
+        rows = read_tables(doc).table("policy")
+    except DocumentError as e:
+        print(f"rais policy: the status document: {e}", file=sys.stderr)
+        return 2
+    shown = [r for r in rows if args.service in (None, r.name)]
+    if args.service is not None and not shown:
+        print(f"rais policy: {args.service} has no policy in the tables", file=sys.stderr)
+        return 2
+    for row in shown:
+        print(describe(row))
+    return 0
+
+
+def _master_address(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--control", metavar="HOST:PORT",
+                       help=f"the master's control endpoint (default {DEFAULT_CONTROL})")
+    where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
 
 
 def fetch_status(host: str, port: int, timeout: float = TIMEOUT) -> dict[str, Any]:
@@ -418,11 +483,29 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("move", help="ask the master to move a service to a host (then release it elsewhere)")
     p.add_argument("service")
     p.add_argument("host", metavar="HOST", help="host-cluster id, like 1.2.0.7")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--control", metavar="HOST:PORT",
-                       help=f"the master's control endpoint (default {DEFAULT_CONTROL})")
-    where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
+    _master_address(p)
     p.set_defaults(run=move)
+
+    for command, what in (("drain", "move every service off a host and place nothing there"),
+                          ("undrain", "let the master place services on a drained host again")):
+        p = sub.add_parser(command, help=f"ask the master to {what}")
+        p.add_argument("host", metavar="HOST", help="host-cluster id, like 1.2.0.7")
+        _master_address(p)
+        p.set_defaults(run=drain)
+
+    policy = sub.add_parser("policy", help="show the policies in the tables, or change one live").add_subparsers(
+        dest="action", required=True, metavar="{show,set}")
+    p = policy.add_parser("show", help="the policy table's rows (as the node asked has them)")
+    p.add_argument("service", nargs="?")
+    _master_address(p)
+    p.set_defaults(run=policy_show, tables=None)
+    p = policy.add_parser("set", help="change a service's policy (kept over a new master's config; see --reset)")
+    p.add_argument("service")
+    p.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
+                   help="replicas, max_cpu, max_latency_ms, max_net_mbps, prefer, failback_after, weights.PART")
+    p.add_argument("--reset", action="store_true", help="back to the master's [policy.SERVICE], no longer live")
+    _master_address(p)
+    p.set_defaults(run=policy_set)
 
     p = sub.add_parser("probes", help="list the probe plugins found, and those that failed to load")
     p.add_argument("--config", metavar="PATH", help="also search this config's [probes] paths")

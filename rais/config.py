@@ -369,6 +369,25 @@ _POLICY_FIELDS = (
 )
 
 
+def foreign_host(host: HostClusterId, cluster: ClusterId) -> str | None:
+    """Why ``host`` cannot be named in ``cluster``'s policies, if it cannot."""
+    return None if host.cluster == cluster else f"{host} is a host of cluster {host.cluster}, not of {cluster}"
+
+
+def check_policy(name: str, table: dict[str, Any]) -> PolicyConfig:
+    """A ``[policy.NAME]`` table checked by the config's rules (`rais policy set` edits one live);
+    ConfigError naming each bad key as the config would (``policy.NAME.KEY: why``)."""
+    problems: list[str] = []
+
+    def report(where: tuple[str, ...], message: str) -> None:
+        problems.append(f"{_dotted(where)}: {message}")
+
+    values = _read(table, ("policy", name), _POLICY_FIELDS, report)
+    if problems:
+        raise ConfigError(problems)
+    return PolicyConfig(name=name, **values)
+
+
 # --- loading ----------------------------------------------------------------
 
 Report = Callable[[tuple[str, ...], str], None]
@@ -503,8 +522,8 @@ def load_config(path: str, role: str | None = None, host_id: int | None = None) 
     for name, table in _named_tables(doc, "policy", report).items():
         policies[name] = dict(_read(table, ("policy", name), _POLICY_FIELDS, report), name=name)
         prefer, cluster_id = policies[name].get("prefer"), cluster.get("id")
-        if prefer is not None and cluster_id is not None and prefer.cluster != cluster_id:
-            report(("policy", name, "prefer"), f"{prefer} is a host of cluster {prefer.cluster}, not of {cluster_id}")
+        if prefer is not None and cluster_id is not None and (why := foreign_host(prefer, cluster_id)):
+            report(("policy", name, "prefer"), why)
 
     manhole = None
     if "manhole" in doc:

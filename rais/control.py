@@ -1,15 +1,16 @@
-"""The local HTTP control endpoint: the status page, status.json, the plain-text status, /metrics
-and POST /move.
+"""The local HTTP control endpoint: the status page, status.json, the plain-text status, /metrics,
+and the operator's commands to the master: POST /move, /drain, /undrain and /policy.
 
 It listens on loopback unless [node] control says otherwise: whoever reaches it
-may move services (`rais move`), so keep it where only operators can.
+may move services (`rais move`), drain hosts and change policies, so keep it where
+only operators can.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -22,7 +23,20 @@ from rais.ids import HostClusterId
 from rais.statusview import render_status
 
 StatusSource = Callable[[], dict[str, Any]]
-Mover = Callable[[str, HostClusterId], str]  # (service, host) -> what happens; ValueError: why not
+Form = Mapping[bytes, list[bytes]]
+
+
+class Operator(Protocol):
+    """The node's side of the operator's commands: each says what will happen, or raises
+    ValueError saying why it cannot be (this node is not the master, say)."""
+
+    def move(self, service: str, host: HostClusterId) -> str: ...
+
+    def drain(self, host: HostClusterId, drained: bool) -> str: ...
+
+    def set_policy(self, service: str, assignments: Mapping[str, str]) -> str: ...
+
+    def reset_policy(self, service: str) -> str: ...
 
 
 class StatusView(Resource):
@@ -43,32 +57,67 @@ class StatusView(Resource):
         return self._render(self._status()).encode()
 
 
-class MoveView(Resource):
-    """POST service=NAME&host=A.B.C.D: ask the master to move a service there (`rais move`).
-    200 and what happens; 400 for a malformed request; 409 and why, when it cannot be."""
+class CommandView(Resource):
+    """POST a form to ask the master something. ``parse`` reads the form (KeyError or ValueError:
+    400 and ``usage``) into the command, which answers 200 and what happens, or 409 and why not."""
 
     isLeaf = True
 
-    def __init__(self, move: Mover) -> None:
+    def __init__(self, parse: Callable[[Form], Callable[[], str]], usage: str) -> None:
         super().__init__()
-        self._move = move
+        self._parse = parse
+        self._usage = usage
 
     def render_POST(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        args = request.args or {}
         try:
-            (service,), (host,) = args[b"service"], args[b"host"]
-            target = HostClusterId.parse(host.decode("ascii"))
-            name = service.decode("utf-8")
-        except (KeyError, ValueError):  # a missing or repeated field, or a bad id
+            command = self._parse(request.args or {})
+        except (KeyError, ValueError):  # a missing or repeated field, a bad id, bad UTF-8
             request.setResponseCode(http.BAD_REQUEST)
-            return b"expected one service=NAME and one host=A.B.C.D\n"
+            return f"expected {self._usage}\n".encode()
         try:
-            text = self._move(name, target)
+            text = command()
         except ValueError as e:
             request.setResponseCode(http.CONFLICT)
             text = str(e)
         return (text + "\n").encode()
+
+
+def _one(form: Form, name: bytes) -> str:
+    (value,) = form[name]
+    return value.decode("utf-8")
+
+
+def move_view(operator: Operator) -> CommandView:
+    """service=NAME&host=A.B.C.D: `rais move`."""
+    def parse(form: Form) -> Callable[[], str]:
+        service, host = _one(form, b"service"), HostClusterId.parse(_one(form, b"host"))
+        return lambda: operator.move(service, host)
+    return CommandView(parse, "one service=NAME and one host=A.B.C.D")
+
+
+def drain_view(operator: Operator, drained: bool) -> CommandView:
+    """host=A.B.C.D: `rais drain` (or undrain)."""
+    def parse(form: Form) -> Callable[[], str]:
+        host = HostClusterId.parse(_one(form, b"host"))
+        return lambda: operator.drain(host, drained)
+    return CommandView(parse, "one host=A.B.C.D")
+
+
+def policy_view(operator: Operator) -> CommandView:
+    """service=NAME and set=KEY=VALUE fields (`rais policy set`), or service=NAME&reset=yes."""
+    def parse(form: Form) -> Callable[[], str]:
+        service = _one(form, b"service")
+        if b"reset" in form:
+            if b"set" in form:
+                raise ValueError("reset or set, not both")
+            return lambda: operator.reset_policy(service)
+        pairs = [field.decode("utf-8").partition("=") for field in form.get(b"set", [])]
+        if any(not key or not eq for key, eq, _ in pairs):
+            raise ValueError("set=KEY=VALUE")
+        assignments = {key: value for key, _, value in pairs}
+        return lambda: operator.set_policy(service, assignments)
+    return CommandView(parse, "one service=NAME and set=KEY=VALUE fields, or reset=yes")
 
 
 class MetricsView(Resource):
@@ -103,9 +152,12 @@ class QuietSite(Site):
         pass
 
 
-def control_site(status: StatusSource, move: Mover, metrics: CollectorRegistry) -> Site:
+def control_site(status: StatusSource, operator: Operator, metrics: CollectorRegistry) -> Site:
     root = Resource()
-    root.putChild(b"move", MoveView(move))
+    root.putChild(b"move", move_view(operator))
+    root.putChild(b"drain", drain_view(operator, True))
+    root.putChild(b"undrain", drain_view(operator, False))
+    root.putChild(b"policy", policy_view(operator))
     root.putChild(b"metrics", MetricsView(metrics))
     root.putChild(b"", statuspage.index())
     root.putChild(b"page", statuspage.assets())

@@ -11,7 +11,7 @@ count what is worth a metric (rais.metrics).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import Service
@@ -22,15 +22,17 @@ from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from rais.actions import Notifier, run_action
-from rais.config import Config, PolicyConfig, ServiceConfig
+from rais.config import Config, ServiceConfig
 from rais.effects import TICKS_PER_INTERVAL, Driver, Event, RunAction
 from rais.epoch import next_boot_epoch
 from rais.events import EventLog
 from rais.ids import HostClusterId
 from rais.interfaces import IEffects, ProbeResult
 from rais.load import LoadSampler
+from rais.mastership import Mastership
 from rais.metrics import NodeMetrics
 from rais.node import Node
+from rais.policy import policy_row
 from rais.probing.discover import ProbeRegistry, discover
 from rais.probing.runner import ProbeRunner
 from rais.probing.schedule import POLL, ProbeDefaults, ProbeOrder
@@ -38,7 +40,6 @@ from rais.settings import Identity, Timing
 from rais.statefile import StateFileError, TableSaver, load_tables
 from rais.tables import Tables
 from rais.transport import NodeProtocol
-from rais.wire.rows import PolicyRow, Weights
 
 
 @implementer(IEffects)
@@ -188,13 +189,27 @@ class NodeService(Service):
             waits.append(self.saver.flush())
         return gatherResults([d for d in waits if d is not None])
 
-    def move(self, service: str, host: HostClusterId) -> str:
-        """`rais move`, through the control endpoint: ValueError if it cannot be."""
+    def operate(self, command: Callable[[Mastership, float], str]) -> str:
+        """An operator's command to the master, through the control endpoint: what will happen;
+        ValueError if this node is not the master, or it cannot be."""
         if self.node is None:
             raise ValueError("node not started")
-        text = self.node.move(self.reactor.seconds(), service, host)
+        now = self.reactor.seconds()
+        text = command(self.node.as_master(now), now)
         self.log.info("operator: {text}", text=text)
         return text
+
+    def move(self, service: str, host: HostClusterId) -> str:
+        return self.operate(lambda master, now: master.move(now, service, host))
+
+    def drain(self, host: HostClusterId, drained: bool) -> str:
+        return self.operate(lambda master, now: master.drain(now, host, drained))
+
+    def set_policy(self, service: str, assignments: Mapping[str, str]) -> str:
+        return self.operate(lambda master, now: master.set_policy(now, service, assignments))
+
+    def reset_policy(self, service: str) -> str:
+        return self.operate(lambda master, now: master.reset_policy(now, service))
 
     def status(self) -> dict[str, Any]:
         if self.node is None or self.protocol is None:
@@ -204,15 +219,3 @@ class NodeService(Service):
         doc["events"] = self.events.json() if self.events is not None else []
         return doc
 
-
-def policy_row(policy: PolicyConfig) -> PolicyRow:
-    return PolicyRow(
-        policy.name,
-        policy.replicas,
-        None if policy.max_cpu is None else max(1, round(policy.max_cpu * 1000)),
-        None if policy.max_latency_ms is None else round(policy.max_latency_ms * 1000),
-        None if policy.max_net_mbps is None else round(policy.max_net_mbps * 125_000),
-        Weights(**{name: round(weight * 1000) for name, weight in policy.weights.items()}),
-        policy.prefer,
-        round(policy.failback_after * 1000),
-    )

@@ -12,15 +12,17 @@ generations and answers sync requests, and keeps every service at its copies
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import attrs
 
 from rais.catalogue import CatalogueAssembler, service_rows
+from rais.config import foreign_host
 from rais.effects import Decided, Send, TablesChanged
 from rais.ids import HostClusterId
 from rais.membership import Membership, Peer
-from rais.planner import View
+from rais.planner import DRAINED, View
+from rais.policy import describe, edit
 from rais.probing.schedule import Health, Key, ProbeDefaults, ProbeOrder, ProbeSchedule, Settings, options_of
 from rais.reconcile import (
     LOAD_HYSTERESIS,
@@ -84,10 +86,15 @@ class Mastership:
         self._catalogues = CatalogueAssembler()
         self._view: View | None = None
         self._targets: tuple[Tables, dict[Key, ProbeOrder]] | None = None
-        # The new master's [policy.*] are the operator's latest word; the tables keep
-        # the policies of services its config does not name.
-        for policy in policies:
-            self.ledger.stage(policy)
+        # The new master's [policy.*] are the operator's latest word, unless the operator has
+        # spoken since with `rais policy set` (the row is live): a failover must not undo that.
+        # `rais policy reset` hands a service back to the config. The tables keep the policies
+        # of services its config does not name.
+        self.configured = {p.name: p for p in policies}
+        for policy in self.configured.values():
+            current = row_as(PolicyRow, tables.get(policy.key))
+            if current is None or not current.live:
+                self.ledger.stage(policy)
 
     @property
     def tables(self) -> Tables:
@@ -168,6 +175,8 @@ class Mastership:
     def _stage_server(self, row: ServerRow) -> None:
         # When a host was last heard is live in the status document: written with other news only.
         old = row_as(ServerRow, self.ledger.view(row.key))
+        if old is not None:
+            row = attrs.evolve(row, drained=old.drained)  # the operator's, not the host's, to change
         self._stage(row, old is None or attrs.evolve(old, last_heard_ms=row.last_heard_ms) != row)
 
     def limits(self) -> Limits:
@@ -274,6 +283,8 @@ class Mastership:
             raise ValueError(f"{host} does not declare {service}")
         if server.status != HostStatus.UP:
             raise ValueError(f"{host} is {server.status}")
+        if server.drained:
+            raise ValueError(f"{host} is {DRAINED}")
         if row.assigned:
             raise ValueError(f"{service} is assigned to {host} already")
         if not row.can_start:
@@ -285,6 +296,59 @@ class Mastership:
         self.books = attrs.evolve(books, moves={**books.moves, service: host}, excluded=excluded)
         self._decided(now, Decision("move", service, host, f"{service}: the operator asks for it on {host}"))
         return f"moving {service} to {host}"
+
+    def drain(self, now: float, host: HostClusterId, drained: bool) -> str:
+        """The operator drains ``host`` (`rais drain`: everything moves off it, nothing is placed
+        there) or undrains it: a change to its servers row, replicated and saved like any other.
+        What will happen, or ValueError saying why it cannot be."""
+        server = row_as(ServerRow, self.ledger.view(RowKey("servers", host.value, "")))
+        if server is None:
+            raise ValueError(f"{host} is not in the cluster's tables")
+        if server.drained == drained:
+            raise ValueError(f"{host} is {'drained' if drained else 'not drained'} already")
+        row = attrs.evolve(server, drained=drained)
+        self.ledger.stage(row)
+        said = ("draining {host}: its services move elsewhere, and nothing is placed there until "
+                "`rais undrain`" if drained else "undraining {host}: services may be placed there again "
+                "(they do not move back unless a policy prefers it)")
+        return said.format(host=host) + "\n" + self.consequences(now, row)
+
+    def set_policy(self, now: float, service: str, assignments: Mapping[str, str]) -> str:
+        """The operator changes a service's policy (`rais policy set`), checked by the config's
+        rules; kept by later masters over their config's (see __init__). What will happen, or
+        ValueError saying why it cannot be."""
+        old = row_as(PolicyRow, self.ledger.view(RowKey("policy", 0, service)))
+        if old is None and not self.view().services(service):
+            raise ValueError(f"no host declares {service}, and it has no policy")
+        row = edit(old, service, assignments)
+        if row.prefer is not None and (why := foreign_host(row.prefer, self.id.cluster)):
+            raise ValueError(f"policy.{service}.prefer: {why}")
+        return self._write_policy(now, row, "set live")
+
+    def reset_policy(self, now: float, service: str) -> str:
+        """`rais policy reset`: back to this master's config (or, if it names none, to the copies
+        the service has now), no longer kept over a later master's config."""
+        old = row_as(PolicyRow, self.ledger.view(RowKey("policy", 0, service)))
+        if old is None or not old.live:
+            raise ValueError(f"{service} has no policy set live")
+        configured = self.configured.get(service)
+        if configured is None:
+            self.ledger.stage_remove(old.key)  # the next reconcile writes the copies it has
+            return f"policy {service}: back to the copies it has (no [policy.{service}] here)"
+        return self._write_policy(now, configured, "back to the config")
+
+    def _write_policy(self, now: float, row: PolicyRow, how: str) -> str:
+        self.ledger.stage(row)
+        return f"policy {how}: {describe(row)}\n" + self.consequences(now, row)
+
+    def consequences(self, now: float, row: Row) -> str:
+        """What the next reconcile would decide once ``row`` is written: the dry run of `rais plan`."""
+        tables = self.ledger.current
+        changed = Tables.of(tables.term, tables.generation, [*tables.rows.values(), row])
+        changes = reconcile(Situation(View(changed), self.books, self.id, self.timing, now))
+        lines = [f"  {d.action}: {d.explanation.splitlines()[0]}" for d in changes.decisions
+                 if d.action != str(OrderAction.REFRESH)]
+        return "then the master will:\n" + ("\n".join(lines) if lines else "  move nothing")
 
     def order_done(self, now: float, host: HostClusterId, done: OrderDone) -> list[object]:
         """A host answered an order of this term."""

@@ -297,15 +297,15 @@ class Node:
         assert self.mastership is not None  # asked of a master only
         return max(self.mastership.settles_at, self.election.quiet_until)
 
-    def move(self, now: float, service: str, host: HostClusterId) -> str:
-        """`rais move`: ask the master to move ``service`` to ``host``; ValueError if this node is
-        not the master, or the move cannot be."""
+    def as_master(self, now: float) -> Mastership:
+        """This node's mastership, for the operator's commands (`rais move`, `rais drain`, `rais
+        policy set`); ValueError naming the master if this node is not it."""
         if self.mastership is None:
             master = self.master(now)
             peer = self.membership.get(master) if master is not None else None
             where = f"; the master is {master} at {peer.address}" if peer is not None else "; no master is known"
             raise ValueError(f"this node is not the master{where}")
-        return self.mastership.move(now, service, host)
+        return self.mastership
 
     def probes_due(self, now: float) -> list[Output]:
         """The checks the master should start now, within its concurrency limit."""

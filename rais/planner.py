@@ -7,7 +7,7 @@ copy (``place``, ``place_copies``) and which copies are the worst to keep
 (``surplus``).
 
 Candidates are the hosts that declare the service. Hard limits rule a host
-out (not up, put aside by the master, already serving it or starting a copy, over the policy's
+out (not up, drained by the operator, put aside by the master, already serving it or starting a copy, over the policy's
 max_cpu, max_latency_ms or max_net_mbps, probe failing with no start
 action). The rest are scored, higher is better, as a weighted sum of parts
 in 0..1 (see ``DEFAULT_WEIGHTS``); ties go to the lower host id.
@@ -40,6 +40,7 @@ DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType({
     "stickiness": 1.0,  # it runs there already (declared running): taking it there costs no start
 })
 WEIGHT_NAMES = tuple(DEFAULT_WEIGHTS)
+DRAINED = "drained by the operator"
 
 
 def weights_for(policy: PolicyRow | None) -> Mapping[str, float]:
@@ -95,6 +96,10 @@ class View:
     def policy(self, name: str) -> PolicyRow | None:
         return self._policies.get(name)
 
+    def drained(self, host: HostClusterId) -> bool:
+        server = self.servers.get(host)
+        return server is not None and server.drained
+
     def status(self, host: HostClusterId) -> HostStatus | None:
         server = self.servers.get(host)
         return None if server is None else server.status
@@ -130,6 +135,8 @@ def score_host(view: View, row: ServiceRow, exclude: Mapping[HostClusterId, str]
     policy = view.policy(row.name)
     if server is None or server.status != HostStatus.UP:
         return Score(host, None, reason=f"{server.status if server else 'unknown'}")
+    if server.drained:
+        return Score(host, None, reason=DRAINED)
     if host in exclude:
         return Score(host, None, reason=exclude[host])
     if serves(row):

@@ -30,17 +30,19 @@ that host has fenced itself (rais.fencing): never two holders at once.
 A service moves to a host the operator names (`rais move`), and back to its
 policy's ``prefer`` host once that host has qualified for ``failback_after``:
 a copy is started there and then the other released (an exclusive service
-is released first, then started there: never two holders).
+is released first, then started there: never two holders). A copy on a host
+the operator drained (`rais drain`) is replaced the same way, and kept there
+while no other host qualifies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import attrs
 
 from rais.ids import HostClusterId
-from rais.planner import Placement, Score, View, place_copies, score_host, surplus
+from rais.planner import DRAINED, Placement, Score, View, place, place_copies, score_host, surplus
 from rais.settings import Timing
 from rais.states import HostStatus, OrderAction, ServiceState
 from rais.wire import Order
@@ -230,21 +232,32 @@ class _Step:
                 self.order(OrderAction.RELEASE, name, row.host, text)
             else:
                 self.decide("unassign", name, row.host, text)
-        missing = want - len(serving) - len([h for h in starting if h not in {r.host for r in serving}])
+        new = len([h for h in starting if h not in {r.host for r in serving}])
+        missing = want - len(serving) - new
+        # Copies on a drained host are replaced: started elsewhere first, and then released as
+        # surplus (the planner rules a drained host out, so its copy scores lowest).
+        draining = [r for r in serving if view.drained(r.host)]
+        replace = want - (len(serving) - len(draining)) - new
+        exclusive = any(r.exclusive for r in rows)
+        # A drained host's copy goes once its replacement's probe says it runs, not merely started.
+        replaced = all(r.state == ServiceState.RUNNING for r in serving if r not in draining)
         if missing == 0 and self.overloaded(policy, serving):
             missing = 1  # start a copy elsewhere; the extra one, on the busy host, is released after
         target, keep = self.destination(name, policy, rows, serving, starting)
         if missing > 0 and (fencing := self.fencing(rows)) is not None:
             self.decide("waiting", name, fencing, f"{name}: waiting until {fencing} has fenced itself "
                                                   f"(it holds an exclusive copy) before starting it elsewhere")
-        elif missing > 0:
+        elif missing > 0 or (replace > 0 and not exclusive):
             exclude = self.exclusions(name)
             exclude.update((host, "being started") for host in starting)
-            for placement in place_copies(view, name, missing, exclude, origin, self.master, keep):
-                self.place(placement)
+            origin = origin or (draining[0].host if draining else None)
+            for placement in place_copies(view, name, max(missing, replace), exclude, origin, self.master, keep):
+                self.place(placement, draining)
+        elif replace > 0:
+            self.drain_exclusive(name, draining, keep)
         elif target is not None:
             self.move(name, target, serving)
-        elif missing < 0 and not starting:
+        elif missing < 0 and not starting and (replaced or not draining):
             for placement in surplus(view, name, want, self.master, keep):
                 row = next(r for r in rows if r.host == placement.host)
                 self.rows.append(attrs.evolve(row, assigned=False))
@@ -263,7 +276,8 @@ class _Step:
         if moving is not None:
             row = next((r for r in rows if r.host == moving), None)
             why = ("it does not declare the service" if row is None else self.exclusions(name).get(moving)
-                   or (None if self.up(moving) else "it is not up"))
+                   or (None if self.up(moving) else "it is not up")
+                   or (DRAINED if self.view.drained(moving) else None))
             if why is not None:
                 del self.moves[name]
                 self.decide("move-failed", name, moving, f"{name}: the move to {moving} is given up: {why}")
@@ -278,6 +292,9 @@ class _Step:
             return None, None
         copy = (prefer, name)
         row = next((r for r in rows if r.host == prefer), None)
+        if self.view.drained(prefer):
+            self.back_since.pop(copy, None)
+            return None, None  # neither kept there nor moved back while drained
         if prefer in held or row is None:
             self.back_since.pop(copy, None)
             return None, prefer
@@ -304,6 +321,18 @@ class _Step:
                            f"{name} released on {row.host} to move to {target} (exclusive: released first)")
             return
         self.order(OrderAction.ASSIGN, name, target, f"{name} -> {target}: moving it there")
+
+    def drain_exclusive(self, name: str, draining: list[ServiceRow], keep: HostClusterId | None) -> None:
+        """An exclusive service leaves a drained host as a move does: released first (never two
+        holders), then placed; but kept there while no other host qualifies."""
+        placement = place(self.view, name, self.exclusions(name), draining[0].host, self.master, keep)
+        if placement.host is None:
+            self.place(placement, draining)
+            return
+        for row in draining:
+            self.rows.append(attrs.evolve(row, assigned=False))
+            self.order(OrderAction.RELEASE, name, row.host, f"{name} released on {row.host}: drained by the "
+                                                            f"operator (exclusive: released first, then placed)")
 
     def reestablish(self, row: ServiceRow, starting: list[HostClusterId]) -> None:
         """A copy assigned to a host that restarted since it was established there: start it again."""
@@ -342,9 +371,11 @@ class _Step:
                 return row.host
         return None
 
-    def place(self, placement: Placement) -> None:
+    def place(self, placement: Placement, draining: Sequence[ServiceRow] = ()) -> None:
         if placement.host is None:
-            self.decide("degraded", placement.service, None, placement.explanation, placement.scores)
+            held = ", ".join(str(r.host) for r in draining)
+            kept = f"{placement.service} stays on drained {held}: " if draining else ""
+            self.decide("degraded", placement.service, None, kept + placement.explanation, placement.scores)
         else:
             self.order(OrderAction.ASSIGN, placement.service, placement.host, placement.explanation,
                        placement.scores)

@@ -43,6 +43,9 @@ def render_status(doc: dict[str, Any]) -> str:
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    drained = [r["host"] for r in doc.get("tables", {}).get("servers", []) if r.get("drained")]
+    if drained:
+        lines.append(f"drained by the operator: {', '.join(drained)}")
     services = doc.get("tables", {}).get("services", [])
     if services:
         lines.append("services: " + ", ".join(

@@ -86,6 +86,24 @@ def test_status_of_a_node_that_is_not_there_exits_1(capsys):
     assert "cannot ask the node" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, code, err", [
+    (["drain", "1.2.0"], 2, "rais drain: host-cluster id '1.2.0' must be 4 dotted octets\n"),
+    (["policy", "set", "web"], 2, "rais policy set: expected KEY=VALUE ... (an empty VALUE: back to the default)\n"),
+    (["policy", "set", "web", "replicas"], 2, "rais policy set: expected KEY=VALUE ... (an empty VALUE: back to "
+                                              "the default)\n"),
+    (["policy", "set", "web", "replicas=2", "--reset"], 2, "rais policy: --reset takes no KEY=VALUE\n"),
+])
+def test_operator_commands_refuse_bad_arguments_before_asking(capsys, args, code, err):
+    assert main([*args, "--control", f"127.0.0.1:{free_port()}"]) == code
+    assert capsys.readouterr().err == err
+
+
+def test_operator_commands_say_when_the_node_is_not_there(capsys):
+    for args in (["undrain", "1.2.0.2"], ["policy", "set", "web", "replicas=2"], ["policy", "show"]):
+        assert main([*args, "--control", f"127.0.0.1:{free_port()}"]) == 1
+        assert "cannot " in capsys.readouterr().err
+
+
 def test_twistd_lists_rais_and_documents_its_options():
     assert "rais" in twistd("--help").stdout
     help_text = twistd("rais", "--help").stdout

@@ -5,7 +5,7 @@ import json
 from prometheus_client import CollectorRegistry
 from twisted.web.test.requesthelper import DummyRequest
 
-from rais.control import MoveView, control_site
+from rais.control import CommandView, control_site
 from rais.ids import HostClusterId
 
 
@@ -17,31 +17,85 @@ def post(resource, args):
     return request.responseCode or 200, body.decode()
 
 
+class Operator:
+    """The node's side, as a master that refuses what names mail or 1.2.0.9."""
+
+    def __init__(self):
+        self.asked = []
+
+    def answer(self, *call):
+        self.asked.append(call)
+        if "mail" in call or HostClusterId.parse("1.2.0.9") in call:
+            raise ValueError("this node is not the master; the master is 1.2.0.1 at 10.0.0.1")
+        return f"{call[0]} done"
+
+    def move(self, service, host):
+        return self.answer("move", service, host)
+
+    def drain(self, host, drained):
+        return self.answer("drain", host, drained)
+
+    def set_policy(self, service, assignments):
+        return self.answer("set", service, assignments)
+
+    def reset_policy(self, service):
+        return self.answer("reset", service)
+
+
+def site_post(site, path, args):
+    return post(site.getResourceFor(DummyRequest([path.encode()])), args)
+
+
+def site_of(operator):
+    return control_site(lambda: {"role": "master"}, operator, CollectorRegistry())
+
+
 def test_a_move_names_a_service_and_a_host_and_answers_what_happens_or_why_not():
-    asked = []
-
-    def move(service, host):
-        asked.append((service, host))
-        if service == "mail":
-            raise ValueError("no host declares mail")
-        return f"moving {service} to {host}"
-
-    view = MoveView(move)
-    assert post(view, {b"service": [b"web"], b"host": [b"1.2.0.3"]}) == (200, "moving web to 1.2.0.3\n")
-    assert asked == [("web", HostClusterId.parse("1.2.0.3"))]
-    assert post(view, {b"service": [b"mail"], b"host": [b"1.2.0.3"]}) == (409, "no host declares mail\n")
+    operator = Operator()
+    site = site_of(operator)
+    assert site_post(site, "move", {b"service": [b"web"], b"host": [b"1.2.0.3"]}) == (200, "move done\n")
+    assert operator.asked == [("move", "web", HostClusterId.parse("1.2.0.3"))]
+    assert site_post(site, "move", {b"service": [b"mail"], b"host": [b"1.2.0.3"]}) == (
+        409, "this node is not the master; the master is 1.2.0.1 at 10.0.0.1\n")
     for bad in ({b"service": [b"web"]}, {b"service": [b"web"], b"host": [b"1.2.3"]},
                 {b"service": [b"web", b"db"], b"host": [b"1.2.0.3"]}, {b"service": [b"\xff"], b"host": [b"1.2.0.3"]}):
-        assert post(view, bad) == (400, "expected one service=NAME and one host=A.B.C.D\n")
-    assert len(asked) == 2
+        assert site_post(site, "move", bad) == (400, "expected one service=NAME and one host=A.B.C.D\n")
+    assert len(operator.asked) == 2
+
+
+def test_drain_and_undrain_name_a_host_and_a_non_master_answers_409_naming_the_master():
+    operator = Operator()
+    site = site_of(operator)
+    host = HostClusterId.parse("1.2.0.3")
+    assert site_post(site, "drain", {b"host": [b"1.2.0.3"]}) == (200, "drain done\n")
+    assert site_post(site, "undrain", {b"host": [b"1.2.0.3"]}) == (200, "drain done\n")
+    assert operator.asked == [("drain", host, True), ("drain", host, False)]
+    assert site_post(site, "drain", {b"host": [b"1.2.0.9"]}) == (
+        409, "this node is not the master; the master is 1.2.0.1 at 10.0.0.1\n")
+    for bad in ({}, {b"host": [b"web"]}, {b"host": [b"1.2.0.3", b"1.2.0.4"]}):
+        assert site_post(site, "undrain", bad) == (400, "expected one host=A.B.C.D\n")
+
+
+def test_a_policy_is_set_by_key_value_fields_or_reset():
+    operator = Operator()
+    site = site_of(operator)
+    assert site_post(site, "policy", {b"service": [b"web"], b"set": [b"replicas=2", b"weights.cpu=3", b"prefer="]}) == (
+        200, "set done\n")
+    assert site_post(site, "policy", {b"service": [b"web"], b"reset": [b"yes"]}) == (200, "reset done\n")
+    assert operator.asked == [("set", "web", {"replicas": "2", "weights.cpu": "3", "prefer": ""}), ("reset", "web")]
+    assert site_post(site, "policy", {b"service": [b"mail"], b"set": [b"replicas=2"]})[0] == 409
+    usage = "expected one service=NAME and set=KEY=VALUE fields, or reset=yes\n"
+    for bad in ({b"set": [b"replicas=2"]}, {b"service": [b"web"], b"set": [b"replicas"]},
+                {b"service": [b"web"], b"set": [b"=2"]}, {b"service": [b"web"], b"set": [b"a=1"], b"reset": [b"yes"]}):
+        assert site_post(site, "policy", bad) == (400, usage)
 
 
 def test_the_site_serves_the_status_document_and_the_move():
-    site = control_site(lambda: {"role": "master"}, lambda service, host: "ok", CollectorRegistry())
+    site = site_of(Operator())
     request = DummyRequest([b"status.json"])
     resource = site.getResourceFor(request)
     assert json.loads(resource.render(request)) == {"role": "master"}
-    assert isinstance(site.getResourceFor(DummyRequest([b"move"])), MoveView)
+    assert isinstance(site.getResourceFor(DummyRequest([b"move"])), CommandView)
 
 
 def get(site, path):
@@ -53,7 +107,7 @@ def get(site, path):
 def test_the_site_serves_the_status_page_its_files_and_the_text_status():
     site = control_site(lambda: {"self": "1.2.0.1", "role": "master", "master": None, "address": "10.0.0.1",
                                  "cluster": "1.2", "term": 1, "generation": 0, "priority": 100, "hosts": []},
-                        lambda service, host: "ok", CollectorRegistry())
+                        Operator(), CollectorRegistry())
     kind, page = get(site, "/")
     assert kind == "text/html; charset=utf-8" and '<meta name="viewport"' in page
     for path, kind in (("/page/page.js", "text/javascript"), ("/page/page.css", "text/css")):

@@ -380,6 +380,46 @@ def test_rais_move_moves_a_service_where_the_operator_says_and_refuses_what_cann
         stop_web_servers(cluster)
 
 
+def test_rais_drain_moves_web_off_a_host_in_every_nodes_tables_and_policy_set_adds_a_copy(tmp_path):
+    from bench.failover import confirmed_on, stop_web_servers, web_cluster, web_rows
+
+    cluster, _ports = web_cluster(str(tmp_path))
+    cluster.start_all()
+    master = cluster.nodes[0]
+
+    def rais(*words):
+        done = subprocess.run([sys.executable, "-m", "rais.cli", *words, "--control",
+                               f"{master.address}:{master.control_port}"], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def drained_everywhere(flag):
+        return all({r["host"]: r["drained"] for r in n.status()["tables"]["servers"]}.get(hid(2)) is flag
+                   for n in cluster.nodes)
+
+    try:
+        cluster.wait_ready()
+        assert wait_for(lambda: confirmed_on(cluster, hid(2)), 20), web_rows(master)
+        said = rais("drain", hid(2))
+        assert said.startswith("draining 1.2.0.2: its services move elsewhere"), said
+        assert "then the master will:\n  assign: web -> " in said, said
+        assert wait_for(lambda: drained_everywhere(True), 10), [n.status()["tables"]["servers"] for n in cluster.nodes]
+        assert wait_for(lambda: confirmed_on(cluster, hid(3)) and not web_rows(master)[hid(2)]["assigned"], 30), (
+            web_rows(master))
+        assert wait_for(lambda: not os.path.exists(os.path.join(cluster.nodes[1].folder, "web.pid")), 10)
+        assert rais("undrain", hid(2)).startswith("undraining 1.2.0.2")
+        assert wait_for(lambda: drained_everywhere(False), 10)
+        assert web_rows(master)[hid(3)]["assigned"]  # nothing moves back
+        said = rais("policy", "set", "web", "replicas=2")
+        assert said.startswith("policy set live: web: replicas=2 "), said
+        assert wait_for(lambda: confirmed_on(cluster, hid(2)) and confirmed_on(cluster, hid(3)), 30), web_rows(master)
+        shown = rais("policy", "show", "web")
+        assert shown.startswith("web: replicas=2 ") and shown.endswith("(set live)\n"), shown
+    finally:
+        cluster.stop_all()
+        stop_web_servers(cluster)
+
+
 def metrics(node):
     """GET /metrics from the node's control endpoint: (the text, its samples by name and labels)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{node.control_port}/metrics", timeout=5) as response:

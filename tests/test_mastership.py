@@ -1,4 +1,6 @@
 """What only a master holds: table upkeep, answers to its orders, probe results, its decision log."""
+import functools
+
 import attrs
 
 from rais.effects import Decided, Persist, Send, TablesChanged
@@ -171,3 +173,88 @@ def test_a_move_is_taken_only_where_it_can_be_carried_out():
             raise AssertionError(f"moved {service} to {host}")
     assert m.move(T0, "web", PEER) == "moving web to 1.2.0.2"
     assert m.books.moves == {"web": PEER} and m.books.excluded == {}  # the operator's word overrides
+
+
+def two_hosts_serving_web():
+    """A master (1.2.0.1, serving web) and a peer that declares web stopped."""
+    m = mastership()
+    membership = Membership(1.0, 3)
+    heard(membership, T0)
+    upkeep(m, membership, T0)
+    m._stage_catalogue(T0, PEER, b"p" * 8, (attrs.evolve(WEB, running=False),))
+    m.commit(T0)
+    return m, membership
+
+
+def refused(call, why):
+    try:
+        call()
+    except ValueError as e:
+        assert str(e) == why
+    else:
+        raise AssertionError(f"{call} was taken")
+
+
+def test_a_drain_is_a_servers_row_change_kept_through_heartbeats_and_answered_with_its_consequences():
+    m, membership = two_hosts_serving_web()
+    refused(lambda: m.drain(T0, GONE, True), "1.2.0.3 is not in the cluster's tables")
+    refused(lambda: m.drain(T0, ME, False), "1.2.0.1 is not drained already")
+    said = m.drain(T0, ME, True)
+    assert said.splitlines()[0] == ("draining 1.2.0.1: its services move elsewhere, and nothing is placed there "
+                                    "until `rais undrain`")
+    assert said.splitlines()[1:3] == ["then the master will:", "  assign: web -> 1.2.0.2 (score " +
+                                      said.splitlines()[2].split("(score ", 1)[1]]
+    refused(lambda: m.drain(T0, ME, True), "1.2.0.1 is drained already")
+    heard(membership, T0 + 1)
+    upkeep(m, membership, T0 + 1)  # rewrites the server rows from what it heard: the flag stays
+    assert m.tables.get(RowKey("servers", ME.value, "")).drained
+    refused(lambda: m.move(T0, "web", ME), "1.2.0.1 is drained by the operator")
+    successor = mastership(m.tables)  # after a failover (or a restart), from the replicated tables
+    upkeep(successor, membership, T0 + 2)
+    assert successor.tables.get(RowKey("servers", ME.value, "")).drained
+    said = m.drain(T0 + 1, ME, False)
+    assert said.startswith("undraining 1.2.0.1: services may be placed there again")
+    assert said.endswith("then the master will:\n  move nothing")
+    upkeep(m, membership, T0 + 2)
+    assert not m.tables.get(RowKey("servers", ME.value, "")).drained
+
+
+def test_a_policy_set_live_is_checked_by_the_config_rules_and_answered_with_its_consequences():
+    m, _ = two_hosts_serving_web()
+    for service, given, why in (
+            ("mail", {"replicas": "2"}, "no host declares mail, and it has no policy"),
+            ("web", {"copies": "2"}, "policy.web.copies: unknown key"),
+            ("web", {"replicas": "0"}, "policy.web.replicas: must be 1..1000, got 0"),
+            ("web", {"max_cpu": "high"}, "policy.web.max_cpu: expected a number, got a string"),
+            ("web", {"weights.speed": "1"}, "policy.web.weights: 'speed' is not a weight; the weights are "
+                                            "overlap, latency, cpu, network, role, stickiness"),
+            ("web", {"prefer": "1.3.0.2"}, "policy.web.prefer: 1.3.0.2 is a host of cluster 1.3, not of 1.2"),
+            ("web", {}, "nothing to set: give KEY=VALUE (replicas, max_cpu, max_latency_ms, max_net_mbps, "
+                        "prefer, failback_after, weights.PART)")):
+        refused(functools.partial(m.set_policy, T0, service, given), why)
+    said = m.set_policy(T0, "web", {"replicas": "2", "max_cpu": "0.9", "weights.cpu": "3"})
+    lines = said.splitlines()
+    assert lines[0] == "policy set live: web: replicas=2 failback_after=60 max_cpu=0.9 weights.cpu=3 (set live)"
+    assert lines[1] == "then the master will:" and lines[2].startswith("  assign: web -> 1.2.0.2 (score ")
+    m.commit(T0)
+    row = m.tables.get(RowKey("policy", 0, "web"))
+    assert (row.replicas, row.max_cpu_permille, row.weights.cpu, row.live) == (2, 900, 3000, True)
+    m.set_policy(T0, "web", {"max_cpu": ""})  # back to the default: no limit
+    m.commit(T0)
+    assert m.tables.get(RowKey("policy", 0, "web")).max_cpu_permille is None
+
+
+def test_a_new_master_keeps_a_policy_set_live_over_its_config_until_reset():
+    configured = PolicyRow("web", 1, None, None)
+    live = PolicyRow("web", 3, None, None, live=True)
+    m = mastership(Tables.of(65537, 4, [live]), policies=[configured, PolicyRow("db", 2, None, None)])
+    upkeep(m, Membership(1.0, 3), T0)
+    assert m.tables.get(RowKey("policy", 0, "web")) == live  # the operator's later word
+    assert m.tables.get(RowKey("policy", 0, "db")).replicas == 2
+    refused(lambda: m.reset_policy(T0, "db"), "db has no policy set live")
+    assert m.reset_policy(T0, "web").startswith("policy back to the config: web: replicas=1 failback_after=60\n")
+    m.commit(T0)
+    assert m.tables.get(RowKey("policy", 0, "web")) == configured
+    m = mastership(Tables.of(65537, 4, [PolicyRow("web", 1, None, None)]), policies=[PolicyRow("web", 2, None, None)])
+    upkeep(m, Membership(1.0, 3), T0)
+    assert m.tables.get(RowKey("policy", 0, "web")).replicas == 2  # not live: the config's is the latest word

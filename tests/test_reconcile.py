@@ -314,3 +314,63 @@ def test_a_new_copy_goes_to_the_preferred_host_when_it_qualifies():
     changes = reconcile(situation(*rows, policy=prefer))
     assert said(changes) == [("release", "web", 2), ("assign", "web", 4)]
     assert "1.2.0.3: score" in changes.decisions[1].explanation and "not preferred" in changes.decisions[1].explanation
+
+
+def drained(n, **kw):
+    row, cpu = server(n, **kw)
+    return [attrs.evolve(row, drained=True), cpu]
+
+
+def test_a_copy_on_a_drained_host_is_started_elsewhere_then_released_there():
+    first = reconcile(situation(drained(1), server(2), server(3), web(1, assigned=True), web(2), web(3)))
+    assert said(first) == [("assign", "web", 2)]
+    assert "1.2.0.1: drained by the operator" in first.decisions[0].explanation
+    started = (drained(1), server(2), server(3), web(1, assigned=True), web(2, assigned=True, state="unknown"), web(3))
+    assert said(reconcile(situation(*started, books=attrs.evolve(first.books, orders={})))) == []  # not yet
+    both = (drained(1), server(2), server(3), web(1, assigned=True), web(2, assigned=True), web(3))
+    then = reconcile(situation(*both, books=attrs.evolve(first.books, orders={})))
+    assert said(then) == [("release", "web", 1)]  # the drained copy scores lowest
+    assert [(r.host, r.assigned) for r in then.rows] == [(hid(1), False)]
+
+
+def test_nothing_is_placed_on_a_drained_host():
+    changes = reconcile(situation(server(1), drained(2), server(3, status="down"), web(2), web(3)))
+    assert said(changes) == [("degraded", "web", None)]
+    assert "1.2.0.2: drained by the operator" in changes.decisions[0].explanation
+
+
+def test_the_last_copy_stays_on_a_drained_host_when_no_other_qualifies_and_says_so():
+    for exclusive in (False, True):
+        rows = (drained(1), server(2, status="down"), web(1, assigned=True, exclusive=exclusive),
+                web(2, exclusive=exclusive))
+        changes = reconcile(situation(*rows))
+        assert said(changes) == [("degraded", "web", None)]
+        assert changes.decisions[0].explanation.startswith("web stays on drained 1.2.0.1: web: no host qualifies")
+        assert changes.rows == () and changes.orders == ()
+
+
+def test_an_exclusive_copy_leaves_a_drained_host_released_first_then_placed():
+    rows = (drained(1), server(2), web(1, assigned=True, exclusive=True), web(2, exclusive=True))
+    first = reconcile(situation(*rows))
+    assert said(first) == [("release", "web", 1)]
+    assert first.decisions[0].explanation == ("web released on 1.2.0.1: drained by the operator "
+                                              "(exclusive: released first, then placed)")
+    released = (drained(1), server(2), web(1, exclusive=True), web(2, exclusive=True))
+    assert said(reconcile(situation(*released, books=attrs.evolve(first.books, orders={})))) == [
+        ("assign", "web", 2)]
+
+
+def test_an_undrained_host_takes_copies_again_but_nothing_moves_back_unless_preferred():
+    rows = (server(1), server(2), web(1), web(2, assigned=True))
+    assert said(reconcile(situation(*rows))) == []
+    prefer = PolicyRow("web", 1, None, None, prefer=hid(1), failback_ms=0)
+    assert said(reconcile(situation(*rows, policy=prefer))) == [("failback", "web", 1), ("assign", "web", 1)]
+    drained_rows = (drained(1), server(2), web(1), web(2, assigned=True))
+    assert said(reconcile(situation(*drained_rows, policy=prefer))) == []  # a drained preferred host waits
+
+
+def test_a_move_to_a_host_drained_since_is_given_up():
+    rows = (server(1), drained(2), web(1, assigned=True), web(2))
+    changes = reconcile(situation(*rows, books=Books(moves={"web": hid(2)})))
+    assert said(changes) == [("move-failed", "web", 2)]
+    assert changes.decisions[0].explanation == "web: the move to 1.2.0.2 is given up: drained by the operator"

@@ -45,3 +45,14 @@ def test_a_follower_s_document_has_no_master_memory():
     assert "reconcile" not in doc and doc["decisions"] == {}
     read = status.situation(doc)
     assert read.books == Books() and str(read.master) == doc["master"]
+
+
+def test_a_drained_host_shows_in_every_node_s_status():
+    sim = settled()
+    master = sim.masters()[0].node
+    standby = next(h.node.id for h in sim.alive() if h.node.role == "standby")
+    master.as_master(sim.clock.seconds()).drain(sim.clock.seconds(), standby, True)
+    sim.run(3)  # committed at the next tick, and synced to every host
+    for host in sim.alive():
+        doc = json.loads(json.dumps(host.node.status(sim.clock.seconds())))
+        assert f"drained by the operator: {standby}\n" in render_status(doc)

@@ -137,6 +137,7 @@ class ServerRow(HostRow):
     boot_epoch: int = wire(UInt())
     last_heard_ms: int = wire(UInt())  # master's wall clock; refreshed, not live
     catalogue: bytes = wire(Octets(8, 8))  # digest of the services it declared
+    drained: bool = wire(Flag(), default=False)  # the operator's `rais drain`: nothing runs or is placed here
 
 
 @asn1_sequence
@@ -164,6 +165,7 @@ class PolicyRow(Row):
     weights: Weights = wire(Struct(Weights), default=Weights())
     prefer: HostClusterId | None = wire(HostId(), optional=True, default=None)  # placed there when it qualifies
     failback_ms: int = wire(UInt(), default=60_000)  # back to prefer once it has qualified this long
+    live: bool = wire(Flag(), default=False)  # set by `rais policy set`: a new master keeps it over its config's
 
     @property
     def key(self) -> RowKey:
