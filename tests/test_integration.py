@@ -323,7 +323,8 @@ def test_a_service_moves_to_the_next_host_whose_start_works_and_is_not_served_tw
         kill_pidfile(cluster.nodes[1].folder)  # the web server on host 2 dies
         assert wait_for(lambda: confirmed_on(cluster, hid(3)), 15), web_rows(cluster.nodes[0])
         master = cluster.nodes[0].status()
-        said = " | ".join(d["text"] for d in master["decisions"]["web"])
+        # The last few decisions, and the events (a longer memory: the move may take more steps).
+        said = " | ".join([d["text"] for d in master["decisions"]["web"]] + [e["text"] for e in master["events"]])
         assert "did not start on 1.2.0.4: start of web failed (exit status 1): port in use" in said, said
         rows = web_rows(cluster.nodes[0])
         assert [h for h, r in rows.items() if r["assigned"]] == [hid(3)]
