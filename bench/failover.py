@@ -19,7 +19,7 @@ import tempfile
 import time
 from typing import Any
 
-from rais.localcluster import LocalCluster, free_port, wait_for
+from rais.localcluster import ROLE_ONLY_POLICY, LocalCluster, background_service, free_port, wait_for
 
 ROLES = ["master", "active", "active", "standby"]
 INTERVAL, DEAD_AFTER = 0.2, 3
@@ -27,29 +27,6 @@ RUNS = 3
 
 # Every role change and assignment, appended to notify.log in the node's folder.
 NOTIFY = r'''notify = ["/bin/sh", "-c", "echo \"$*\" >> notify.log", "notify"]'''
-
-WEB = """
-[services.web]
-probe = "http"
-port = {port}
-path = "/"
-running = {running}
-probe_interval = 0.3
-probe_timeout = 0.5
-rise = 1
-fall = 2
-shell = true
-timeout = 5.0
-start = "{start}"
-stop = "kill $(cat web.pid) 2>/dev/null; rm -f web.pid"
-"""
-
-# These hosts share one machine, so their CPU, network and latency figures are the same machine
-# sampled at different moments: the role alone picks the host, the standby first.
-POLICY = """
-[policy.web]
-weights = { cpu = 0, network = 0, latency = 0 }
-"""
 
 
 def serve(port: int) -> str:
@@ -61,11 +38,12 @@ def serve(port: int) -> str:
 def web_cluster(base: str) -> tuple[LocalCluster, dict[int, int]]:
     ports = {n: free_port() for n in (2, 3, 4)}
     extras = {
-        2: WEB.format(port=ports[2], running="true", start=serve(ports[2])),
-        3: WEB.format(port=ports[3], running="false", start=serve(ports[3])),
-        4: WEB.format(port=ports[4], running="false", start="echo port in use >&2; exit 1"),
+        2: background_service("web", "http", ports[2], True, serve(ports[2])),
+        3: background_service("web", "http", ports[3], False, serve(ports[3])),
+        4: background_service("web", "http", ports[4], False, "echo port in use >&2; exit 1"),
     }
-    extras = {n: NOTIFY + text + POLICY for n, text in extras.items()} | {1: POLICY}
+    policy = ROLE_ONLY_POLICY.format(name="web")
+    extras = {n: NOTIFY + text + policy for n, text in extras.items()} | {1: policy}
     cluster = LocalCluster(base, ROLES, INTERVAL, DEAD_AFTER, extras=extras)
     # Host 2 serves web from the start, as an operator would have it.
     folder = cluster.nodes[1].folder

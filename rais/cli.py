@@ -101,24 +101,28 @@ def manhole_passwd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _control_address(args: argparse.Namespace) -> tuple[str, int]:
-    if args.control:
-        return parse_hostport(args.control)
-    if args.config:
-        return load_config(args.config).node.control
-    return parse_hostport(DEFAULT_CONTROL)
+def _control_address(args: argparse.Namespace, command: str) -> tuple[str, int] | None:
+    """The control endpoint a command asks (--control, --config's, or the default); None, with
+    the problem printed, if it cannot be worked out."""
+    try:
+        if args.control:
+            return parse_hostport(args.control)
+        if args.config:
+            return load_config(args.config).node.control
+        return parse_hostport(DEFAULT_CONTROL)
+    except ValueError as e:
+        print(f"rais {command}: --control: {e}", file=sys.stderr)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+    return None
 
 
 def _ask_master(args: argparse.Namespace, command: str, path: str, fields: list[tuple[str, str]]) -> int:
     """POST an operator's command to the master's control endpoint and print what happens."""
-    try:
-        host, port = _control_address(args)
-    except ValueError as e:
-        print(f"rais {command}: {e}", file=sys.stderr)
+    where = _control_address(args, command)
+    if where is None:
         return 2
-    except ConfigError as e:
-        print("\n".join(e.problems), file=sys.stderr)
-        return 2
+    host, port = where
     shown = f"[{host}]" if ":" in host else host
     body = urllib.parse.urlencode(fields).encode()
     try:
@@ -239,14 +243,10 @@ def _document(args: argparse.Namespace, command: str) -> Any:
             print(f"rais {command}: {path}: {problem}", file=sys.stderr)
             return 2
     else:
-        try:
-            host, port = _control_address(args)
-        except ValueError as e:
-            print(f"rais {command}: --control: {e}", file=sys.stderr)
+        endpoint = _control_address(args, command)
+        if endpoint is None:
             return 2
-        except ConfigError as e:
-            print("\n".join(e.problems), file=sys.stderr)
-            return 2
+        host, port = endpoint
         where = f"the node at {host}:{port}"
         try:
             doc = fetch_status(host, port)
@@ -287,7 +287,10 @@ def events(args: argparse.Namespace) -> int:
         print(line(event))
     sys.stdout.flush()
     if args.follow:
-        host, port = _control_address(args)
+        endpoint = _control_address(args, "events")
+        if endpoint is None:  # its config was edited since it was read above
+            return 2
+        host, port = endpoint
         try:
             follow(lambda: fetch_status(host, port), seen, line, sys.stdout, sys.stderr)
         except KeyboardInterrupt:  # how a follow ends

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from rais.localcluster import LocalCluster, LocalNode, free_port, wait_for
+from rais.localcluster import ROLE_ONLY_POLICY, LocalCluster, LocalNode, background_service, free_port, wait_for
 
 ROLES = ["master", "active", "active", "standby"]
 INTERVAL, DEAD_AFTER = 0.2, 3
@@ -36,29 +36,9 @@ SERVERS = {  # service -> (probe, the server's command for a port)
     "mail": ("smtp", f"{sys.executable} -m aiosmtpd -n -l 127.0.0.1:{{port}}"),
 }
 SERVES = {2: "web", 3: "mail"}  # the host serving each service at first (the others can start it)
-SERVICE = """
-[services.{name}]
-probe = "{probe}"
-port = {port}
-running = {running}
-probe_interval = 0.3
-probe_timeout = 0.5
-rise = 1
-fall = 2
-shell = true
-timeout = 5.0
-start = "{start}"
-stop = "kill $(cat {name}.pid) 2>/dev/null; rm -f {name}.pid"
-"""
-# The hosts share one machine, so their CPU, network and latency figures are the same machine
-# sampled at different moments: the role alone picks the host, the standby first.
-POLICY = """
-[policy.{name}]
-weights = {{ cpu = 0, network = 0, latency = 0 }}
-"""
 # Four nodes on a busy machine may take seconds to boot: the master waits that long before it places
 # anything, so that the actives are found running their services (see [cluster] settle in the README).
-SETTLE = "settle = 5.0\n"
+SETTLE = 5.0
 WAIT = 30.0  # seconds for any one step of the story
 
 
@@ -75,14 +55,14 @@ def start_command(name: str, port: int) -> str:
 def demo_cluster(base: str) -> tuple[LocalCluster, dict[tuple[int, str], int]]:
     """The cluster's configs, and the port of each (host, service)."""
     ports = {(host, name): free_port() for host in (2, 3, 4) for name in SERVERS}
-    policies = "".join(POLICY.format(name=name) for name in SERVERS)
+    policies = "".join(ROLE_ONLY_POLICY.format(name=name) for name in SERVERS)
     extras = {1: policies}
     for host in (2, 3, 4):
         extras[host] = policies + "".join(
-            SERVICE.format(name=name, probe=SERVERS[name][0], port=ports[host, name],
-                           running=str(SERVES.get(host) == name).lower(), start=start_command(name, ports[host, name]))
+            background_service(name, SERVERS[name][0], ports[host, name], SERVES.get(host) == name,
+                               start_command(name, ports[host, name]))
             for name in SERVERS)
-    return LocalCluster(base, ROLES, INTERVAL, DEAD_AFTER, extras=extras, settings=SETTLE), ports
+    return LocalCluster(base, ROLES, INTERVAL, DEAD_AFTER, extras=extras, settle=SETTLE), ports
 
 
 def hid(node: LocalNode) -> str:

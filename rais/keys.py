@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import stat
 from collections.abc import Iterable
 
 import attrs
+
+from rais.privatefile import PrivateFileError, read_private_lines
 
 MIN_SECRET = 16  # bytes: HMAC-SHA256 keys shorter than the 128-bit tag add nothing
 KEY_BYTES = 32
@@ -85,36 +86,13 @@ def load_keyring(path: str) -> Keyring:
     """Read a key file, refusing anything but a regular file that only its owner may read (as ssh
     does); a problem with its content names the line."""
     try:
-        data = _read_key_file(path)
-    except FileNotFoundError:
-        raise KeyFileError(f"{path}: no such file (create one with 'rais keygen {path}')") from None
-    except OSError as e:
-        raise KeyFileError(f"{path}: {e.strerror}") from None
+        lines = read_private_lines(path, f"create one with 'rais keygen {path}'")
+    except PrivateFileError as e:
+        raise KeyFileError(str(e)) from None
     try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise KeyFileError(f"{path}: line {line}: not ASCII text (byte {data[e.start]:#04x})") from None
-    try:
-        # Lines split at \n only, so the numbers are those an editor shows.
-        return parse_keys(text.split("\n"))
+        return parse_keys(lines)
     except KeyFileError as e:
         raise KeyFileError(f"{path}: {e}") from None
-
-
-def _read_key_file(path: str) -> bytes:
-    # O_NONBLOCK: opening a FIFO for reading would wait for a writer; it is refused below instead.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise KeyFileError(f"{path} is not a regular file")
-        if mode & 0o077:
-            raise KeyFileError(f"{path} is readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600 it")
-        with open(fd, "rb", closefd=False) as f:
-            return f.read()
-    finally:
-        os.close(fd)
 
 
 def new_key_line(key_id: int = 1) -> str:

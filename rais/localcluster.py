@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import os
 import random
-import re
 import signal
 import socket
 import subprocess
@@ -85,6 +84,7 @@ port = {port}
 interface = "{address}"
 heartbeat_interval = {interval}
 dead_after = {dead_after}
+settle = {settle}
 {settings}
 [node]
 host_id = {host_id}
@@ -108,21 +108,48 @@ class Shared:
     cluster: str = "1.2"
     settings: str = ""  # more [cluster] keys, one per line
     extra: str = ""  # appended to every node's config: [services.*], [policy.*], ...
+    # These clusters start their nodes together, within a second: a starting cluster need not
+    # listen for the 10 s an operator's hosts may take to boot.
+    settle: float = 2.0
 
 
-# These clusters start their nodes together, within a second: a starting cluster need not listen
-# for the 10 s an operator's hosts may take to boot (a test may set its own).
-SETTLE = "settle = 2.0\n"
+# A service whose start runs a server in the background, its pid in NAME.pid in the node's folder,
+# probed often: how the demo and the failover bench declare theirs.
+BACKGROUND_SERVICE = """
+[services.{name}]
+probe = "{probe}"
+port = {port}
+running = {running}
+probe_interval = 0.3
+probe_timeout = 0.5
+rise = 1
+fall = 2
+shell = true
+timeout = 5.0
+start = "{start}"
+stop = "kill $(cat {name}.pid) 2>/dev/null; rm -f {name}.pid"
+"""
+# Hosts sharing one machine sample one machine's CPU, network and latency at different moments:
+# the role alone picks the host for the service, the standby first.
+ROLE_ONLY_POLICY = """
+[policy.{name}]
+weights = {{ cpu = 0, network = 0, latency = 0 }}
+"""
+
+
+def background_service(name: str, probe: str, port: int, running: bool, start: str) -> str:
+    """[services.NAME] for a server that ``start`` runs in the background."""
+    return BACKGROUND_SERVICE.format(name=name, probe=probe, port=port, running=str(running).lower(), start=start)
 
 
 def write_config(node: LocalNode, shared: Shared, extra: str = "") -> None:
     """The node's rais.toml: the shared settings, then the cluster-wide and this node's ``extra``."""
     os.makedirs(node.folder, exist_ok=True)
-    settings = shared.settings if re.search(r"^settle\s*=", shared.settings, re.M) else SETTLE + shared.settings
     with open(node.config_path, "w") as f:
         f.write(CONFIG.format(
             cluster=shared.cluster, group=shared.group, port=shared.port, interval=shared.interval,
-            dead_after=shared.dead_after, settings=settings, host_id=node.host_id, address=node.address,
+            dead_after=shared.dead_after, settle=shared.settle, settings=shared.settings, host_id=node.host_id,
+            address=node.address,
             role=node.role, priority=100, control_port=node.control_port,
         ) + shared.extra + extra)
 
@@ -265,13 +292,14 @@ class LocalCluster(TwistdCluster[LocalNode]):
         extras: dict[int, str] | None = None,
         options: Sequence[str] = (),
         settings: str = "",
+        settle: float = 2.0,
     ) -> None:
         super().__init__(base, interval, dead_after)
         self.options = options
         # A random group and port keep concurrent demos and test runs apart.
         self.group = f"239.192.{random.randint(0, 255)}.{random.randint(1, 254)}"
         self.port = free_port(socket.SOCK_DGRAM)
-        shared = Shared(self.group, self.port, interval, dead_after, cluster, settings, extra)
+        shared = Shared(self.group, self.port, interval, dead_after, cluster, settings, extra, settle)
         write_new_key_file(os.path.join(base, "cluster.key"))
         for host_id, role in enumerate(roles, 1):
             node = LocalNode(host_id, role, os.path.join(base, f"node{host_id}"), free_port())

@@ -242,12 +242,12 @@ class NetCluster(TwistdCluster[NetNode]):
 
     ``settings`` adds [cluster] keys (``quorum = true``); ``extra`` goes into every node's
     config and ``extras[i]`` into node i's; ``host_ids[i]`` gives node i another host id
-    (the same as another node's, for a duplicate-id test).
+    (the same as another node's, for a duplicate-id test); ``settle`` is [cluster] settle.
     """
 
     def __init__(self, base: str, roles: list[str], interval: float = 1.0, dead_after: int = 3, *,
                  cluster: str = "1.2", settings: str = "", extra: str = "", extras: dict[int, str] | None = None,
-                 host_ids: dict[int, int] | None = None) -> None:
+                 host_ids: dict[int, int] | None = None, settle: float = 2.0) -> None:
         super().__init__(base, interval, dead_after)
         self.group, self.port = GROUP, PORT
         self.key_path = os.path.join(base, "cluster.key")
@@ -265,7 +265,7 @@ class NetCluster(TwistdCluster[NetNode]):
             self.observer_address = f"{net}.{OBSERVER}"
             self.vip = f"{net}.{VIP}"
             self.observer = f"rais{octet}-{os.getpid()}-obs"
-            shared = Shared(self.group, self.port, interval, dead_after, cluster, settings, extra)
+            shared = Shared(self.group, self.port, interval, dead_after, cluster, settings, extra, settle)
             write_new_key_file(self.key_path)
             for index, role in enumerate(roles, 1):
                 node = NetNode(

@@ -14,7 +14,6 @@ import hmac
 import os
 import re
 import secrets
-import stat
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -27,6 +26,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from rais.privatefile import PrivateFileError, read_private_lines
 
 USER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 SALT_BYTES = 16
@@ -118,36 +119,14 @@ def load_entries(path: str) -> dict[str, Entry]:
     a problem with its content names the line. A file with no entry is refused too: nobody
     could log in."""
     try:
-        data = _read_private(path)
-    except FileNotFoundError:
-        raise PasswdFileError(f"{path}: no such file (add a user with 'rais manhole-passwd {path} USER')") from None
-    except OSError as e:
-        raise PasswdFileError(f"{path}: {e.strerror}") from None
-    try:
-        entries = parse_entries(data.decode("ascii").split("\n"))
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise PasswdFileError(f"{path}: line {line}: not ASCII text (byte {data[e.start]:#04x})") from None
+        entries = parse_entries(read_private_lines(path, f"add a user with 'rais manhole-passwd {path} USER'"))
+    except PrivateFileError as e:
+        raise PasswdFileError(str(e)) from None
     except PasswdFileError as e:
         raise PasswdFileError(f"{path}: {e}") from None
     if not entries:
         raise PasswdFileError(f"{path}: holds no user (add one with 'rais manhole-passwd {path} USER')")
     return entries
-
-
-def _read_private(path: str) -> bytes:
-    # As rais.keys reads the key file: a FIFO is refused rather than waited on.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise PasswdFileError(f"{path} is not a regular file")
-        if mode & 0o077:
-            raise PasswdFileError(f"{path} is readable by others (mode {stat.S_IMODE(mode):04o}); chmod 600 it")
-        with open(fd, "rb", closefd=False) as f:
-            return f.read()
-    finally:
-        os.close(fd)
 
 
 def set_password(path: str, user: str, password: str) -> bool:
@@ -156,11 +135,9 @@ def set_password(path: str, user: str, password: str) -> bool:
     check_user(user)
     if os.path.lexists(path):
         try:
-            lines = _read_private(path).decode("ascii").split("\n")
-        except UnicodeDecodeError:
-            raise PasswdFileError(f"{path}: not ASCII text") from None
-        except OSError as e:
-            raise PasswdFileError(f"{path}: {e.strerror}") from None
+            lines = read_private_lines(path, "")
+        except PrivateFileError as e:
+            raise PasswdFileError(str(e)) from None
         try:
             parse_entries(lines)  # a file already bad is the operator's to fix, not overwritten
         except PasswdFileError as e:

@@ -6,10 +6,10 @@ its stop drops it; nginx in every node's namespace answers on every address, so 
 VIP answers HTTP on it. A ``Client`` in the observer fetches from the VIP every 10 ms and a
 ``HolderWatch`` samples every 20 ms who holds it. Each test prints what it measured (``pytest -s``).
 
-The cases use configuration keys the fixes add (``[cluster] settle``, and ``address``, ``refresh``
-and ``exclusive`` in ``[services.web]``). RAIS_TEST_NEW_KEYS=0 leaves them out, so the same
-scenarios run against a daemon that does not know them (and refuses unknown keys): that is how the
-figures before the fixes were taken, and there the assertions fail.
+The cases use configuration keys the fixes added (``[cluster] settle``, and ``address``,
+``refresh`` and ``exclusive`` in ``[services.web]``). The figures before the fixes were taken by
+running these scenarios, without those keys, against the daemon of that time, where the
+assertions failed.
 """
 
 import os
@@ -25,7 +25,6 @@ from rais.netcluster import HTTP_PORT, Client, HolderWatch
 
 pytestmark = pytest.mark.integration
 
-NEW_KEYS = os.environ.get("RAIS_TEST_NEW_KEYS", "1") != "0"
 SETTLE = 8.0  # [cluster] settle: a host started 2 s after the master is up and heard by then, on a busy machine too
 DEAD = INTERVAL * DEAD_AFTER
 SLACK = 1.0  # scheduling and polling delay on a loaded 2-core machine
@@ -53,10 +52,6 @@ def figure(what, **values):
                                    for k, v in values.items()))
 
 
-def settings(quorum=False):
-    return "\n".join((["quorum = true"] if quorum else []) + ([f"settle = {SETTLE}"] if NEW_KEYS else []))
-
-
 def web(cluster, running, exclusive=False):
     """[services.web] on a host: the VIP, probed with a TCP connect; ``running``: its host holds it at boot."""
     text = f"""
@@ -73,10 +68,8 @@ probe_timeout = 0.5
 rise = 1
 fall = 2
 """
-    if NEW_KEYS:
-        text += f"address = \"{cluster.vip}\"\nrefresh = '{cluster.vip_announce}'\n"
-        text += "exclusive = true\n" if exclusive else ""
-    return text
+    text += f"address = \"{cluster.vip}\"\nrefresh = '{cluster.vip_announce}'\n"
+    return text + ("exclusive = true\n" if exclusive else "")
 
 
 def declare(node, text):
@@ -126,6 +119,19 @@ def start_with_web_on_host_2(cluster, watch, client):
     time.sleep(max(0.0, settles - time.monotonic()))
 
 
+def exclusive_web_on_host_2(cluster):
+    """Every host serves HTTP; hosts 2 to 4 declare web exclusive, host 2 holding its VIP at boot.
+    Returns the nodes, host 2, and the others."""
+    nodes, holder = cluster.nodes, cluster.nodes[1]
+    others = [n for n in nodes if n is not holder]
+    for node in nodes:
+        cluster.serve(node)
+    for node in others[1:] + [holder]:
+        declare(node, web(cluster, node is holder, exclusive=True))
+    cluster.take_vip(holder)
+    return nodes, holder, others
+
+
 def wait_value(probe, timeout):
     """The first true value ``probe`` gives within ``timeout`` seconds (the next look may catch the
     tables mid-sync), or None."""
@@ -143,7 +149,7 @@ def test_a_host_booting_with_web_running_keeps_it_and_no_other_host_starts_it(ne
     """Case 2, the join race: host 3 could run web and the master is up; host 2, which runs web
     (its VIP up before its node starts, as after a boot), starts 2 s later. The master must hear
     it before it places web anywhere."""
-    cluster = net_cluster(["master", "active", "active"], INTERVAL, DEAD_AFTER, settings=settings(), extra=POLICY)
+    cluster = net_cluster(["master", "active", "active"], INTERVAL, DEAD_AFTER, extra=POLICY, settle=SETTLE)
     master, booted, spare = cluster.nodes
     declare(booted, web(cluster, True))
     declare(spare, web(cluster, False))
@@ -175,7 +181,7 @@ def test_a_whole_cluster_restarted_after_a_failover_serves_web_from_one_host(net
     """Case 3: web moves off host 2 (its server fails); then every host goes down, the VIP with
     it, as a power cut or a reboot of all does, and the cluster starts again from its state_dir.
     The VIP comes back on one host, the one the tables name, and the client gets answers."""
-    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, settings=settings(), extra=POLICY)
+    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, extra=POLICY, settle=SETTLE)
     nodes, first = cluster.nodes, cluster.nodes[1]
     servers = {node.index: cluster.serve(node) for node in nodes}
     for node in nodes[1:]:
@@ -225,14 +231,9 @@ def test_a_holder_cut_off_drops_the_vip_and_after_the_heal_the_majoritys_holder_
     observer) hears both sides, their gratuitous ARPs too; with-cut-off-host: the cut is at the
     link layer, the client on the cut-off host's side, so its ARP cache still names that host at
     the heal, and only a re-announce after it brings the client to the majority's holder in time."""
-    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, settings=settings(quorum=quorum), extra=POLICY)
-    nodes, holder = cluster.nodes, cluster.nodes[1]
-    others = [n for n in nodes if n is not holder]
-    for node in nodes:
-        cluster.serve(node)
-    for node in others[1:] + [holder]:
-        declare(node, web(cluster, node is holder, exclusive=True))
-    cluster.take_vip(holder)
+    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, settings="quorum = true" if quorum else "", extra=POLICY,
+                          settle=SETTLE)
+    nodes, holder, others = exclusive_web_on_host_2(cluster)
     with HolderWatch(cluster) as watch, Client(cluster) as fetcher:
         start_with_web_on_host_2(cluster, watch, fetcher)
         if client == "hears-all":
@@ -276,7 +277,7 @@ def test_a_holder_cut_off_drops_the_vip_and_after_the_heal_the_majoritys_holder_
 def test_when_the_master_takes_the_vip_itself_its_start_runs_once(net_cluster):
     """Case 1, one decision, one start: web dies on its only other host, so the planner picks the
     master itself; its start runs once, it alone holds the VIP, and the client is answered there."""
-    cluster = net_cluster(["master", "active"], INTERVAL, DEAD_AFTER, settings=settings(), extra=POLICY)
+    cluster = net_cluster(["master", "active"], INTERVAL, DEAD_AFTER, extra=POLICY, settle=SETTLE)
     master, holder = cluster.nodes
     servers = {node.index: cluster.serve(node) for node in cluster.nodes}
     declare(master, web(cluster, False))
@@ -323,7 +324,7 @@ fall = 2
 [policy.pool]
 replicas = 2
 """
-    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, settings=settings())
+    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, settle=SETTLE)
     for node in cluster.nodes:
         # The start returns once the server listens, as a start should: its probe counts from then.
         listens = (f'python3 -c "import socket, time; any(socket.socket().connect_ex((\\"{node.address}\\", 8081)) '
@@ -363,14 +364,8 @@ def test_a_holder_nobody_hears_fences_itself_though_it_hears_everyone(net_cluste
     """Quorum, web exclusive: the others stop hearing the VIP's holder (it still hears them), so
     they call it down and move web; it learns from their heartbeats that nobody has news of it,
     and drops the VIP before the new holder takes it."""
-    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, settings=settings(quorum=True), extra=POLICY)
-    nodes, holder = cluster.nodes, cluster.nodes[1]
-    others = [n for n in nodes if n is not holder]
-    for node in nodes:
-        cluster.serve(node)
-    for node in others[1:] + [holder]:
-        declare(node, web(cluster, node is holder, exclusive=True))
-    cluster.take_vip(holder)
+    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, settings="quorum = true", extra=POLICY, settle=SETTLE)
+    nodes, holder, others = exclusive_web_on_host_2(cluster)
     with HolderWatch(cluster) as watch, Client(cluster) as client:
         start_with_web_on_host_2(cluster, watch, client)
         cluster.partition_one_way([holder], others)
