@@ -117,8 +117,9 @@ def _control_address(args: argparse.Namespace, command: str) -> tuple[str, int] 
     return None
 
 
-def _ask_master(args: argparse.Namespace, command: str, path: str, fields: list[tuple[str, str]]) -> int:
-    """POST an operator's command to the master's control endpoint and print what happens."""
+def _ask(args: argparse.Namespace, command: str, path: str, fields: list[tuple[str, str]]) -> int:
+    """POST an operator's command to a node's control endpoint, which carries it to the master, and
+    print what the master says will happen."""
     where = _control_address(args, command)
     if where is None:
         return 2
@@ -152,14 +153,14 @@ def move(args: argparse.Namespace) -> int:
     """Ask the master, at its control endpoint, to move a service to a host."""
     if not _host_arg(args, "move"):
         return 2
-    return _ask_master(args, "move", "move", [("service", args.service), ("host", args.host)])
+    return _ask(args, "move", "move", [("service", args.service), ("host", args.host)])
 
 
 def drain(args: argparse.Namespace) -> int:
     """Ask the master to drain a host (`rais drain`) or to undrain it (`rais undrain`)."""
     if not _host_arg(args, args.command):
         return 2
-    return _ask_master(args, args.command, args.command, [("host", args.host)])
+    return _ask(args, args.command, args.command, [("host", args.host)])
 
 
 def policy_set(args: argparse.Namespace) -> int:
@@ -168,11 +169,11 @@ def policy_set(args: argparse.Namespace) -> int:
         if args.assignments:
             print("rais policy: --reset takes no KEY=VALUE", file=sys.stderr)
             return 2
-        return _ask_master(args, "policy", "policy", [("service", args.service), ("reset", "yes")])
+        return _ask(args, "policy", "policy", [("service", args.service), ("reset", "yes")])
     if not args.assignments or any("=" not in a for a in args.assignments):
         print("rais policy set: expected KEY=VALUE ... (an empty VALUE: back to the default)", file=sys.stderr)
         return 2
-    return _ask_master(args, "policy", "policy", [("service", args.service)] + [("set", a) for a in args.assignments])
+    return _ask(args, "policy", "policy", [("service", args.service)] + [("set", a) for a in args.assignments])
 
 
 def policy_show(args: argparse.Namespace) -> int:
@@ -197,10 +198,11 @@ def policy_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _master_address(p: argparse.ArgumentParser) -> None:
+def _node_address(p: argparse.ArgumentParser) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--control", metavar="HOST:PORT",
-                       help=f"the master's control endpoint (default {DEFAULT_CONTROL})")
+                       help=f"any node's control endpoint; it carries the command to the master "
+                            f"(default {DEFAULT_CONTROL})")
     where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
 
 
@@ -486,28 +488,28 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("move", help="ask the master to move a service to a host (then release it elsewhere)")
     p.add_argument("service")
     p.add_argument("host", metavar="HOST", help="host-cluster id, like 1.2.0.7")
-    _master_address(p)
+    _node_address(p)
     p.set_defaults(run=move)
 
     for command, what in (("drain", "move every service off a host and place nothing there"),
                           ("undrain", "let the master place services on a drained host again")):
         p = sub.add_parser(command, help=f"ask the master to {what}")
         p.add_argument("host", metavar="HOST", help="host-cluster id, like 1.2.0.7")
-        _master_address(p)
+        _node_address(p)
         p.set_defaults(run=drain)
 
     policy = sub.add_parser("policy", help="show the policies in the tables, or change one live").add_subparsers(
         dest="action", required=True, metavar="{show,set}")
     p = policy.add_parser("show", help="the policy table's rows (as the node asked has them)")
     p.add_argument("service", nargs="?")
-    _master_address(p)
+    _node_address(p)
     p.set_defaults(run=policy_show, tables=None)
     p = policy.add_parser("set", help="change a service's policy (kept over a new master's config; see --reset)")
     p.add_argument("service")
     p.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
                    help="replicas, max_cpu, max_latency_ms, max_net_mbps, prefer, failback_after, weights.PART")
     p.add_argument("--reset", action="store_true", help="back to the master's [policy.SERVICE], no longer live")
-    _master_address(p)
+    _node_address(p)
     p.set_defaults(run=policy_set)
 
     p = sub.add_parser("probes", help="list the probe plugins found, and those that failed to load")

@@ -1,5 +1,6 @@
 """The local HTTP control endpoint: the status page, status.json, the plain-text status, /metrics,
-and the operator's commands to the master: POST /move, /drain, /undrain and /policy.
+and the operator's commands, which this node carries to the master wherever it is (rais.commands):
+POST /move, /drain, /undrain and /policy.
 
 It listens on loopback unless [node] control says otherwise: whoever reaches it
 may move services (`rais move`), drain hosts and change policies, so keep it where
@@ -10,15 +11,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import Request, Site
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from rais import statuspage
+from rais.commands import OperatorCommand
 from rais.ids import HostClusterId
 from rais.statusview import render_status
 
@@ -26,17 +31,7 @@ StatusSource = Callable[[], dict[str, Any]]
 Form = Mapping[bytes, list[bytes]]
 
 
-class Operator(Protocol):
-    """The node's side of the operator's commands: each says what will happen, or raises
-    ValueError saying why it cannot be (this node is not the master, say)."""
-
-    def move(self, service: str, host: HostClusterId) -> str: ...
-
-    def drain(self, host: HostClusterId, drained: bool) -> str: ...
-
-    def set_policy(self, service: str, assignments: Mapping[str, str]) -> str: ...
-
-    def reset_policy(self, service: str) -> str: ...
+Operate = Callable[[OperatorCommand], Deferred[str]]  # rais.daemon.NodeService.operate
 
 
 class StatusView(Resource):
@@ -58,29 +53,48 @@ class StatusView(Resource):
 
 
 class CommandView(Resource):
-    """POST a form to ask the master something. ``parse`` reads the form (KeyError or ValueError:
-    400 and ``usage``) into the command, which answers 200 and what happens, or 409 and why not."""
+    """POST a form to ask the master something, through this node. ``parse`` reads the form
+    (KeyError or ValueError: 400 and ``usage``) into the command, which answers 200 and what
+    happens, or 409 and why not."""
 
     isLeaf = True
+    log = Logger()
 
-    def __init__(self, parse: Callable[[Form], Callable[[], str]], usage: str) -> None:
+    def __init__(self, operate: Operate, parse: Callable[[Form], OperatorCommand], usage: str) -> None:
         super().__init__()
+        self._operate = operate
         self._parse = parse
         self._usage = usage
 
-    def render_POST(self, request: Request) -> bytes:
+    def render_POST(self, request: Request) -> bytes | int:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         try:
             command = self._parse(request.args or {})
         except (KeyError, ValueError):  # a missing or repeated field, a bad id, bad UTF-8
             request.setResponseCode(http.BAD_REQUEST)
             return f"expected {self._usage}\n".encode()
-        try:
-            text = command()
-        except ValueError as e:
-            request.setResponseCode(http.CONFLICT)
-            text = str(e)
-        return (text + "\n").encode()
+        d = self._operate(command)
+        finished = request.notifyFinish()
+        finished.addErrback(lambda _: d.cancel())  # the operator went away: stop waiting
+        d.addCallbacks(lambda text: self._answer(request, http.OK, text), self._refused, errbackArgs=(request,))
+        return NOT_DONE_YET
+
+    def _refused(self, failure: Failure, request: Request) -> None:
+        if failure.check(CancelledError):
+            return
+        if failure.check(ValueError):
+            self._answer(request, http.CONFLICT, str(failure.value))
+            return
+        self.log.failure("operator's command failed", failure)
+        self._answer(request, http.INTERNAL_SERVER_ERROR, "the node failed on it: see its log")
+
+    @staticmethod
+    def _answer(request: Request, code: int, text: str) -> None:
+        if request.finished:  # answered already (a lost connection cancels the command: see above)
+            return
+        request.setResponseCode(code)
+        request.write((text + "\n").encode())
+        request.finish()
 
 
 def _one(form: Form, name: bytes) -> str:
@@ -88,36 +102,27 @@ def _one(form: Form, name: bytes) -> str:
     return value.decode("utf-8")
 
 
-def move_view(operator: Operator) -> CommandView:
+def parse_move(form: Form) -> OperatorCommand:
     """service=NAME&host=A.B.C.D: `rais move`."""
-    def parse(form: Form) -> Callable[[], str]:
-        service, host = _one(form, b"service"), HostClusterId.parse(_one(form, b"host"))
-        return lambda: operator.move(service, host)
-    return CommandView(parse, "one service=NAME and one host=A.B.C.D")
+    return OperatorCommand("move", _one(form, b"service"), HostClusterId.parse(_one(form, b"host")))
 
 
-def drain_view(operator: Operator, drained: bool) -> CommandView:
+def parse_drain(verb: str) -> Callable[[Form], OperatorCommand]:
     """host=A.B.C.D: `rais drain` (or undrain)."""
-    def parse(form: Form) -> Callable[[], str]:
-        host = HostClusterId.parse(_one(form, b"host"))
-        return lambda: operator.drain(host, drained)
-    return CommandView(parse, "one host=A.B.C.D")
+    return lambda form: OperatorCommand(verb, host=HostClusterId.parse(_one(form, b"host")))
 
 
-def policy_view(operator: Operator) -> CommandView:
+def parse_policy(form: Form) -> OperatorCommand:
     """service=NAME and set=KEY=VALUE fields (`rais policy set`), or service=NAME&reset=yes."""
-    def parse(form: Form) -> Callable[[], str]:
-        service = _one(form, b"service")
-        if b"reset" in form:
-            if b"set" in form:
-                raise ValueError("reset or set, not both")
-            return lambda: operator.reset_policy(service)
-        pairs = [field.decode("utf-8").partition("=") for field in form.get(b"set", [])]
-        if any(not key or not eq for key, eq, _ in pairs):
-            raise ValueError("set=KEY=VALUE")
-        assignments = {key: value for key, _, value in pairs}
-        return lambda: operator.set_policy(service, assignments)
-    return CommandView(parse, "one service=NAME and set=KEY=VALUE fields, or reset=yes")
+    service = _one(form, b"service")
+    if b"reset" in form:
+        if b"set" in form:
+            raise ValueError("reset or set, not both")
+        return OperatorCommand("policyReset", service)
+    pairs = [field.decode("utf-8").partition("=") for field in form.get(b"set", [])]
+    if any(not key or not eq for key, eq, _ in pairs):
+        raise ValueError("set=KEY=VALUE")
+    return OperatorCommand("policySet", service, settings=tuple((key, value) for key, _, value in pairs))
 
 
 class MetricsView(Resource):
@@ -152,12 +157,14 @@ class QuietSite(Site):
         pass
 
 
-def control_site(status: StatusSource, operator: Operator, metrics: CollectorRegistry) -> Site:
+def control_site(status: StatusSource, operate: Operate, metrics: CollectorRegistry) -> Site:
     root = Resource()
-    root.putChild(b"move", move_view(operator))
-    root.putChild(b"drain", drain_view(operator, True))
-    root.putChild(b"undrain", drain_view(operator, False))
-    root.putChild(b"policy", policy_view(operator))
+    host = "one host=A.B.C.D"
+    root.putChild(b"move", CommandView(operate, parse_move, "one service=NAME and one host=A.B.C.D"))
+    root.putChild(b"drain", CommandView(operate, parse_drain("drain"), host))
+    root.putChild(b"undrain", CommandView(operate, parse_drain("undrain"), host))
+    root.putChild(b"policy", CommandView(operate, parse_policy,
+                                         "one service=NAME and set=KEY=VALUE fields, or reset=yes"))
     root.putChild(b"metrics", MetricsView(metrics))
     root.putChild(b"", statuspage.index())
     root.putChild(b"page", statuspage.assets())

@@ -11,25 +11,25 @@ count what is worth a metric (rais.metrics).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, fail, gatherResults
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from rais.actions import Notifier, run_action
+from rais.commands import Answered, OperatorCommand
 from rais.config import Config, ServiceConfig
 from rais.effects import TICKS_PER_INTERVAL, Driver, Event, RunAction
 from rais.epoch import next_boot_epoch
 from rais.events import EventLog
-from rais.ids import HostClusterId
 from rais.interfaces import IEffects, ProbeResult
 from rais.load import LoadSampler
-from rais.mastership import Mastership
 from rais.metrics import NodeMetrics
 from rais.node import Node
 from rais.policy import policy_row
@@ -48,7 +48,8 @@ class DaemonEffects:
 
     def __init__(self, protocol: NodeProtocol, saver: TableSaver, reactor: Any,
                  services: Mapping[str, ServiceConfig], notifier: Notifier | None, prober: ProbeRunner,
-                 metrics: NodeMetrics, events: EventLog, log_level: LogLevel = LogLevel.info) -> None:
+                 metrics: NodeMetrics, events: EventLog, answered: Callable[[Answered], None],
+                 log_level: LogLevel = LogLevel.info) -> None:
         self.protocol = protocol
         self.log_level = log_level  # events below it are not logged (rais.logs)
         self.saver = saver
@@ -58,6 +59,7 @@ class DaemonEffects:
         self.prober = prober
         self.metrics = metrics
         self.events = events
+        self.answered = answered
 
     def send(self, message: object, term: int) -> None:
         self.metrics.sent(message)
@@ -104,7 +106,10 @@ class NodeService(Service):
         self.registry: ProbeRegistry | None = None  # the probes found at start
         self.events: EventLog | None = None
         self._port = None
+        self._driver: Driver | None = None
         self._loops: list[LoopingCall] = []
+        self._requests = itertools.count(1)  # the operators' commands through this node, this boot
+        self._waiting: dict[int, Deferred[str]] = {}
         # Made before the node starts: the control endpoint serves it from the start.
         self.metrics = NodeMetrics(self, reactor)
 
@@ -149,9 +154,10 @@ class NodeService(Service):
             ProbeRunner(registry, reactor),
             self.metrics,
             self.events,
+            self._answered,
             self.log_level,
         )
-        driver = Driver(node, effects, reactor)
+        driver = self._driver = Driver(node, effects, reactor)
         self.protocol.deliver = self.metrics.delivering(driver.received)
         self._port = reactor.listenMulticast(cluster.port, self.protocol, listenMultiple=True)
         self.log.info(
@@ -189,27 +195,30 @@ class NodeService(Service):
             waits.append(self.saver.flush())
         return gatherResults([d for d in waits if d is not None])
 
-    def operate(self, command: Callable[[Mastership, float], str]) -> str:
-        """An operator's command to the master, through the control endpoint: what will happen;
-        ValueError if this node is not the master, or it cannot be."""
-        if self.node is None:
-            raise ValueError("node not started")
-        now = self.reactor.seconds()
-        text = command(self.node.as_master(now), now)
-        self.log.info("operator: {text}", text=text)
-        return text
+    def operate(self, command: OperatorCommand) -> Deferred[str]:
+        """An operator's command, through the control endpoint, to the master wherever it is:
+        fires with what will happen, or fails with ValueError saying why it cannot be."""
+        if self._driver is None:
+            return fail(ValueError("node not started"))
+        request = next(self._requests)
+        # Cancelled (the operator went away): the answer, when it comes, goes nowhere.
+        d: Deferred[str] = Deferred(lambda _: self._forget(request))
+        self._waiting[request] = d
+        if not self._driver.operate(request, command) and self._waiting.pop(request, None) is not None:
+            d.errback(ValueError("the node failed on it: see its log"))
+        return d
 
-    def move(self, service: str, host: HostClusterId) -> str:
-        return self.operate(lambda master, now: master.move(now, service, host))
+    def _forget(self, request: int) -> None:
+        self._waiting.pop(request, None)
 
-    def drain(self, host: HostClusterId, drained: bool) -> str:
-        return self.operate(lambda master, now: master.drain(now, host, drained))
-
-    def set_policy(self, service: str, assignments: Mapping[str, str]) -> str:
-        return self.operate(lambda master, now: master.set_policy(now, service, assignments))
-
-    def reset_policy(self, service: str) -> str:
-        return self.operate(lambda master, now: master.reset_policy(now, service))
+    def _answered(self, answer: Answered) -> None:
+        d = self._waiting.pop(answer.request, None)
+        if d is None:
+            return
+        if answer.ok:
+            d.callback(answer.text)
+        else:
+            d.errback(ValueError(answer.text))
 
     def status(self) -> dict[str, Any]:
         if self.node is None or self.protocol is None:

@@ -18,6 +18,7 @@ import attrs
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from rais.commands import Answered, OperatorCommand
 from rais.election import term_text
 from rais.ids import HostClusterId
 from rais.interfaces import IEffects
@@ -146,6 +147,18 @@ class Decided(Event):
 
 
 @attrs.frozen
+class Operated(Event):
+    """The master carried out (or refused) an operator's command, asked through ``by``."""
+
+    text = "operator's {command} (through {by}): {answer}"
+
+    by: HostClusterId
+    command: str
+    ok: bool
+    answer: str
+
+
+@attrs.frozen
 class DuplicateId(Event):
     """Another live process signs with this host's id: a configuration error, loud on both."""
 
@@ -187,6 +200,11 @@ class Driver:
         if self._step("a tick", self.node.tick):
             self._step("reconciling", self.node.reconcile)
 
+    def operate(self, request: int, command: OperatorCommand) -> bool:
+        """An operator's command through this node; its answer comes to ``IEffects.answered``.
+        False if the node failed on it (there will be no answer)."""
+        return self._step("an operator's command", self.node.operate, request, command)
+
     def poll_probes(self) -> None:
         self._step("the probe schedule", self.node.probes_due)
 
@@ -215,6 +233,8 @@ class Driver:
                 self._probe(out)
             elif isinstance(out, Notify):
                 effects.notify(out.words)
+            elif isinstance(out, Answered):
+                effects.answered(out)
             else:
                 effects.log(out)
 

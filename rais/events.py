@@ -1,7 +1,7 @@
 """The recent events a node logged, kept for operators: `events` in the status document.
 
 ``EventLog`` keeps the last few hundred events worth telling (roles, hosts up
-or down, the master's decisions, fencing, duplicate ids, actions run) as
+or down, the master's decisions, fencing, duplicate ids, actions run, operators' commands) as
 ``Happened`` records: when, what kind, which host, and one line of text. Every
 node keeps its own: a follower's tell what it saw, the master's also what it
 decided. ``seq`` counts from 1 in each boot, so `rais events --follow` prints
@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 from twisted.logger import formatEvent
 
-from rais.effects import Decided, DuplicateId, Event, Fenced, RoleChanged, RunAction
+from rais.effects import Decided, DuplicateId, Event, Fenced, Operated, RoleChanged, RunAction
 from rais.ids import HostClusterId
 from rais.membership import Transition
 
@@ -38,6 +38,7 @@ KINDS: dict[type[Event], tuple[str, Callable[[Any], HostClusterId | None], Calla
     Fenced: ("fenced", lambda e: None, _logged),
     DuplicateId: ("duplicate-id", lambda e: e.id, _logged),
     RunAction: ("action", lambda e: None, _logged),
+    Operated: ("operator", lambda e: e.by, _logged),
 }
 
 

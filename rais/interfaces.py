@@ -119,3 +119,6 @@ class IEffects(Interface):
 
     def log(event: Any) -> None:
         """Tell operators about a rais.effects.Event."""
+
+    def answered(answer: Any) -> None:
+        """The answer (a rais.commands.Answered) to an operator's command asked through this node."""

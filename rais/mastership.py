@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 import attrs
 
 from rais.catalogue import CatalogueAssembler, service_rows
+from rais.commands import Answers
 from rais.config import foreign_host
 from rais.effects import Decided, Send, TablesChanged
 from rais.ids import HostClusterId
@@ -78,6 +79,7 @@ class Mastership:
         self.server = SyncServer(timing.interval / 2)
         self.schedule = ProbeSchedule(probing.concurrency)
         self.books = Books()
+        self.answers = Answers()  # to the operators' commands of this term
         self.decisions: dict[str, deque[tuple[float, str]]] = {}  # the latest few per service
         self._health: dict[Key, Health] = {}
         self._limits: tuple[Tables, Limits] | None = None

@@ -35,10 +35,12 @@ from typing import Any
 
 import attrs
 
+from rais.commands import Answered, Asker, OperatorCommand
 from rais.effects import (
     DuplicateId,
     Fenced,
     Notify,
+    Operated,
     Persist,
     RoleChanged,
     RunAction,
@@ -62,6 +64,8 @@ from rais.tables import Tables
 from rais.wire import (
     Catalogue,
     CatalogueRequest,
+    Command,
+    CommandReply,
     Datagram,
     Echo,
     Heartbeat,
@@ -78,6 +82,10 @@ from rais.wire import (
 from rais.wire.rows import PolicyRow
 
 Output = Any  # the records of rais.effects, and rais.membership.Transition
+
+# How long a node waits for the master's answer to an operator's command (`rais move`, ...),
+# resending every half heartbeat interval: well within the CLI's own 5 s.
+ASK_PATIENCE = 3.0
 
 # A heartbeat with our id stamped this close to our clock comes from a live process; an older one
 # may be a copy of our own past sent again, which must not stop us leading.
@@ -124,6 +132,7 @@ class Node:
                                   sync_patience(identity.id, timing.interval))
         self.host = HostOrders(services, boot_epoch)
         self.mastership: Mastership | None = None
+        self.asker = Asker(identity.id, timing.interval / 2, ASK_PATIENCE)
         self._load: Load | None = None  # ours, as last sampled
         self._kept = self.tables.kept  # what our state file holds
         self._master_stamp: tuple[int, float] | None = None  # the master's heartbeat stamp, when we got it
@@ -229,6 +238,12 @@ class Node:
         elif isinstance(message, OrderDone):
             if mastership is not None and datagram.term == self.term:
                 out += mastership.order_done(now, sender, message)
+        elif isinstance(message, Command):
+            self._commanded(now, datagram, message, out)
+        elif isinstance(message, CommandReply):
+            answered = self.asker.replied(sender, datagram.term, message)
+            if answered is not None:
+                out.append(answered)
         self._persist(out)
         return out
 
@@ -255,6 +270,8 @@ class Node:
         """Time passes: hosts fall silent, a master may be gone, the master commits what it heard."""
         changes, speak = self.membership.tick(now)
         out: list[Output] = list(changes)
+        again, given_up = self.asker.due(now)
+        out += [Send(command) for command in again] + given_up
         if speak:
             out.append(Send(self._heartbeat(now)))  # the others wait for our word before calling it down
         self.election.time_passes(now)
@@ -297,15 +314,46 @@ class Node:
         assert self.mastership is not None  # asked of a master only
         return max(self.mastership.settles_at, self.election.quiet_until)
 
-    def as_master(self, now: float) -> Mastership:
-        """This node's mastership, for the operator's commands (`rais move`, `rais drain`, `rais
-        policy set`); ValueError naming the master if this node is not it."""
-        if self.mastership is None:
-            master = self.master(now)
-            peer = self.membership.get(master) if master is not None else None
-            where = f"; the master is {master} at {peer.address}" if peer is not None else "; no master is known"
-            raise ValueError(f"this node is not the master{where}")
-        return self.mastership
+    def operate(self, now: float, request: int, command: OperatorCommand) -> list[Output]:
+        """An operator's command (`rais move`, `rais drain`, `rais policy set`...) through this
+        node: carried out here if this node is the master, else asked of the master (rais.commands).
+        Its answer is an ``Answered`` output for ``request``, now or once the master replies."""
+        if self.mastership is not None:
+            ok, text = self._carry_out(now, command)
+            return [Operated(self.id, str(command), ok, text), Answered(request, ok, text)]
+        master = self.master(now)
+        peer = self.membership.get(master) if master is not None else None
+        if peer is None:
+            return [Answered(request, False, "no master is known yet: try again in a moment")]
+        return [Send(self.asker.ask(now, request, command, peer.id, peer.boot_epoch, self.term))]
+
+    def _carry_out(self, now: float, command: OperatorCommand) -> tuple[bool, str]:
+        assert self.mastership is not None
+        try:
+            return True, command.carry_out(self.mastership, now)
+        except ValueError as e:
+            return False, str(e)
+
+    def _commanded(self, now: float, dg: Datagram, command: Command, out: list[Output]) -> None:
+        """Another node asks, for its operator: carried out once per request, answered every time."""
+        mastership = self.mastership
+        if (mastership is None or command.master != self.id or command.epoch != self.boot_epoch
+                or dg.term != self.term):
+            return  # for another master, an earlier term, or an earlier boot of ours
+        try:
+            what = OperatorCommand.read(command)
+        except ValueError:
+            what = None  # a host field that is no host id: answered, not carried out
+
+        def carry_out() -> tuple[bool, str]:
+            if what is None:
+                return False, f"{command.host} is not a host id"
+            ok, text = self._carry_out(now, what)
+            out.append(Operated(dg.sender, str(what), ok, text))
+            return ok, text
+
+        answer, _ = mastership.answers.answer(dg.sender, dg.boot_epoch, command.request, carry_out)
+        out += [Send(reply) for reply in answer]
 
     def probes_due(self, now: float) -> list[Output]:
         """The checks the master should start now, within its concurrency limit."""

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from rais.catalogue import declarations
+from rais.commands import Answered
 from rais.config import ServiceConfig
 from rais.effects import TICKS_PER_INTERVAL, Driver, RoleChanged, RunAction
 from rais.ids import ClusterId, HostClusterId
@@ -130,6 +131,7 @@ class SimHost:
         self.sent_bytes = 0
         self.dropped = 0
         self.notified: list[tuple[str, ...]] = []
+        self.answers: list[Answered] = []  # to operators' commands asked through this host
         # As in the real transport: a datagram overtaken by a newer one from its sender is dropped.
         self.guard = ReplayGuard(own=node.id)
         # Strict: a node bug fails the test that caused it, instead of being logged.
@@ -209,6 +211,9 @@ class SimHost:
     def log(self, event: Any) -> None:
         if isinstance(event, RoleChanged) and event.new == Role.MASTER:
             self.sim.became_master(self, event)
+
+    def answered(self, answer: Answered) -> None:
+        self.answers.append(answer)
 
 
 class Simulation:

@@ -78,7 +78,7 @@ def makeService(options: Options) -> MultiService:
     node = NodeService(config, options.services, reactor, options.log_level)
     node.setServiceParent(top)
 
-    site = control_site(node.status, node, node.metrics.registry)
+    site = control_site(node.status, node.operate, node.metrics.registry)
     _listen(reactor, config.node.control, site).setServiceParent(top)
     if config.manhole is not None:
         # After the node, so the node has started when the manhole opens (and closes before it stops).

@@ -3,8 +3,11 @@
 import json
 
 from prometheus_client import CollectorRegistry
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
+from rais.commands import OperatorCommand
 from rais.control import CommandView, control_site
 from rais.ids import HostClusterId
 
@@ -14,6 +17,9 @@ def post(resource, args):
     request.method = b"POST"
     request.args = args
     body = resource.render(request)
+    if body == NOT_DONE_YET:
+        assert request.finished, "answered at once: the operator below answers at once"
+        body = b"".join(request.written)
     return request.responseCode or 200, body.decode()
 
 
@@ -23,23 +29,11 @@ class Operator:
     def __init__(self):
         self.asked = []
 
-    def answer(self, *call):
-        self.asked.append(call)
-        if "mail" in call or HostClusterId.parse("1.2.0.9") in call:
-            raise ValueError("this node is not the master; the master is 1.2.0.1 at 10.0.0.1")
-        return f"{call[0]} done"
-
-    def move(self, service, host):
-        return self.answer("move", service, host)
-
-    def drain(self, host, drained):
-        return self.answer("drain", host, drained)
-
-    def set_policy(self, service, assignments):
-        return self.answer("set", service, assignments)
-
-    def reset_policy(self, service):
-        return self.answer("reset", service)
+    def __call__(self, command):
+        self.asked.append(command)
+        if command.service == "mail" or command.host == HostClusterId.parse("1.2.0.9"):
+            return fail(ValueError("no host declares mail"))
+        return succeed(f"{command.verb} done")
 
 
 def site_post(site, path, args):
@@ -54,24 +48,23 @@ def test_a_move_names_a_service_and_a_host_and_answers_what_happens_or_why_not()
     operator = Operator()
     site = site_of(operator)
     assert site_post(site, "move", {b"service": [b"web"], b"host": [b"1.2.0.3"]}) == (200, "move done\n")
-    assert operator.asked == [("move", "web", HostClusterId.parse("1.2.0.3"))]
+    assert operator.asked == [OperatorCommand("move", "web", HostClusterId.parse("1.2.0.3"))]
     assert site_post(site, "move", {b"service": [b"mail"], b"host": [b"1.2.0.3"]}) == (
-        409, "this node is not the master; the master is 1.2.0.1 at 10.0.0.1\n")
+        409, "no host declares mail\n")
     for bad in ({b"service": [b"web"]}, {b"service": [b"web"], b"host": [b"1.2.3"]},
                 {b"service": [b"web", b"db"], b"host": [b"1.2.0.3"]}, {b"service": [b"\xff"], b"host": [b"1.2.0.3"]}):
         assert site_post(site, "move", bad) == (400, "expected one service=NAME and one host=A.B.C.D\n")
     assert len(operator.asked) == 2
 
 
-def test_drain_and_undrain_name_a_host_and_a_non_master_answers_409_naming_the_master():
+def test_drain_and_undrain_name_a_host_and_a_refusal_answers_409_saying_why():
     operator = Operator()
     site = site_of(operator)
     host = HostClusterId.parse("1.2.0.3")
     assert site_post(site, "drain", {b"host": [b"1.2.0.3"]}) == (200, "drain done\n")
-    assert site_post(site, "undrain", {b"host": [b"1.2.0.3"]}) == (200, "drain done\n")
-    assert operator.asked == [("drain", host, True), ("drain", host, False)]
-    assert site_post(site, "drain", {b"host": [b"1.2.0.9"]}) == (
-        409, "this node is not the master; the master is 1.2.0.1 at 10.0.0.1\n")
+    assert site_post(site, "undrain", {b"host": [b"1.2.0.3"]}) == (200, "undrain done\n")
+    assert operator.asked == [OperatorCommand("drain", host=host), OperatorCommand("undrain", host=host)]
+    assert site_post(site, "drain", {b"host": [b"1.2.0.9"]}) == (409, "no host declares mail\n")
     for bad in ({}, {b"host": [b"web"]}, {b"host": [b"1.2.0.3", b"1.2.0.4"]}):
         assert site_post(site, "undrain", bad) == (400, "expected one host=A.B.C.D\n")
 
@@ -80,9 +73,11 @@ def test_a_policy_is_set_by_key_value_fields_or_reset():
     operator = Operator()
     site = site_of(operator)
     assert site_post(site, "policy", {b"service": [b"web"], b"set": [b"replicas=2", b"weights.cpu=3", b"prefer="]}) == (
-        200, "set done\n")
-    assert site_post(site, "policy", {b"service": [b"web"], b"reset": [b"yes"]}) == (200, "reset done\n")
-    assert operator.asked == [("set", "web", {"replicas": "2", "weights.cpu": "3", "prefer": ""}), ("reset", "web")]
+        200, "policySet done\n")
+    assert site_post(site, "policy", {b"service": [b"web"], b"reset": [b"yes"]}) == (200, "policyReset done\n")
+    assert operator.asked == [
+        OperatorCommand("policySet", "web", settings=(("replicas", "2"), ("weights.cpu", "3"), ("prefer", ""))),
+        OperatorCommand("policyReset", "web")]
     assert site_post(site, "policy", {b"service": [b"mail"], b"set": [b"replicas=2"]})[0] == 409
     usage = "expected one service=NAME and set=KEY=VALUE fields, or reset=yes\n"
     for bad in ({b"set": [b"replicas=2"]}, {b"service": [b"web"], b"set": [b"replicas"]},
@@ -115,3 +110,24 @@ def test_the_site_serves_the_status_page_its_files_and_the_text_status():
         assert served.startswith(kind) and body and f'"{path[1:]}"' in page
     kind, text = get(site, "/status")
     assert kind.startswith("text/plain") and text.startswith("node 1.2.0.1  cluster 1.2  role master")
+
+
+def test_an_answer_that_comes_later_is_written_then_and_an_operator_who_leaves_cancels_the_wait():
+    waiting = []
+
+    def operate(command):
+        d = Deferred(lambda d: waiting.remove(d))
+        waiting.append(d)
+        return d
+    view = site_of(operate).getResourceFor(DummyRequest([b"drain"]))
+    request = DummyRequest([b""])
+    request.method, request.args = b"POST", {b"host": [b"1.2.0.3"]}
+    assert view.render(request) == NOT_DONE_YET and not request.finished
+    waiting.pop().callback("draining 1.2.0.3")
+    assert request.finished and b"".join(request.written) == b"draining 1.2.0.3\n"
+
+    gone = DummyRequest([b""])
+    gone.method, gone.args = b"POST", {b"host": [b"1.2.0.3"]}
+    assert view.render(gone) == NOT_DONE_YET and len(waiting) == 1
+    gone.processingFailed(Exception("connection lost"))
+    assert waiting == [] and gone.written == []

@@ -37,6 +37,9 @@ class Recorder:
     def log(self, event):
         self.calls.append(("log", event))
 
+    def answered(self, answer):
+        self.calls.append(("answered", answer))
+
 
 class FakeNode:
     term = 7

@@ -5,7 +5,7 @@ import json
 
 from twisted.internet.task import Clock
 
-from rais.effects import Decided, Fenced, RoleChanged, RunAction, TablesChanged
+from rais.effects import Decided, Fenced, Operated, RoleChanged, RunAction, TablesChanged
 from rais.events import EventLog
 from rais.eventview import Seen, follow, json_line, person_line
 from rais.ids import HostClusterId
@@ -29,6 +29,7 @@ def test_kept_events_say_when_what_whom_in_one_line_and_leave_out_the_noise():
     log.record(Decided(placed, repeated=True))  # a degraded service re-planned each tick: once
     log.record(Fenced("db", "a minority"))
     log.record(RunAction("start", "web", 0x10001, 4))
+    log.record(Operated(OTHER, "drain 1.2.0.3", True, "draining 1.2.0.3\nthen the master will:\n  move nothing"))
     assert log.json() == [
         {"seq": 1, "at": 100.0, "kind": "host", "host": "1.2.0.3", "text": "host 1.2.0.3 is down (was up)"},
         {"seq": 2, "at": 101.0, "kind": "role", "host": "1.2.0.1",
@@ -36,6 +37,8 @@ def test_kept_events_say_when_what_whom_in_one_line_and_leave_out_the_noise():
         {"seq": 3, "at": 101.0, "kind": "decided", "host": "1.2.0.3", "text": "web: placed on 1.2.0.3 (score 0.9)"},
         {"seq": 4, "at": 101.0, "kind": "fenced", "host": "1.2.0.1", "text": "fencing: stopping db: a minority"},
         {"seq": 5, "at": 101.0, "kind": "action", "host": "1.2.0.1", "text": "start web (order 4 of term 1/1)"},
+        {"seq": 6, "at": 101.0, "kind": "operator", "host": "1.2.0.3",
+         "text": "operator's drain 1.2.0.3 (through 1.2.0.3): draining 1.2.0.3"},
     ]
 
 

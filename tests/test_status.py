@@ -3,6 +3,7 @@
 import json
 
 from rais import status
+from rais.commands import OperatorCommand
 from rais.probing.schedule import ProbeDefaults
 from rais.reconcile import Books
 from rais.sim import Simulation
@@ -49,10 +50,11 @@ def test_a_follower_s_document_has_no_master_memory():
 
 def test_a_drained_host_shows_in_every_node_s_status():
     sim = settled()
-    master = sim.masters()[0].node
-    standby = next(h.node.id for h in sim.alive() if h.node.role == "standby")
-    master.as_master(sim.clock.seconds()).drain(sim.clock.seconds(), standby, True)
+    standby = next(h for h in sim.alive() if h.node.role == "standby")
+    standby.driver.operate(1, OperatorCommand("drain", host=standby.id))  # asked of the master through it
     sim.run(3)  # committed at the next tick, and synced to every host
+    assert [a.ok for a in standby.answers] == [True]
+    standby = standby.id
     for host in sim.alive():
         doc = json.loads(json.dumps(host.node.status(sim.clock.seconds())))
         assert f"drained by the operator: {standby}\n" in render_status(doc)

@@ -264,3 +264,48 @@ class OrderDone(Record):
     service: str = wire(Text(MAX_NAME, 1))
     ok: bool = wire(Flag())
     detail: str = wire(Text(200, max_bytes=200))
+
+
+# What an operator's command asks of the master (rais.commands).
+VERBS = ("move", "drain", "undrain", "policySet", "policyReset")
+MAX_SETTINGS = 32
+REPLY_TEXT = 1000  # UTF-8 bytes of answer per reply datagram
+MAX_REPLIES = 64  # datagrams an answer may take; longer answers are cut short
+
+
+@asn1_sequence
+@attrs.frozen
+class Setting(Record):
+    """One KEY=VALUE of `rais policy set`, as the operator wrote it: the master checks it."""
+
+    key: str = wire(Text(MAX_NAME, 1))
+    value: str = wire(Text(MAX_ADDRESS))
+
+
+@MESSAGES.register("command", 10)
+@attrs.frozen
+class Command(Record):
+    """A node asks the master, on an operator's behalf, to move a service, drain a host or change
+    a policy. It names the master's boot epoch (and the envelope its term): a command captured and
+    sent again after that master restarted, or to a later master, does nothing."""
+
+    master: HostClusterId = wire(HostId())
+    epoch: int = wire(UInt())  # the master's boot epoch
+    request: int = wire(UInt())  # the asker's number for it, unique within its boot epoch
+    verb: str = wire(Enum(VERBS))
+    service: str = wire(Text(MAX_NAME))  # "" for drain and undrain
+    host: int = wire(UInt(0, 2**32 - 1))  # 0 for the policy verbs
+    settings: tuple[Setting, ...] = wire(ListOf(Struct(Setting), MAX_SETTINGS), default=())
+
+
+@MESSAGES.register("commandReply", 11)
+@attrs.frozen
+class CommandReply(Record):
+    """The master's answer to one command: what will happen, or why it cannot, in ``count`` parts."""
+
+    asker: HostClusterId = wire(HostId())
+    request: int = wire(UInt())
+    ok: bool = wire(Flag())
+    index: int = wire(U16)
+    count: int = wire(UInt(1, MAX_REPLIES))
+    text: str = wire(Text(REPLY_TEXT, max_bytes=REPLY_TEXT))
