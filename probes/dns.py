@@ -5,9 +5,10 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import base, defer, udp
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import CannotListenError
 from twisted.names import client, dns, error
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -75,11 +76,60 @@ class DnsProbe(BaseProbe):
         address = succeed(host) if isIPAddress(host) or isIPv6Address(host) else reactor.resolve(host)
 
         def ask(server: str) -> Deferred[Any]:
-            resolver = client.Resolver(servers=[(server, port)], reactor=reactor)
+            resolver = client.Resolver(servers=[(server, port)], reactor=_QuietUDP(reactor))
             query = dns.Query(values["name"], dns.REV_TYPES[values["type"]])
             return resolver.query(query, timeout=(timeout * _RESOLVER_SHARE,))
 
         return address.addCallback(ask).addCallbacks(_judge, _rcode, callbackArgs=(values,))
+
+
+class _QuietUDP:
+    """The reactor, for a resolver, with UDP ports that log nothing: the resolver opens one per
+    query, so once per check, and it opens them only through the reactor it is given."""
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> udp.Port:
+        protocol.noisy = False  # "Starting protocol ..." and "Stopping protocol ..."
+        # What the reactor's own listenUDP does (twisted.internet.posixbase), with the quiet port.
+        quiet = _QuietPort(port, protocol, interface, maxPacketSize, self._reactor)
+        quiet.startListening()
+        return quiet
+
+
+class _QuietPort(udp.Port):
+    """Twisted's UDP port without its "... starting on N" and "(UDP Port N Closed)" lines, which
+    it logs at info with no ``noisy`` switch to turn them off (twisted#4021). Both methods are
+    udp.Port's own (Twisted 26) less the log call and, for the bind, the adopted socket the
+    resolver never passes; the dns tests run real queries, and trial fails one that leaves its
+    socket open."""
+
+    def _bindSocket(self) -> None:
+        try:
+            skt = self.createInternetSocket()
+            skt.bind((self.interface, self.port))
+        except OSError as e:
+            raise CannotListenError(self.interface, self.port, e) from e
+        self._realPortNumber = skt.getsockname()[1]
+        self.connected = 1
+        self.socket = skt
+        self.fileno = skt.fileno  # type: ignore[method-assign]  # as udp.Port does: the socket's own
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self._realPortNumber = None
+        self.maxThroughput = -1
+        base.BasePort.connectionLost(self, reason)
+        self.protocol.doStop()
+        self.socket.close()
+        del self.socket
+        del self.fileno
+        if hasattr(self, "d"):  # a Deferred stopListening returned
+            self.d.callback(None)
+            del self.d
 
 
 def _judge(result: tuple[list[dns.RRHeader], Any, Any], values: dict[str, Any]) -> Verdict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from twisted.conch import manhole, telnet
 from twisted.conch.insults import insults
@@ -86,6 +86,24 @@ class _Manhole(manhole.Manhole):
         super().lineReceived(line)
 
 
+class _Bootstrap(telnet.TelnetBootstrapProtocol):
+    """The telnet session of a logged-in user, asking the client for a line mode without TRAPSIG.
+
+    Twisted asks for TRAPSIG, and a client that honours it (Debian's telnet does) sends Ctrl-D,
+    Ctrl-\\ and Ctrl-Z as the telnet commands EOF, ABORT and SUSP, which twisted.conch.telnet
+    cannot parse (twisted#5381: "Stumped", and the session is dropped), and Ctrl-C as IP, which it
+    ignores. Without it the client sends them as the plain keys the manhole handles, as over ssh:
+    Ctrl-D ends the session on an empty line, Ctrl-C abandons the line.
+    """
+
+    def enableRemote(self, opt: bytes) -> bool:
+        if opt == telnet.LINEMODE:
+            transport = cast(telnet.TelnetTransport, self.transport)  # what a bootstrap always runs in
+            transport.requestNegotiation(telnet.LINEMODE, telnet.MODE + b"\0")  # no EDIT, no TRAPSIG
+            return True
+        return super().enableRemote(opt)
+
+
 @implementer(IRealm)
 class _Realm:
     """A logged-in telnet user gets a terminal running the manhole."""
@@ -97,7 +115,7 @@ class _Realm:
     def requestAvatar(self, avatar_id: Any, mind: Any, *interfaces: Any) -> tuple[Any, Any, Callable[[], None]]:
         if telnet.ITelnetProtocol not in interfaces:
             raise NotImplementedError("the manhole speaks telnet only")
-        shell = telnet.TelnetBootstrapProtocol(insults.ServerProtocol, _Manhole, self.make(), self.service)
+        shell = _Bootstrap(insults.ServerProtocol, _Manhole, self.make(), self.service)
         return telnet.ITelnetProtocol, shell, lambda: None
 
 

@@ -1,6 +1,7 @@
 """What a real node's log says: events, not checks or table generations; JSON lines on request."""
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -26,8 +27,18 @@ port = {port}
 running = true
 probe_interval = 0.1
 """
+DNS = """
+[services.names]
+probe = "dns"
+port = {port}
+name = "example.test"
+running = true
+probe_interval = 0.1
+probe_timeout = 0.1
+"""
 # Each would appear per check, or per generation on every host, if the default level let it.
-CHATTER = ("Starting factory", "Stopping factory", "tables committed", "tables applied")
+CHATTER = ("Starting factory", "Stopping factory", "tables committed", "tables applied",
+           "DNSDatagramProtocol")  # the dns probe's UDP port, opened and closed every check
 
 
 def read(path):
@@ -46,8 +57,10 @@ def web_server(tmp_path):
 
 
 def test_the_default_log_has_events_and_nothing_per_check_or_generation(tmp_path, web_server):
-    # The smtp probe checks a port that refuses: its connections open and close all the same.
-    extras = {2: WEB.format(port=web_server) + SMTP.format(port=free_port())}
+    # The smtp probe checks a port that refuses, the dns probe one that never answers: their
+    # connections and ports open and close all the same.
+    extras = {2: WEB.format(port=web_server) + SMTP.format(port=free_port())
+              + DNS.format(port=free_port(socket.SOCK_DGRAM))}
     cluster = LocalCluster(str(tmp_path), ["master", "active"], INTERVAL, DEAD_AFTER, extras=extras)
     cluster.start_all()
     try:
@@ -58,7 +71,8 @@ def test_the_default_log_has_events_and_nothing_per_check_or_generation(tmp_path
             return {r["name"]: r for r in master.status()["tables"]["services"]}
 
         assert wait_for(lambda: rows().get("web", {}).get("state") == "running"
-                        and rows().get("mail", {}).get("state") == "failed", 15), rows()
+                        and rows().get("mail", {}).get("state") == "failed"
+                        and rows().get("names", {}).get("state") == "failed", 15), rows()
         # The window the log is judged over (the verdict is its content): about 20 checks of each probe.
         time.sleep(2.0)
         assert cluster.nodes[1].status()["generation"] > 1  # generations were committed and applied

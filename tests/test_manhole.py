@@ -138,10 +138,25 @@ def test_an_operator_logs_in_and_asks_the_live_node(tmp_path: Path) -> None:
         session.expect(r"called back: ProbeResult\(status=<Status.OK: 0>")
         session.sendline("1 + 1")
         session.expect("\n2\r*\n")
+        session.expect(PROMPT)
+        # The keys work as over ssh. Ctrl-D on a line with text in it rings the bell and keeps the line
+        # (the client used to send it as a telnet command Twisted cannot parse, which dropped the session).
+        session.send("6 * 7\x04")
+        session.expect("\a")
+        session.sendline("")
+        session.expect("\n42\r*\n")
+        session.expect(PROMPT)
+        session.send("6 * 7\x03")  # Ctrl-C abandons the line
+        session.expect("KeyboardInterrupt")
+        session.expect(PROMPT)
+        session.send("\x04")  # Ctrl-D on an empty line ends the session
+        session.expect("Connection closed by foreign host")
+        session.expect(pexpect.EOF)
         session.close()
     finally:
         cluster.stop_all()
     log = Path(master.log_path).read_text()
+    assert "Unhandled Error" not in log, log
     assert "manhole: login refused for user 'ops'" in log
     assert "manhole: user 'ops' logged in" in log
     # The port closed with the node.

@@ -1,5 +1,6 @@
 """The status page in a real headless browser (Debian package chromium), on a real cluster whose
-web service is killed and moved, and `rais events --follow` watching the same cluster."""
+web service is killed and moved and whose standby is drained, and `rais events --follow` watching
+the same cluster."""
 
 import json
 import re
@@ -7,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 from html.parser import HTMLParser
 
 import pytest
@@ -109,8 +111,14 @@ def test_the_page_shows_the_cluster_and_a_failed_service_moved_and_rais_events_f
 
         kill_pidfile(cluster.nodes[int(first[-1]) - 1].folder)  # the web server there dies
         assert wait_for(lambda: confirmed_on(cluster, second), 30), web_rows(master)
+        # Then the operator drains the standby, where nothing runs (so nothing moves), as `rais drain` does.
+        with urllib.request.urlopen(f"{url}drain", data=b"host=1.2.0.4", timeout=10) as answer:
+            assert answer.status == 200, answer.read()
+        assert wait_for(lambda: any(r["host"] == "1.2.0.4" and r["drained"]
+                                    for r in master.status()["tables"]["servers"]), 10)
 
         after = page_lines(url, profile)
+        assert any(line.startswith("1.2.0.4 | standby | up, drained |") for line in after), after
         assert f"web runs on {second}" in after, after
         assert any(line.startswith(f"{first} | no |") and "| critical |" in line for line in after), after
         assert any(line.startswith(f"{second} | yes | running | ok |") for line in after), after

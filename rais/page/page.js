@@ -58,6 +58,7 @@ function hosts(doc) {
     const tx = h && h.net_tx_bps !== null ? h.net_tx_bps : net.has(id) ? net.get(id).tx_bps : null;
     const latency = h && h.latency_ms !== null ? h.latency_ms : lat.has(id) ? lat.get(id).rtt_us / 1000 : null;
     return {id, role, status, self, address: self ? doc.address : h ? h.address : s.address,
+            drained: Boolean(s && s.drained),  // the operator's `rais drain`, in the servers table
             cpu: c, rx, tx, latency, heard: self ? "this node" : h ? `${h.last_heard.toFixed(1)} s ago` : "-"};
   });
 }
@@ -85,8 +86,10 @@ function alerts(doc) {
 }
 
 function hostRows(all) {
+  // A drained host may well be up, but nothing runs or is placed there: it says so beside its status.
+  const status = (h) => h.drained ? [`${h.status}, drained`, `${h.status} drained`] : [h.status, h.status];
   return all.map((h) => [h.id + (h.self ? " *" : ""), [h.role, h.role === "master" ? "master" : null],
-                         [h.status, h.status], dash(h.cpu, percent), [dash(h.rx, rate), "wide"],
+                         status(h), dash(h.cpu, percent), [dash(h.rx, rate), "wide"],
                          [dash(h.tx, rate), "wide"], dash(h.latency, ms), h.heard, [h.address, "wide"]]);
 }
 
