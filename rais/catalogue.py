@@ -122,6 +122,8 @@ def service_rows(
                 can_stop=d.can_stop, options=d.options, checks=d.checks, address=d.address,
                 exclusive=d.exclusive, can_refresh=d.can_refresh,
                 state=state if before.state in (ServiceState.RUNNING, ServiceState.STOPPED) else before.state,
-                changed_ms=now_ms if d.running != before.running else before.changed_ms,
+                # A failure keeps its time (a host rests from it, rais.pool), whatever the host says now.
+                changed_ms=now_ms if d.running != before.running and before.state != ServiceState.FAILED
+                else before.changed_ms,
             ))
     return rows, [row.key for row in old.values()]

@@ -27,7 +27,7 @@ from rais.keys import KeyFileError, Keyring, load_keyring
 from rais.passwords import PasswdFileError, load_entries
 from rais.planner import WEIGHT_NAMES
 from rais.probing.discover import discover
-from rais.states import Role
+from rais.states import Role, Spare
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -72,6 +72,7 @@ class ClusterConfig:
     balance_after: float
     move_hold: float
     settle: float
+    min_spares: int
 
 
 @attrs.frozen
@@ -115,6 +116,7 @@ class PolicyConfig:
     weights: Mapping[str, float] = MappingProxyType({})  # planner weights to override, by part
     prefer: HostClusterId | None = None  # placed there whenever it qualifies
     failback_after: float = 60.0  # seconds the preferred host qualifies before the service goes back
+    spare: Spare = attrs.field(default=Spare.PREFER, converter=Spare)  # may it take a spare (rais.pool)
 
 
 @attrs.frozen
@@ -291,6 +293,9 @@ def _cluster_fields(base: str) -> tuple[_Field, ...]:
         # A cluster starting up listens this long before it places services, so that a host
         # still booting can say what it runs (see README, "Starting a cluster").
         _Field("settle", number(0, 3600), 10.0),
+        # Free standbys the master keeps, loading actives that have room once the pool is down to
+        # this many (see README, "The pool of spares"); every host's config should say the same.
+        _Field("min_spares", integer(0, 1000), 1),
     )
 
 
@@ -366,6 +371,7 @@ _POLICY_FIELDS = (
     _Field("weights", _weights, MappingProxyType({})),
     _Field("prefer", text(HostClusterId.parse, 'a host-cluster id like "1.2.0.7"'), None),
     _Field("failback_after", number(0, 86400), 60.0),
+    _Field("spare", choice(tuple(Spare)), Spare.PREFER),
 )
 
 

@@ -130,7 +130,7 @@ class NodeService(Service):
             boot_epoch=next_boot_epoch(me.state_dir, now),
             timing=Timing(interval=cluster.heartbeat_interval, dead_after=cluster.dead_after,
                           quorum=cluster.quorum, balance_after=cluster.balance_after, move_hold=cluster.move_hold,
-                          settle=cluster.settle),
+                          settle=cluster.settle, min_spares=cluster.min_spares),
             now=now,
             tables=tables,
             policies=[policy_row(p) for p in config.policies.values()],

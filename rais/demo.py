@@ -5,8 +5,9 @@ serving different real services (host 2 a web server, Python's http.server;
 host 3 a mail server, aiosmtpd) and a standby. Every host but the master can
 start either service (its own copy, on a port of its own). The demo kills
 the web server and shows the master detect it, decide where it goes and
-why, and confirm it running there; then it kills the master and shows the
-standby take over with the tables intact. The cluster then runs until
+why (the active with room, keeping the standby as the cluster's one spare,
+min_spares = 1), and confirm it running there; then it kills the master and
+shows the spare take over with the tables intact. The cluster then runs until
 Ctrl-C (or, with --once, the demo ends there: exit 0 if both failovers
 happened), and every process the demo started is stopped.
 """
@@ -23,11 +24,12 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 from rais.localcluster import ROLE_ONLY_POLICY, LocalCluster, LocalNode, background_service, free_port, wait_for
+from rais.statusview import pool_line
 
 ROLES = ["master", "active", "active", "standby"]
 INTERVAL, DEAD_AFTER = 0.2, 3
@@ -99,10 +101,10 @@ def kill_server(node: LocalNode, name: str) -> int:
     return pid
 
 
-def stop_servers(cluster: LocalCluster) -> None:
-    """Kill whatever server a start action left running, whatever happened."""
+def stop_servers(cluster: LocalCluster, names: Iterable[str] = SERVERS) -> None:
+    """Kill whatever server (of ``names``) a start action left running, whatever happened."""
     for node in cluster.nodes:
-        for name in SERVERS:
+        for name in names:
             try:
                 kill_server(node, name)
             except (OSError, ValueError):
@@ -153,6 +155,7 @@ def fail_service(cluster: LocalCluster, story: Story) -> None:
         if decision["at"] >= at:
             print(textwrap.indent(f"decided: {decision['text']}", " " * 10))
     story.say(f"web confirmed running on {where} by its probe ({rows(master, 'web')[where]['detail']})")
+    story.say(f"the pool: {pool_line(master.status()['pool'])}")
 
 
 def fail_master(cluster: LocalCluster, story: Story) -> None:
@@ -177,6 +180,7 @@ def fail_master(cluster: LocalCluster, story: Story) -> None:
     if assignments(after) != assigned:
         raise DemoFailed(f"the new master's tables differ: {shown(assignments(after))}")
     story.say(f"tables intact at generation {after['generation']}: {shown(assigned)}")
+    story.say(f"the pool: {pool_line(after['pool'])}")
 
 
 def assignments(doc: dict[str, Any]) -> set[tuple[str, str]]:
@@ -204,6 +208,7 @@ def run(cluster: LocalCluster, ports: dict[tuple[int, str], int], once: bool) ->
             where = served(story, master, name)
             story.say(f"{name} runs on {where}, confirmed by the master's {SERVERS[name][0]} probe "
                       f"({rows(master, name)[where]['detail']})")
+        story.say(f"the pool: {pool_line(master.status()['pool'])}")
         fail_service(cluster, story)
         fail_master(cluster, story)
     except (DemoFailed, RuntimeError, TimeoutError) as e:

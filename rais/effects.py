@@ -147,6 +147,31 @@ class Decided(Event):
 
 
 @attrs.frozen
+class PoolChanged(Event):
+    """The pool of spares or the cluster's state changed (rais.pool); ``words`` are what the
+    master's notify command hears: ``spare-active HOST SERVICES``, ``spares-missing FREE MIN``,
+    ``degraded WHY``, ``no-spare-left FREE``, ``optimal FREE``."""
+
+    text = "pool: {said}"
+
+    words: tuple[str, ...]
+
+    @property
+    def said(self) -> str:
+        return " ".join(self.words)
+
+    @property
+    def host(self) -> HostClusterId | None:
+        return HostClusterId.parse(self.words[1]) if self.words[0] == "spare-active" else None
+
+    def log_level(self) -> str:
+        return "info" if self.words[0] in ("spare-active", "optimal") else "warn"
+
+    def fields(self) -> dict[str, Any]:
+        return {"words": list(self.words), "said": self.said}
+
+
+@attrs.frozen
 class Operated(Event):
     """The master carried out (or refused) an operator's command, asked through ``by``."""
 

@@ -6,8 +6,10 @@ the same term, so there is at most one master per term by construction, and
 every order carries its term as a fencing token.
 
 Who may take over when the master is gone: hosts with the newest replica of
-the tables first (so nothing committed is lost), among them standbys before
-actives, then higher priority, then lower host id. On a cluster that never
+the tables first (so nothing committed is lost); among them the free spares
+(hosts serving nothing, configured standbys before configured actives), then
+the hosts serving (again configured standbys first), then higher priority,
+then lower host id. On a cluster that never
 had a master, the hosts configured as master come first. Each node works out
 its own place in that order and waits one heartbeat interval per place
 before it claims, so the best candidate normally wins without a contest.
@@ -57,17 +59,19 @@ class Candidate:
 
 
 def _rank(c: Candidate, bootstrap: bool) -> tuple[int, int, HostClusterId]:
+    spare = c.configured in ("standby", "master")  # what the operator set aside for taking over
     if bootstrap and c.configured == "master":
         kind = 0
-    elif c.role == "standby" or c.configured in ("standby", "master"):
-        kind = 1  # a former master rejoins as a standby
+    elif c.role == "standby":
+        kind = 1 if spare else 2  # free: it serves nothing (rais.pool)
     else:
-        kind = 2
+        kind = 3 if spare else 4  # serving: taking over the master's work too would load it
     return (kind, -c.priority, c.id)
 
 
 def succession(candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Candidates best first: newest replica, then standby before active, priority, id."""
+    """Candidates best first: newest replica, then free before serving, spare before active,
+    priority, id."""
     pool = list(candidates)
     if not pool:
         return []

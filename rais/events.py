@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 from twisted.logger import formatEvent
 
-from rais.effects import Decided, DuplicateId, Event, Fenced, Operated, RoleChanged, RunAction
+from rais.effects import Decided, DuplicateId, Event, Fenced, Operated, PoolChanged, RoleChanged, RunAction
 from rais.ids import HostClusterId
 from rais.membership import Transition
 
@@ -39,6 +39,7 @@ KINDS: dict[type[Event], tuple[str, Callable[[Any], HostClusterId | None], Calla
     DuplicateId: ("duplicate-id", lambda e: e.id, _logged),
     RunAction: ("action", lambda e: None, _logged),
     Operated: ("operator", lambda e: e.by, _logged),
+    PoolChanged: ("pool", lambda e: e.host, _logged),
 }
 
 

@@ -19,11 +19,12 @@ import attrs
 from rais.catalogue import CatalogueAssembler, service_rows
 from rais.commands import Answers
 from rais.config import foreign_host
-from rais.effects import Decided, Send, TablesChanged
+from rais.effects import Decided, Notify, PoolChanged, Send, TablesChanged
 from rais.ids import HostClusterId
 from rais.membership import Membership, Peer
 from rais.planner import DRAINED, View
 from rais.policy import describe, edit
+from rais.pool import REST, held_role, news, pool_of
 from rais.probing.schedule import Health, Key, ProbeDefaults, ProbeOrder, ProbeSchedule, Settings, options_of
 from rais.reconcile import (
     LOAD_HYSTERESIS,
@@ -36,7 +37,7 @@ from rais.reconcile import (
     reconcile,
 )
 from rais.settings import Identity, Timing
-from rais.states import HostStatus, OrderAction, Result, Role, ServiceState
+from rais.states import HostStatus, OrderAction, Result, Role, ServiceState, base_role
 from rais.sync import SyncServer
 from rais.tables import Ledger, Tables, row_as
 from rais.wire import Catalogue, CatalogueRequest, Echo, Load, OrderDone, RowKey, ServiceDecl, SyncNotice, SyncRequest
@@ -80,6 +81,8 @@ class Mastership:
         self.schedule = ProbeSchedule(probing.concurrency)
         self.books = Books()
         self.answers = Answers()  # to the operators' commands of this term
+        # The pool as the tables taken over say it: what the last master told is no news.
+        self._pool = (tables, pool_of(View(tables), now, timing.min_spares))
         self.decisions: dict[str, deque[tuple[float, str]]] = {}  # the latest few per service
         self._health: dict[Key, Health] = {}
         self._limits: tuple[Tables, Limits] | None = None
@@ -110,14 +113,52 @@ class Mastership:
         return self._view
 
     def commit(self, now: float) -> list[object]:
+        took = self._stage_roles()
         tables = self.ledger.commit(self.term)
+        news = self._pool_news(now, took)
         if tables is None:
-            return []
+            return news
         return [
             TablesChanged("committed", tables.generation, tables.term),
             Send(SyncNotice(tables.term, tables.generation, tables.digest)),
             *(Send(chunk) for chunk in self.server.push(self.ledger, now)),
+            *news,
         ]
+
+    def _stage_roles(self) -> list[tuple[str, ...]]:
+        """Each host's role as what it serves makes it (rais.pool.held_role), written with the
+        change that makes it so; the standbys that became active, with what they took."""
+        ledger = self.ledger
+        if not ledger.touches(("servers", "services")):
+            return []
+        serves: dict[HostClusterId, list[str]] = {}
+        for row in ledger.table("services"):
+            if isinstance(row, ServiceRow) and row.assigned:
+                serves.setdefault(row.host, []).append(row.name)
+        took: list[tuple[str, ...]] = []
+        for server in ledger.table("servers"):
+            assert isinstance(server, ServerRow)
+            role = held_role(server, set(serves), self.id)
+            if role != server.role:
+                ledger.stage(attrs.evolve(server, role=role))
+                if server.role == Role.STANDBY and role == Role.ACTIVE:
+                    took.append(("spare-active", str(server.host), ",".join(sorted(serves[server.host]))))
+        return took
+
+    def _pool_news(self, now: float, took: list[tuple[str, ...]]) -> list[object]:
+        """The pool's changes since the last look, as events and notifications; none while the
+        cluster starts (its first state is no news), nor for what this master took over as it was."""
+        tables, (seen, pool) = self.ledger.current, self._pool
+        if seen is tables and (pool.until is None or now < pool.until) and not took:
+            return []
+        new = pool_of(self.view(), now, self.timing.min_spares)
+        self._pool = (tables, new)
+        if now < self.cold_until:
+            return []
+        out: list[object] = []
+        for words in took + news(pool, new):
+            out += [PoolChanged(words), Notify(words)]
+        return out
 
     # --- what the master hears ---
 
@@ -192,7 +233,9 @@ class Mastership:
         beat = peer.beat
         old = row_as(ServerRow, self.ledger.view(RowKey("servers", peer.id.value, "")))
         self._stage_server(ServerRow(
-            host=peer.id, role=beat.role, configured=beat.configured, status=status, priority=beat.priority,
+            # The role is the master's to write (_stage_roles), from what the host serves.
+            host=peer.id, role=old.role if old is not None else base_role(beat.configured),
+            configured=beat.configured, status=status, priority=beat.priority,
             address=beat.address, boot_epoch=peer.boot_epoch, last_heard_ms=int(peer.last_heard * 1000),
             catalogue=old.catalogue if old is not None else bytes(8),
         ))
@@ -432,7 +475,9 @@ class Mastership:
         change = health.record(result, settings.rise, settings.fall)
         state = row.state
         if not (row.running or row.assigned):
-            state = ServiceState.STOPPED
+            # A failure stays on record while its host rests (rais.pool); then the copy is just stopped.
+            resting = row.state == ServiceState.FAILED and now - row.changed_ms / 1000 < REST
+            state = ServiceState.FAILED if resting else ServiceState.STOPPED
         elif change is not None or row.state in (ServiceState.STOPPED, ServiceState.UNKNOWN):
             state = {True: ServiceState.RUNNING, False: ServiceState.FAILED, None: row.state}[health.up]
         latency_us = round(latency * 1e6)

@@ -60,7 +60,7 @@ from rais.settings import Identity, Timing
 from rais.states import HostStatus, Result, Role, base_role
 from rais.status import document
 from rais.sync import SyncClient, Target
-from rais.tables import Tables
+from rais.tables import Tables, row_as
 from rais.wire import (
     Catalogue,
     CatalogueRequest,
@@ -72,6 +72,7 @@ from rais.wire import (
     Load,
     Order,
     OrderDone,
+    RowKey,
     ServiceDecl,
     SyncChunk,
     SyncNotice,
@@ -79,7 +80,7 @@ from rais.wire import (
     Vote,
     VoteRequest,
 )
-from rais.wire.rows import PolicyRow
+from rais.wire.rows import PolicyRow, ServerRow
 
 Output = Any  # the records of rais.effects, and rais.membership.Transition
 
@@ -144,7 +145,14 @@ class Node:
 
     @property
     def role(self) -> Role:
-        return Role.MASTER if self.mastership is not None else base_role(self.identity.configured)
+        """Master, or as the master wrote it in the servers table: active while this host serves
+        something, standby while it does not (rais.pool); until then, as configured."""
+        if self.mastership is not None:
+            return Role.MASTER
+        row = row_as(ServerRow, self.tables.get(RowKey("servers", self.id.value, "")))
+        if row is None or row.role == Role.MASTER:  # not written yet, or as we wrote it as master
+            return base_role(self.identity.configured)
+        return row.role
 
     @property
     def term(self) -> int:
@@ -213,10 +221,12 @@ class Node:
                 out += mastership.answer_sync(now, message)
         elif isinstance(message, SyncChunk):
             if election.is_master(sender, datagram.term) and mastership is None:
+                role = self.role
                 tables = self.replica.receive(message, now)
                 if tables is not None:
                     how = "applied snapshot" if message.transfer.snapshot else "applied"
                     out.append(TablesChanged(how, tables.generation, tables.term))
+                    self._role_changed(role, self._serving(), out)
                 self._ask(now, out)
         elif isinstance(message, CatalogueRequest):
             if message.host == self.id and datagram.term >= self.term:
@@ -449,6 +459,11 @@ class Node:
         self._role_changed(old, f"{reason}; new term {term_text(term)}", out)
         out += self.mastership.upkeep(now, self.membership, self._load, self.host.catalogue, self.host.services)
         out.append(Send(self._heartbeat(now)))  # announce ourselves at once
+
+    def _serving(self) -> str:
+        """Why this host plays the role the master wrote for it."""
+        names = sorted(r.name for r in self.tables.table("services") if r.host == self.id and r.assigned)
+        return f"it serves {', '.join(names)}" if names else "it serves nothing: a spare again"
 
     def _role_changed(self, old: Role, reason: str, out: list[Output]) -> None:
         new = self.role

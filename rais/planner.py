@@ -15,19 +15,27 @@ in 0..1 (see ``DEFAULT_WEIGHTS``); ties go to the lower host id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from types import MappingProxyType
 
 import attrs
 
 from rais.ids import HostClusterId
-from rais.states import ANSWERING, HostStatus, Result, Role, ServiceState
+from rais.states import ANSWERING, HostStatus, Result, Role, ServiceState, Spare
 from rais.tables import Tables
 from rais.wire.rows import PolicyRow, ServerRow, ServiceRow
 
 NET_SCALE = 125_000_000  # bytes/s: a saturated gigabit link scores 0
 DEFAULT_MAX_LATENCY_MS = 50.0  # what latency is scored against when the policy sets no limit
-ROLE_SCORE = {Role.STANDBY: 1.0, Role.ACTIVE: 0.5, Role.MASTER: 0.0}  # an idle standby before a busy active
+# The role part of a score, by the policy's `spare`: a standby (serving nothing) before an active
+# (serving something), or the other way round; among the standbys, one configured as a standby
+# (the operator's spare) before an idle configured active; the master last. A host's role follows
+# what it serves (rais.pool).
+IDLE = "idle"  # a standby configured active
+RESTING = "resting"  # a standby where a service failed a moment ago (rais.pool): not one to count on
+_TAKES_SPARES = MappingProxyType({Role.STANDBY: 1.0, IDLE: 0.75, Role.ACTIVE: 0.5, RESTING: 0.25, Role.MASTER: 0.0})
+_SPARES_SPARES = MappingProxyType({Role.ACTIVE: 1.0, IDLE: 0.5, Role.STANDBY: 0.25, RESTING: 0.25, Role.MASTER: 0.0})
+ROLE_SCORES = MappingProxyType({Spare.PREFER: _TAKES_SPARES, Spare.AVOID: _SPARES_SPARES, Spare.LAST: _SPARES_SPARES})
 
 # How much each part of a score counts, unless a policy's `weights` says otherwise; documented in
 # README ("The planner"). These names are the config's weight keys and the wire's Weights fields.
@@ -123,12 +131,32 @@ class View:
                 and self.status(r.host) == HostStatus.UP]
 
 
+@attrs.frozen
+class Spares:
+    """The free spares (rais.pool) a placement may take, and how many the master keeps."""
+
+    free: Collection[HostClusterId]
+    keep: int = 0  # min_spares
+    resting: Collection[HostClusterId] = ()  # standbys where a service failed a moment ago
+
+    def taken(self, host: HostClusterId) -> Spares:
+        return attrs.evolve(self, free=set(self.free) - {host})
+
+    def tier(self, host: HostClusterId, master: HostClusterId | None) -> int:
+        """Actives (and hosts a start is on its way to) first, then free spares, then resting
+        hosts, the master last: the order when spares are kept for the last."""
+        if host == master:
+            return 3
+        return 1 if host in self.free else 2 if host in self.resting else 0
+
+
 def serves(row: ServiceRow) -> bool:
     return row.assigned and row.state == ServiceState.RUNNING
 
 
 def score_host(view: View, row: ServiceRow, exclude: Mapping[HostClusterId, str],
-               origin: HostClusterId | None = None, master: HostClusterId | None = None) -> Score:
+               origin: HostClusterId | None = None, master: HostClusterId | None = None,
+               spares: Spares | None = None) -> Score:
     """Rule a candidate out, or score it; ``origin`` is the host the service leaves."""
     host = row.host
     server = view.servers.get(host)
@@ -160,13 +188,17 @@ def score_host(view: View, row: ServiceRow, exclude: Mapping[HostClusterId, str]
     here = view.running_on(host)
     warm = 1.0 if row.result in ANSWERING else 0.0
     overlap = warm * 0.5 + 0.5 * (len(companions & here) / len(companions) if companions else 0.0)
-    role = Role.MASTER if host == master else server.role
+    role: str = Role.MASTER if host == master else server.role
+    if role == Role.STANDBY and spares is not None and host in spares.resting:
+        role = RESTING
+    elif role == Role.STANDBY and server.configured == Role.ACTIVE:
+        role = IDLE
     parts = (
         ("overlap", overlap),
         ("latency", 1.0 - min((latency or 0.0) / (limit_ms or DEFAULT_MAX_LATENCY_MS), 1.0)),
         ("cpu", 1.0 - (cpu or 0.0)),
         ("network", 1.0 - min((net or 0) / NET_SCALE, 1.0)),
-        ("role", ROLE_SCORE.get(role, 0.0)),
+        ("role", ROLE_SCORES[policy.spare if policy is not None else Spare.PREFER].get(role, 0.0)),
         ("stickiness", 1.0 if row.running else 0.0),
     )
     weights = weights_for(policy)
@@ -181,21 +213,26 @@ def rank(scores: Iterable[Score]) -> list[Score]:
 
 def place(view: View, service: str, exclude: Mapping[HostClusterId, str] | None = None,
           origin: HostClusterId | None = None, master: HostClusterId | None = None,
-          prefer: HostClusterId | None = None) -> Placement:
+          prefer: HostClusterId | None = None, spares: Spares | None = None) -> Placement:
     """Choose the host for one more copy of ``service``; ``exclude`` maps hosts to why not;
-    ``prefer`` (or else the policy's) is chosen whenever it qualifies."""
-    scores = rank(score_host(view, row, exclude or {}, origin, master) for row in view.services(service))
+    ``prefer`` (or else the policy's) is chosen whenever it qualifies. With ``spares``, a policy's
+    `spare = "last"`, or a pool down to ``spares.keep``, puts the actives with room first."""
+    scores = rank(score_host(view, row, exclude or {}, origin, master, spares) for row in view.services(service))
     eligible = [s for s in scores if s.eligible]
     if not eligible:
         why = "; ".join(f"{s.host}: {s.reason}" for s in scores) or "no host declares it"
         return Placement(service, None, f"{service}: no host qualifies ({why})", tuple(scores))
     policy = view.policy(service)
+    spared = _spared(policy, spares)
+    if spared is not None and spares is not None:
+        eligible.sort(key=lambda s: spares.tier(s.host, master))  # stable: by score within a tier
     # The operator's preferred host, whenever it qualifies (a location score, in Pacemaker's words).
     wanted = prefer or (policy.prefer if policy is not None else None)
     best = next((s for s in eligible if s.host == wanted), eligible[0])
     assert best.total is not None  # eligible
     preferred = ", preferred" if best is not eligible[0] else ""
-    lines = [f"{service} -> {best.host} (score {best.total:.2f}{preferred}: {_parts(best)})"]
+    lines = [f"{service} -> {best.host} (score {best.total:.2f}{preferred}: {_parts(best)})"
+             + _pool_note(best.host, eligible, spares, spared)]
     for s in scores:
         if s is best:
             continue
@@ -208,23 +245,49 @@ def place(view: View, service: str, exclude: Mapping[HostClusterId, str] | None 
     return Placement(service, best.host, "\n".join(lines), tuple(scores))
 
 
+def _spared(policy: PolicyRow | None, spares: Spares | None) -> str | None:
+    """Why the spares are kept for the last (the actives with room go first), if they are."""
+    if spares is None:
+        return None
+    if policy is not None and policy.spare == Spare.LAST:
+        return "spare=last"
+    if spares.keep and len(spares.free) <= spares.keep:
+        return f"{len(spares.free)} free, min_spares {spares.keep}"
+    return None
+
+
+def _pool_note(host: HostClusterId, eligible: list[Score], spares: Spares | None, spared: str | None) -> str:
+    """What the choice does to the pool of spares, for the explanation's first line."""
+    if spares is None:
+        return ""
+    free = spares.free
+    if host in free:
+        left = f"{len(free) - 1} left, min_spares {spares.keep}"
+        return f"; no active qualifies: takes spare {host} ({left})" if spared else f"; takes spare {host} ({left})"
+    if spared and any(s.host in free for s in eligible):
+        return f"; an active with room, keeping the spares ({spared})"
+    return ""
+
+
 def _parts(score: Score) -> str:
     return ", ".join(f"{name} {value:.2f}" for name, value in score.parts)
 
 
 def place_copies(view: View, service: str, count: int, exclude: Mapping[HostClusterId, str] | None = None,
                  origin: HostClusterId | None = None, master: HostClusterId | None = None,
-                 prefer: HostClusterId | None = None) -> list[Placement]:
+                 prefer: HostClusterId | None = None, spares: Spares | None = None) -> list[Placement]:
     """Places for ``count`` more copies on distinct hosts, best first; the last is None-hosted
     (degraded) if the hosts ran out."""
     placements = []
     taken = dict(exclude or {})
     for _ in range(count):
-        placement = place(view, service, taken, origin, master, prefer)
+        placement = place(view, service, taken, origin, master, prefer, spares)
         placements.append(placement)
         if placement.host is None:
             break
         taken[placement.host] = "chosen for another copy"
+        if spares is not None:
+            spares = spares.taken(placement.host)
     return placements
 
 

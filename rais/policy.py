@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from rais.config import ConfigError, PolicyConfig, check_policy
+from rais.states import Spare
 from rais.wire.rows import PolicyRow, Weights
 
 BPS_PER_MBPS = 125_000  # bytes per second in a megabit per second
@@ -30,6 +31,7 @@ def policy_row(policy: PolicyConfig, live: bool = False) -> PolicyRow:
         policy.prefer,
         round(policy.failback_after * 1000),
         live,
+        policy.spare,
     )
 
 
@@ -44,6 +46,8 @@ def policy_table(row: PolicyRow) -> dict[str, Any]:
         table["max_net_mbps"] = row.max_net_bps / BPS_PER_MBPS
     if row.prefer is not None:
         table["prefer"] = str(row.prefer)
+    if row.spare != Spare.PREFER:
+        table["spare"] = str(row.spare)
     weights = {k: v / 1000 for k, v in attrs.asdict(row.weights).items() if v is not None}
     if weights:
         table["weights"] = weights
@@ -63,7 +67,7 @@ def edit(row: PolicyRow | None, name: str, assignments: Mapping[str, str]) -> Po
     value goes back to the default) laid over it, marked live; ValueError saying what is wrong."""
     if not assignments:
         raise ValueError("nothing to set: give KEY=VALUE (replicas, max_cpu, max_latency_ms, max_net_mbps, "
-                         "prefer, failback_after, weights.PART)")
+                         "prefer, failback_after, spare, weights.PART)")
     table = policy_table(row) if row is not None else {}
     weights = dict(table.get("weights", {}))
     for key, text in assignments.items():

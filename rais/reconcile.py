@@ -42,14 +42,14 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from rais.ids import HostClusterId
-from rais.planner import DRAINED, Placement, Score, View, place, place_copies, score_host, surplus
+from rais.planner import DRAINED, Placement, Score, Spares, View, place, place_copies, score_host, surplus
+from rais.pool import REST, pool_of
 from rais.settings import Timing
 from rais.states import HostStatus, OrderAction, ServiceState
 from rais.wire import Order
 from rais.wire.rows import PolicyRow, Row, ServiceRow
 
 ORDER_TIMEOUT = 120.0  # seconds a host may take to answer an order (its own timeout is shorter)
-FAILED_HERE_FOR = 60.0  # seconds a service is not moved back to where it failed
 START_FAILED_FOR = 300.0  # seconds a host whose start failed is passed over for that service
 LOAD_HYSTERESIS = 0.1  # of CPU: a busy host must fall this far under max_cpu to count as recovered
 NET_HYSTERESIS = 0.9  # of max_net_mbps: where a busy host's traffic counts as recovered
@@ -169,6 +169,12 @@ class _Step:
         self.decisions: list[Decision] = []
         self.rows: list[Row] = []
         self.resend: list[Order] = []
+        # The free spares, less those a start is on its way to: two services short at once do not
+        # both count on the last one.
+        pool = pool_of(self.view, self.now, self.timing.min_spares)
+        self.spares = Spares(set(pool.free) - {
+            p.order.host for p in self.orders.values() if p.order.action == OrderAction.ASSIGN},
+            self.timing.min_spares, pool.resting)
 
     def changes(self) -> Changes:
         books = Books(self.orders, self.next_order, self.excluded, self.released_at, self.over_since,
@@ -226,7 +232,7 @@ class _Step:
             origin = row.host
             self.rows.append(attrs.evolve(row, assigned=False))
             why = "the service failed here" if row.state == ServiceState.FAILED else "down"
-            self.exclude(name, row.host, why, FAILED_HERE_FOR)
+            self.exclude(name, row.host, why, REST)  # not moved back to where it failed, for a while
             text = f"{name} lost on {row.host} ({why})"
             if self.up(row.host):
                 self.order(OrderAction.RELEASE, name, row.host, text)
@@ -251,7 +257,8 @@ class _Step:
             exclude = self.exclusions(name)
             exclude.update((host, "being started") for host in starting)
             origin = origin or (draining[0].host if draining else None)
-            for placement in place_copies(view, name, max(missing, replace), exclude, origin, self.master, keep):
+            for placement in place_copies(view, name, max(missing, replace), exclude, origin, self.master, keep,
+                                          self.spares):
                 self.place(placement, draining)
         elif replace > 0:
             self.drain_exclusive(name, draining, keep)
@@ -325,7 +332,7 @@ class _Step:
     def drain_exclusive(self, name: str, draining: list[ServiceRow], keep: HostClusterId | None) -> None:
         """An exclusive service leaves a drained host as a move does: released first (never two
         holders), then placed; but kept there while no other host qualifies."""
-        placement = place(self.view, name, self.exclusions(name), draining[0].host, self.master, keep)
+        placement = place(self.view, name, self.exclusions(name), draining[0].host, self.master, keep, self.spares)
         if placement.host is None:
             self.place(placement, draining)
             return
@@ -428,6 +435,8 @@ class _Step:
         self.next_order += 1
         if action == OrderAction.RELEASE:
             self.released_at[(host, service)] = self.now  # one release at a time is enough
+        else:
+            self.spares = self.spares.taken(host)
         self.orders[order.order] = Pending(order, self.now, self.now + ORDER_TIMEOUT)
         self.decide(str(action), service, host, explanation, scores, order)
 

@@ -31,6 +31,8 @@ class Timing:
     # Seconds a starting cluster listens before its master places services (the config's default
     # is 10; none here, so a simulation whose hosts start together acts at once).
     settle: float = 0.0
+    # Free standbys the master keeps (rais.pool); none here, so simulations place by score alone.
+    min_spares: int = 0
 
     @property
     def dead(self) -> float:

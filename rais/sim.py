@@ -230,12 +230,13 @@ class Simulation:
         probing: ProbeDefaults | None = None,
         balance_after: float = 30.0,
         move_hold: float = 120.0,
+        min_spares: int = 0,
     ) -> None:
         self.clock = SimClock(1_000_000.0)  # a wall-clock-like start, so epochs and stamps are positive
         self.rng = random.Random(seed)
         self.faults = Faults()
         self.timing = Timing(interval=interval, dead_after=dead_after, quorum=quorum,
-                             balance_after=balance_after, move_hold=move_hold)
+                             balance_after=balance_after, move_hold=move_hold, min_spares=min_spares)
         self.wire = wire
         self.policies = tuple(policies)
         self.probing = probing

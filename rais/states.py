@@ -22,6 +22,14 @@ def base_role(configured: Role | str) -> Role:
     return Role.STANDBY if configured == Role.MASTER else Role(configured)
 
 
+class Spare(StrEnum):
+    """What a service's policy says about the pool of spares (rais.pool) when it needs a host."""
+
+    PREFER = "prefer"  # a free standby before an active that has room
+    AVOID = "avoid"  # an active that has room before a standby, by score
+    LAST = "last"  # a standby only when no active qualifies
+
+
 class HostStatus(StrEnum):
     UP = "up"
     SUSPECT = "suspect"  # a heartbeat is overdue

@@ -23,6 +23,7 @@ from rais.election import term_text
 from rais.ids import HostClusterId, IdError
 from rais.membership import Peer
 from rais.planner import View
+from rais.pool import pool_of
 from rais.reconcile import Books, Exclusion, Pending, Situation
 from rais.settings import Timing
 from rais.tables import Tables, row_as
@@ -66,6 +67,9 @@ def document(node: Node, now: float) -> dict[str, Any]:
         "uptime": round(now - node.started, 3),
         "hosts": [_peer(node, peer, now) for peer in node.membership.peers()],
         "tables": tables.to_json(),
+        # The pool of spares and the cluster's state, as these tables say (rais.pool).
+        "pool": pool_of(node.mastership.view() if node.mastership else View(tables), now,
+                        node.timing.min_spares).json(),
         "decisions": {},
     }
     mastership = node.mastership
@@ -346,6 +350,7 @@ def _timing(value: Any, where: str) -> Timing:
         balance_after=_get(data, "balance_after", _time, where=where, default=30.0),
         move_hold=_get(data, "move_hold", _time, where=where, default=120.0),
         settle=_get(data, "settle", _time, where=where, default=0.0),
+        min_spares=_get(data, "min_spares", _count, where=where, default=0),
     )
 
 

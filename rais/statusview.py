@@ -23,7 +23,18 @@ def _rate(bps: float | None) -> str:
     return f"{bps:.0f}GB/s"
 
 
-COLUMNS = ("HOST", "ADDRESS", "ROLE", "PRI", "STATUS", "HEARD", "CPU", "NET IN", "NET OUT", "LATENCY")
+COLUMNS = ("HOST", "ADDRESS", "ROLE", "CONFIGURED", "PRI", "STATUS", "HEARD", "CPU", "NET IN", "NET OUT", "LATENCY")
+
+
+def pool_line(pool: dict[str, Any]) -> str:
+    """The cluster's state and its spares (rais.pool), in one line."""
+    state = pool["state"] + (f" ({'; '.join(pool['short'])})" if pool["short"] else "")
+    free = ", ".join(pool["free"]) or "none"
+    words = [f"cluster {state}", f"spares free {len(pool['free'])} ({free})", f"in use {len(pool['in_use'])}",
+             f"min_spares {pool['min_spares']}" + (", spares missing" if pool["missing"] else "")]
+    if pool["resting"]:
+        words.append("resting after a failure: " + ", ".join(pool["resting"]))
+    return "; ".join(words)
 
 
 def render_status(doc: dict[str, Any]) -> str:
@@ -33,16 +44,19 @@ def render_status(doc: dict[str, Any]) -> str:
         f"master {doc['master'] or 'none'}  term {doc.get('term_text', doc['term'])}  "
         f"generation {doc['generation']}{behind}",
     ]
-    rows = [COLUMNS, (doc["self"], doc["address"], doc["role"], str(doc["priority"]),
+    rows = [COLUMNS, (doc["self"], doc["address"], doc["role"], doc.get("configured_role", "-"), str(doc["priority"]),
                       "self", "-", "-", "-", "-", "-")]
     for h in doc["hosts"]:
         rows.append((
-            h["id"], h["address"], h["role"], str(h["priority"]), h["status"],
+            h["id"], h["address"], h["role"], h.get("configured_role", "-"), str(h["priority"]), h["status"],
             _fmt(h["last_heard"], "s"), _fmt(h["cpu"]),
             _rate(h["net_rx_bps"]), _rate(h["net_tx_bps"]), _fmt(h.get("latency_ms"), "ms"),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    pool = doc.get("pool")
+    if pool:
+        lines.append(pool_line(pool))
     drained = [r["host"] for r in doc.get("tables", {}).get("servers", []) if r.get("drained")]
     if drained:
         lines.append(f"drained by the operator: {', '.join(drained)}")

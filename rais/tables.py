@@ -181,6 +181,16 @@ class Ledger:
             return self._staged[key]
         return self.current.get(key)
 
+    def table(self, name: str) -> list[Row]:
+        """The table as it will be after the next commit."""
+        staged = {k: r for k, r in self._staged.items() if k.table == name}
+        rows = [staged.pop(r.key, r) for r in self.current.table(name)]
+        return [r for r in rows + list(staged.values()) if r is not None]
+
+    def touches(self, names: tuple[str, ...]) -> bool:
+        """Whether anything staged is in one of these tables."""
+        return any(k.table in names for k in self._staged)
+
     def commit(self, term: int) -> Tables | None:
         """Make the staged changes a new generation; None if they change nothing."""
         current = self.current

@@ -8,6 +8,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from rais.election import term_owner
 from rais.sim import CLUSTER, Simulation
+from rais.states import base_role
 from rais.wire.rows import PolicyRow
 
 ROLES = ["master", "active", "active", "standby"]
@@ -86,7 +87,9 @@ def test_failover_prefers_the_standby_then_an_active_and_a_restarted_master_does
     back = sim.restart(old.id)
     sim.run_until(lambda: sim.converged() and back.node.tables.version == third.node.tables.version, 20)
     sim.run(10)
-    assert master_of(sim) is third and back.node.role == "standby"
+    # Not the master it was configured to be: a host like any other, active as it serves again.
+    serves = any(r.assigned for r in back.node.tables.table("services") if r.host == back.id)
+    assert master_of(sim) is third and back.node.role == ("active" if serves else "standby")
 
 
 def test_preempt_takes_mastership_back():
@@ -254,6 +257,11 @@ class ClusterUnderFaults(RuleBasedStateMachine):
         live_terms = [h.node.term for h in self.sim.alive() if h.node.role == "master"]
         assert len(live_terms) == len(set(live_terms))
 
+    @invariant()
+    def roles_match_what_hosts_serve(self):
+        for host in self.sim.hosts.values():
+            roles_match_what_hosts_serve(host.node.tables)
+
     def teardown(self):
         sim = self.sim
         sim.faults.groups = None
@@ -263,6 +271,24 @@ class ClusterUnderFaults(RuleBasedStateMachine):
             if not host.alive:  # in quorum mode a dead majority rightly means no master
                 sim.restart(host.id)
         sim.run_until(sim.converged, 40)
+        for host in sim.alive():
+            roles_match_what_hosts_serve(host.node.tables)
+
+
+def roles_match_what_hosts_serve(tables):
+    """In every generation of the tables, on every host: the master that wrote them is master,
+    a host serving something active, a host serving nothing a standby (rais.pool)."""
+    if tables.term == 0:
+        return  # no master wrote these
+    writer = term_owner(tables.term)
+    serving = {r.host for r in tables.table("services") if r.assigned}
+    for row in tables.table("servers"):
+        if row.host.host == writer:
+            assert row.role == "master", row
+        elif row.catalogue == bytes(8):
+            assert row.role == base_role(row.configured), row
+        else:
+            assert row.role == ("active" if row.host in serving else "standby"), (row, serving)
 
 
 class QuorumClusterUnderFaults(ClusterUnderFaults):

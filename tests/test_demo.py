@@ -35,10 +35,15 @@ def test_the_demo_once_fails_a_service_and_the_master_over_and_stops_everything(
     assert re.search(r"mail runs on 1\.2\.0\.3, confirmed by the master's smtp probe \(220 ", said), said
     assert "the master's probe: web on 1.2.0.2 is failed (critical: " in said
     assert "decided: web lost on 1.2.0.2 (the service failed here)" in said
-    assert re.search(r"decided: web -> 1\.2\.0\.4 \(score [0-9.]+: overlap", said), said  # the standby, and why
-    assert "web confirmed running on 1.2.0.4 by its probe (HTTP 200 OK" in said
+    # The active with room, keeping the standby as the one spare the cluster asks for, and why.
+    assert re.search(r"decided: web -> 1\.2\.0\.3 \(score [0-9.]+: overlap .*\); an active with room, keeping "
+                     r"the spares \(1 free, min_spares 1\)", said), said
+    assert "web confirmed running on 1.2.0.3 by its probe (HTTP 200 OK" in said
+    assert "the pool: cluster optimal; spares free 1 (1.2.0.4); in use 0; min_spares 1" in said
     assert re.search(r"1\.2\.0\.4 is master of term \d+/4, followed by every survivor", said), said
-    assert re.search(r"tables intact at generation \d+: mail on 1\.2\.0\.3, web on 1\.2\.0\.4", said), said
+    assert re.search(r"tables intact at generation \d+: mail on 1\.2\.0\.3, web on 1\.2\.0\.3", said), said
+    # The spare became master: none left (host 2 rests after web failed there).
+    assert "the pool: cluster no spare left; spares free 0 (none); in use 0; min_spares 1, spares missing" in said
     assert "both failovers done." in said
     printed = ports(said)
     assert len(printed) == 10  # four control endpoints, and two servers' ports on each of three hosts
@@ -54,8 +59,8 @@ def test_ctrl_c_stops_the_running_demo_and_every_process_it_started():
             break
     said = "".join(lines)
     assert "Ctrl-C stops it" in said, said + run.stdout.read()
-    (web,) = re.findall(r"1\.2\.0\.4 .* web on 127\.0\.0\.1:(\d+)", said)
-    assert not closed(int(web))  # the standby serves web since the first failover: Ctrl-C must stop it
+    (web,) = re.findall(r"1\.2\.0\.3 .* web on 127\.0\.0\.1:(\d+)", said)
+    assert not closed(int(web))  # host 3 serves web since the first failover: Ctrl-C must stop it
     run.send_signal(signal.SIGINT)
     rest, _ = run.communicate(timeout=60)
     assert run.returncode == 0, said + rest

@@ -107,6 +107,15 @@ def test_nodes_see_each_other_elect_the_master_and_notice_a_kill(cluster):
                     == "down", 2), servers
 
 
+def successor(doc, alive):
+    """Who takes over from the master whose document this is, among ``alive``, all of equal
+    priority and as up to date: the free spares (serving nothing) first, configured standbys
+    before configured actives, then the lower id (README, "Succession")."""
+    servers = {r["host"]: r for r in doc["tables"]["servers"]}
+    ids = [hid(n.host_id) for n in alive]
+    return min(ids, key=lambda h: (servers[h]["role"] != "standby", servers[h]["configured"] == "active", h))
+
+
 def test_failover_standby_then_active_and_the_old_master_rejoins_without_preempting(cluster):
     nodes = cluster.nodes
     assert wait_for(lambda: complete(nodes), 15), [n.status() for n in nodes]
@@ -114,15 +123,17 @@ def test_failover_standby_then_active_and_the_old_master_rejoins_without_preempt
     assert agreed(nodes)[0] == hid(1)
     time.sleep(1)  # loads and latencies in the tables
     before = old.status()
+    first = successor(before, nodes[1:])
     cluster.kill(old, signal.SIGKILL)
     killed = time.monotonic()
     rest = nodes[1:]
-    assert wait_for(lambda: (agreed(rest) or (None,))[0] == hid(4), DEAD + INTERVAL + 1.0), (
+    assert wait_for(lambda: (agreed(rest) or (None,))[0] == first, DEAD + INTERVAL + 1.0), (
         [n.status() for n in rest])
     took = time.monotonic() - killed
     assert took <= DEAD + INTERVAL + 1.0  # dead_after intervals, plus one second
     assert wait_for(lambda: converged(rest), 5)
-    after = nodes[3].status()
+    new_master = next(n for n in rest if hid(n.host_id) == first)
+    after = new_master.status()
     assert after["term"] > before["term"] and after["generation"] > before["generation"]
     assert after["tables"]["policy"] == before["tables"]["policy"]
     # The services are intact, but for the dead master's: no longer assigned there.
@@ -130,29 +141,32 @@ def test_failover_standby_then_active_and_the_old_master_rejoins_without_preempt
         return [r for r in declared(doc) if r["host"] != hid(1)]
 
     assert elsewhere(after) == elsewhere(before)
-    assert wait_for(lambda: not any(r["assigned"] for r in nodes[3].status()["tables"]["services"]
+    assert wait_for(lambda: not any(r["assigned"] for r in new_master.status()["tables"]["services"]
                                     if r["host"] == hid(1)), 3)
     for table in ("cpu", "network", "servers"):  # every host still there (figures move on)
         assert {r["host"] for r in after["tables"][table]} == {r["host"] for r in before["tables"][table]}
     # Round trips are the master's own: the new one drops the row the old one kept for it.
-    assert {r["host"] for r in after["tables"]["latency"]} >= {hid(2), hid(3)}
+    assert {r["host"] for r in after["tables"]["latency"]} >= {hid(n.host_id) for n in rest} - {first}
     servers = {r["host"]: r for r in after["tables"]["servers"]}
-    assert servers[hid(1)]["status"] == "down" and servers[hid(4)]["role"] == "master"
+    assert servers[hid(1)]["status"] == "down" and servers[first]["role"] == "master"
 
-    cluster.kill(nodes[3], signal.SIGKILL)
-    rest = nodes[1:3]
-    assert wait_for(lambda: (agreed(rest) or (None,))[0] == hid(2), DEAD + INTERVAL + 2.0), (
+    rest = [n for n in rest if n is not new_master]
+    second = successor(new_master.status(), rest)
+    cluster.kill(new_master, signal.SIGKILL)
+    assert wait_for(lambda: (agreed(rest) or (None,))[0] == second, DEAD + INTERVAL + 2.0), (
         [n.status() for n in rest])
     assert wait_for(lambda: converged(rest), 5)
-    term = nodes[1].status()["term"]
+    term = rest[0].status()["term"]
 
     cluster.start(old)
     cluster.wait_ready()
-    live = nodes[:3]
+    live = [old, *rest]
     assert wait_for(lambda: converged(live), 10), [n.status() for n in live]
     time.sleep(DEAD * 2)
-    assert agreed(live) == (hid(2), term)
-    assert old.status()["role"] == "standby"
+    assert agreed(live) == (second, term)
+    back = old.status()  # not master again: active if it serves something, else a spare
+    serves = any(r["assigned"] for r in back["tables"]["services"] if r["host"] == hid(1))
+    assert back["role"] == ("active" if serves else "standby")
 
 
 def test_a_frozen_master_resumes_as_a_follower_and_undoes_nothing(cluster):
@@ -169,7 +183,10 @@ def test_a_frozen_master_resumes_as_a_follower_and_undoes_nothing(cluster):
         old.process.send_signal(signal.SIGCONT)
     assert wait_for(lambda: converged(nodes), 10), [n.status() for n in nodes]
     after = nodes[0].status()
-    assert after["role"] == "standby" and after["master"] == hid(4) and after["term"] == new["term"]
+    # No longer master: active if it serves something, else a spare (rais.pool).
+    serves = any(r["assigned"] for r in after["tables"]["services"] if r["host"] == hid(1))
+    assert after["role"] == ("active" if serves else "standby"), after["tables"]
+    assert after["master"] == hid(4) and after["term"] == new["term"]
     assert nodes[3].status()["generation"] >= new["generation"]
     servers = {r["host"]: r for r in nodes[3].status()["tables"]["servers"]}
     assert servers[hid(4)]["role"] == "master"
@@ -331,8 +348,8 @@ def test_a_service_moves_to_the_next_host_whose_start_works_and_is_not_served_tw
         # Each node's notify command heard its events, in order.
         with open(os.path.join(cluster.nodes[3].folder, "notify.log")) as f:
             assert "assign web failed start of web failed (exit status 1): port in use" in f.read()
-        with open(os.path.join(cluster.nodes[2].folder, "notify.log")) as f:
-            assert f.read().splitlines()[-1] == "assign web ok started web"
+        with open(os.path.join(cluster.nodes[2].folder, "notify.log")) as f:  # and, serving, it is active
+            assert f.read().splitlines()[-2:] == ["assign web ok started web", "role standby active 1/1 it serves web"]
 
         # Host 2 dies and comes back with its web server started again: it must be released.
         cluster.kill(cluster.nodes[1], signal.SIGKILL)
@@ -442,7 +459,8 @@ def test_metrics_say_what_each_node_sees_and_promtool_accepts_them(cluster):
         text, samples = metrics(node)
         assert promtool_check(text) == ""
         is_master = node is nodes[0]
-        assert samples[("rais_role", (("role", node.role),))] == 1  # the configured master leads
+        # The configured master leads; the others' roles are what they serve (rais.pool).
+        assert samples[("rais_role", (("role", "master" if is_master else node.status()["role"]),))] == 1
         assert sum(v for (name, _), v in samples.items() if name == "rais_role") == 1
         assert samples[("rais_elections_total", ())] == is_master
         assert samples[("rais_term", ())] == node.status()["term"]

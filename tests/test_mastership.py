@@ -230,7 +230,7 @@ def test_a_policy_set_live_is_checked_by_the_config_rules_and_answered_with_its_
                                             "overlap, latency, cpu, network, role, stickiness"),
             ("web", {"prefer": "1.3.0.2"}, "policy.web.prefer: 1.3.0.2 is a host of cluster 1.3, not of 1.2"),
             ("web", {}, "nothing to set: give KEY=VALUE (replicas, max_cpu, max_latency_ms, max_net_mbps, "
-                        "prefer, failback_after, weights.PART)")):
+                        "prefer, failback_after, spare, weights.PART)")):
         refused(functools.partial(m.set_policy, T0, service, given), why)
     said = m.set_policy(T0, "web", {"replicas": "2", "max_cpu": "0.9", "weights.cpu": "3"})
     lines = said.splitlines()

@@ -279,7 +279,7 @@ def test_whole_cluster_restarted_at_once_keeps_its_tables(cluster):
 
 def test_cluster_restarted_one_by_one_keeps_its_tables(start):
     # Without web: the master unassigns a copy whose host goes down (as a restart does) and does
-    # not give it back there for a minute (reconcile.FAILED_HERE_FOR), even to the only host that
+    # not give it back there for a minute (rais.pool.REST), even to the only host that
     # declares it, with the copy running again. The rest of the tables must come through unchanged.
     cluster = start(web=False)
     nodes = cluster.nodes

@@ -5,8 +5,8 @@ import pytest
 
 from rais.ids import ClusterId, HostClusterId
 from rais.planner import View
+from rais.pool import REST
 from rais.reconcile import (
-    FAILED_HERE_FOR,
     ORDER_TIMEOUT,
     RELEASE_HOLD,
     START_FAILED_FOR,
@@ -72,7 +72,7 @@ def test_a_failed_copy_is_released_there_and_placed_on_the_best_other_host():
     assert [r.assigned for r in changes.rows] == [False]  # unassigned where it failed
     books = changes.books
     assert books.next_order == 3 and sorted(books.orders) == [1, 2]
-    assert books.excluded[(hid(2), "web")] == Exclusion("the service failed here", NOW + FAILED_HERE_FOR)
+    assert books.excluded[(hid(2), "web")] == Exclusion("the service failed here", NOW + REST)
     assert books.released_at[(hid(2), "web")] == NOW
 
 

@@ -103,8 +103,12 @@ def test_the_page_shows_the_cluster_and_a_failed_service_moved_and_rais_events_f
         before = page_lines(url, profile)
         assert "RAIS cluster 1.2" in before, before
         hosts = [line for line in before if line.startswith("1.2.0.")]
-        for n, role in ((1, "master"), (2, "active"), (3, "active"), (4, "standby")):
+        # A host's role is what it serves (rais.pool): the configured active serving nothing is a spare.
+        idle = "standby (configured active)"
+        for n, role in ((1, "master"), (2, "active" if first.endswith("2") else idle),
+                        (3, "active" if first.endswith("3") else idle), (4, "standby")):
             assert any(line.startswith(f"1.2.0.{n}") and f"| {role} | up |" in line for line in hosts), hosts
+        assert any("cluster optimal, 2 spares free" in line for line in before), before
         assert f"web runs on {first}" in before, before
         assert any(line.startswith(f"{first} | yes | running | ok |") for line in before), before
         screenshots(url, profile, shots, "before")
@@ -119,6 +123,7 @@ def test_the_page_shows_the_cluster_and_a_failed_service_moved_and_rais_events_f
 
         after = page_lines(url, profile)
         assert any(line.startswith("1.2.0.4 | standby | up, drained |") for line in after), after
+        assert any(line.startswith(f"{first} | standby (configured active) | up |") for line in after), after
         assert f"web runs on {second}" in after, after
         assert any(line.startswith(f"{first} | no |") and "| critical |" in line for line in after), after
         assert any(line.startswith(f"{second} | yes | running | ok |") for line in after), after

@@ -60,6 +60,7 @@ class Daemon:
     protocol: NodeProtocol
     driver: Driver | None = None  # made after its metrics, which read this record (rais.metrics)
     metrics: NodeMetrics | None = None
+    answers: list = attrs.Factory(list)  # to operators' commands asked through it
 
     @property
     def transport(self):
@@ -86,7 +87,7 @@ def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1, servic
     daemon = Daemon(node, proto)
     daemon.metrics = NodeMetrics(daemon, clock)
     daemon.driver = Driver(node, DaemonEffects(proto, Saver(), clock, {}, None, prober, daemon.metrics,
-                                               EventLog(ident.id, clock)), clock)
+                                               EventLog(ident.id, clock), daemon.answers.append), clock)
     proto.deliver = daemon.metrics.delivering(daemon.driver.received)
     proto.makeConnection(FakeMulticast())
     return daemon

@@ -52,12 +52,13 @@ function hosts(doc) {
     const h = heard.get(id), s = servers.get(id);
     const self = id === doc.self;
     const role = self ? doc.role : h ? h.role : s.role;
+    const configured = self ? doc.configured_role : h ? h.configured_role : s.configured;
     const status = self ? "up" : h ? h.status : s.status;
     const c = h && h.cpu !== null ? h.cpu : cpu.has(id) ? cpu.get(id).cpu_permille / 1000 : null;
     const rx = h && h.net_rx_bps !== null ? h.net_rx_bps : net.has(id) ? net.get(id).rx_bps : null;
     const tx = h && h.net_tx_bps !== null ? h.net_tx_bps : net.has(id) ? net.get(id).tx_bps : null;
     const latency = h && h.latency_ms !== null ? h.latency_ms : lat.has(id) ? lat.get(id).rtt_us / 1000 : null;
-    return {id, role, status, self, address: self ? doc.address : h ? h.address : s.address,
+    return {id, role, configured, status, self, address: self ? doc.address : h ? h.address : s.address,
             drained: Boolean(s && s.drained),  // the operator's `rais drain`, in the servers table
             cpu: c, rx, tx, latency, heard: self ? "this node" : h ? `${h.last_heard.toFixed(1)} s ago` : "-"};
   });
@@ -75,20 +76,33 @@ function summary(doc, all) {
   const master = doc.master === doc.self ? `${doc.master} (this node)` : dash(doc.master);
   return [part("master", master), part("term", doc.term_text), part("generation",
           doc.generation + (doc.behind ? " (catching up)" : "")), part("quorum", quorum(doc, all)),
-          part("this node", `${doc.self}, ${doc.role}`)];
+          part("cluster", pool(doc.pool)), part("this node", `${doc.self}, ${doc.role}`)];
+}
+
+// The spares, as in a RAID array: free standbys, those serving now, and the state.
+function pool(p) {
+  if (!p) return "-";
+  const free = p.free.length ? ` (${p.free.join(", ")})` : "";
+  return `${p.state}, ${p.free.length} spare${p.free.length === 1 ? "" : "s"} free${free}, ` +
+         `${p.in_use.length} in use, min_spares ${p.min_spares}`;
 }
 
 function alerts(doc) {
   const said = [];
   if (!doc.master) said.push("no master: nothing is being moved");
   if (doc.duplicate_id) said.push(`another process uses this host's id (from ${doc.duplicate_id.source})`);
+  const p = doc.pool;
+  if (p && p.state === "degraded") said.push(`degraded: ${p.short.join("; ")}`);
+  if (p && p.missing) said.push(`spares missing: ${p.free.length} free, min_spares ${p.min_spares}`);
   return said.map((text) => el("span", "alert", text));
 }
 
 function hostRows(all) {
   // A drained host may well be up, but nothing runs or is placed there: it says so beside its status.
   const status = (h) => h.drained ? [`${h.status}, drained`, `${h.status} drained`] : [h.status, h.status];
-  return all.map((h) => [h.id + (h.self ? " *" : ""), [h.role, h.role === "master" ? "master" : null],
+  // The role it plays, and the configured one beside it when they differ (a standby serving now).
+  const role = (h) => h.configured && h.configured !== h.role ? `${h.role} (configured ${h.configured})` : h.role;
+  return all.map((h) => [h.id + (h.self ? " *" : ""), [role(h), h.role === "master" ? "master" : null],
                          status(h), dash(h.cpu, percent), [dash(h.rx, rate), "wide"],
                          [dash(h.tx, rate), "wide"], dash(h.latency, ms), h.heard, [h.address, "wide"]]);
 }

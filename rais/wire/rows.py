@@ -14,7 +14,7 @@ from typing import ClassVar
 import attrs
 
 from rais.ids import HostClusterId
-from rais.states import HostStatus, Result, Role, ServiceState
+from rais.states import HostStatus, Result, Role, ServiceState, Spare
 from rais.wire.messages import (
     DIGEST,
     MAX_ADDRESS,
@@ -166,6 +166,7 @@ class PolicyRow(Row):
     prefer: HostClusterId | None = wire(HostId(), optional=True, default=None)  # placed there when it qualifies
     failback_ms: int = wire(UInt(), default=60_000)  # back to prefer once it has qualified this long
     live: bool = wire(Flag(), default=False)  # set by `rais policy set`: a new master keeps it over its config's
+    spare: Spare = wire(Enum(tuple(Spare)), default=Spare.PREFER)  # may it take a spare (rais.pool)
 
     @property
     def key(self) -> RowKey:
