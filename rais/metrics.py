@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from rais.effects import Decided, RoleChanged, TablesChanged
 from rais.interfaces import ProbeResult
+from rais.pool import DEGRADED, NO_SPARE, OPTIMAL
 from rais.states import HostStatus, Role, ServiceState
 from rais.wire import Datagram, SyncChunk
 
@@ -83,6 +84,18 @@ def node_families(node: Node, now: float) -> Iterator[Metric]:
     states = Tally(row.state for row in node.tables.table("services"))
     yield _by("rais_services", "The copies of services in the tables (one per host and service), by state.",
               "state", ServiceState, states)
+    pool = node.pool(now)
+    state = GaugeMetricFamily("rais_cluster_state", "The cluster's state as this node's tables say it (README, "
+                              "The pool of spares): 1 for it, 0 for the others.", labels=["state"])
+    for word in (OPTIMAL, DEGRADED, NO_SPARE):
+        state.add_metric([word.replace(" ", "-")], float(pool.state == word))
+    yield state
+    spares = GaugeMetricFamily("rais_spares", "The pool of spares: free, in use (configured standbys serving "
+                               "now), resting after a failure, and the min_spares kept.", labels=["kind"])
+    for kind, count in (("free", len(pool.free)), ("in_use", len(pool.in_use)), ("resting", len(pool.resting)),
+                        ("min", pool.min_spares)):
+        spares.add_metric([kind], count)
+    yield spares
 
 
 def traffic_families(protocol: NodeProtocol) -> Iterator[Metric]:

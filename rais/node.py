@@ -55,6 +55,8 @@ from rais.interfaces import ProbeResult
 from rais.mastership import Mastership
 from rais.membership import Membership, Peer
 from rais.orders import HostOrders
+from rais.planner import View
+from rais.pool import Pool, pool_of
 from rais.probing.schedule import ProbeDefaults
 from rais.settings import Identity, Timing
 from rais.states import HostStatus, Result, Role, base_role
@@ -176,6 +178,11 @@ class Node:
                 and peer.role == Role.MASTER and peer.term == self.term):
             return master
         return None
+
+    def pool(self, now: float) -> Pool:
+        """The spares and the cluster's state, as this node's tables say them (rais.pool)."""
+        view = self.mastership.view() if self.mastership is not None else View(self.tables)
+        return pool_of(view, now, self.timing.min_spares)
 
     def status(self, now: float) -> dict[str, Any]:
         """The status document (rais.status)."""

@@ -23,7 +23,6 @@ from rais.election import term_text
 from rais.ids import HostClusterId, IdError
 from rais.membership import Peer
 from rais.planner import View
-from rais.pool import pool_of
 from rais.reconcile import Books, Exclusion, Pending, Situation
 from rais.settings import Timing
 from rais.tables import Tables, row_as
@@ -68,8 +67,7 @@ def document(node: Node, now: float) -> dict[str, Any]:
         "hosts": [_peer(node, peer, now) for peer in node.membership.peers()],
         "tables": tables.to_json(),
         # The pool of spares and the cluster's state, as these tables say (rais.pool).
-        "pool": pool_of(node.mastership.view() if node.mastership else View(tables), now,
-                        node.timing.min_spares).json(),
+        "pool": node.pool(now).json(),
         "decisions": {},
     }
     mastership = node.mastership

@@ -68,6 +68,11 @@ def test_the_node_as_it_is_now(cluster):
         assert value(n, "rais_tables_generation") == master.node.tables.generation
         assert {s: value(n, "rais_hosts", status=s) for s in ("up", "suspect", "down")} == {
             "up": 3, "suspect": 0, "down": 0}
+        # Every host serves web: no spare, and none asked for (the config default is 1; Timing's 0).
+        assert {s: value(n, "rais_cluster_state", state=s) for s in ("optimal", "degraded", "no-spare-left")} == {
+            "optimal": 0.0, "degraded": 0.0, "no-spare-left": 1.0}
+        assert {k: value(n, "rais_spares", kind=k) for k in ("free", "in_use", "resting", "min")} == {
+            "free": 0, "in_use": 1, "resting": 0, "min": 0}
         states = {s: value(n, "rais_services", state=s) for s in ("running", "stopped", "failed", "unknown")}
         assert states == {"running": 3, "stopped": 0, "failed": 0, "unknown": 0}  # web, probed ok on each host
         counters = n.protocol.counters()
