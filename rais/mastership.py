@@ -26,16 +26,7 @@ from rais.planner import DRAINED, View
 from rais.policy import describe, edit
 from rais.pool import REST, held_role, news, pool_of
 from rais.probing.schedule import Health, Key, ProbeDefaults, ProbeOrder, ProbeSchedule, Settings, options_of
-from rais.reconcile import (
-    LOAD_HYSTERESIS,
-    NET_HYSTERESIS,
-    START_FAILED_FOR,
-    Books,
-    Decision,
-    Exclusion,
-    Situation,
-    reconcile,
-)
+from rais.reconcile import START_FAILED_FOR, Books, Decision, Exclusion, Situation, lines, reconcile
 from rais.settings import Identity, Timing
 from rais.states import HostStatus, OrderAction, Result, Role, ServiceState, base_role
 from rais.sync import SyncServer
@@ -502,10 +493,11 @@ class Limits:
     def of(cls, policies: Iterable[PolicyRow]) -> Limits:
         cpu, net, latency = set(), set(), set()
         for p in policies:
-            if p.max_cpu_permille is not None:  # the limit, and where a busy host counts as recovered
-                cpu |= {p.max_cpu_permille, p.max_cpu_permille - round(LOAD_HYSTERESIS * 1000)}
+            recovered = dict(lines(p))  # where a busy host counts as recovered, beside the limits
+            if p.max_cpu_permille is not None:
+                cpu |= {p.max_cpu_permille, round(recovered["cpu"] * 1000)}
             if p.max_net_bps is not None:
-                net |= {p.max_net_bps, round(NET_HYSTERESIS * p.max_net_bps)}
+                net |= {p.max_net_bps, round(recovered["network"])}
             if p.max_latency_us is not None:
                 latency.add(p.max_latency_us)
         return cls(tuple(sorted(cpu)), tuple(sorted(net)), tuple(sorted(latency)))

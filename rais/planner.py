@@ -292,15 +292,18 @@ def place_copies(view: View, service: str, count: int, exclude: Mapping[HostClus
 
 
 def surplus(view: View, service: str, want: int, master: HostClusterId | None = None,
-            keep: HostClusterId | None = None) -> list[Placement]:
-    """The copies to release when more than ``want`` serve: the lowest scores, worst first; never
-    ``keep`` (where a service is being moved to, or its preferred host)."""
+            keep: HostClusterId | None = None, drop: HostClusterId | None = None) -> list[Placement]:
+    """The copies to release when more than ``want`` serve: ``drop`` first (the busy host a
+    copy was moved off for load), then the lowest scores, worst first; never ``keep`` (where a
+    service is being moved to, or its preferred host)."""
     serving = view.serving(service)
     if len(serving) <= want:
         return []
     # Scored as if each were a spare: what it would be worth to place the service there now.
     scored = rank(score_host(view, attrs.evolve(r, assigned=False, state=ServiceState.STOPPED), {},
                              None, master) for r in serving)
-    scored.sort(key=lambda s: s.host != keep)  # stable: the rest keep their order
+    scored.sort(key=lambda s: 0 if s.host == keep else 2 if s.host == drop else 1)  # stable
+    why = {drop: "the busy host it was moved off"}
     return [Placement(service, s.host, f"{service}: {len(serving)} copies, policy wants {want}; "
-                                       f"{s.host} scores lowest", (s,)) for s in scored[want:][::-1]]
+                                       f"{s.host} {why.get(s.host, 'scores lowest')}", (s,))
+            for s in scored[want:][::-1]]

@@ -51,8 +51,10 @@ from rais.wire.rows import PolicyRow, Row, ServiceRow
 
 ORDER_TIMEOUT = 120.0  # seconds a host may take to answer an order (its own timeout is shorter)
 START_FAILED_FOR = 300.0  # seconds a host whose start failed is passed over for that service
-LOAD_HYSTERESIS = 0.1  # of CPU: a busy host must fall this far under max_cpu to count as recovered
-NET_HYSTERESIS = 0.9  # of max_net_mbps: where a busy host's traffic counts as recovered
+# Where a busy host counts as recovered, as a share of the policy's limit (0.7 of a max_cpu of 0.8);
+# a host takes a copy moved for load only under the same line, so a move always gains that much room.
+LOAD_HYSTERESIS = 0.875  # of max_cpu
+NET_HYSTERESIS = 0.9  # of max_net_mbps
 RELEASE_HOLD = 5  # heartbeat intervals between releases of one copy (its catalogue catches up)
 
 Copy = tuple[HostClusterId, str]  # a service on a host
@@ -85,7 +87,8 @@ class Books:
     excluded: Mapping[Copy, Exclusion] = attrs.field(factory=dict)
     released_at: Mapping[Copy, float] = attrs.field(factory=dict)  # last release ordered
     over_since: Mapping[Copy, float] = attrs.field(factory=dict)  # a copy's host over a load limit since
-    moved_at: Mapping[str, float] = attrs.field(factory=dict)  # a service's last move for load
+    # A service moved for load: the busy host whose copy goes once the new copy's probe says it runs.
+    leaving: Mapping[str, HostClusterId] = attrs.field(factory=dict)
     announced: bool = False  # this term's holders were asked to announce their services
     refresh: frozenset[str] = frozenset()  # services whose holders must announce them again
     moves: Mapping[str, HostClusterId] = attrs.field(factory=dict)  # asked for by the operator, not yet done
@@ -130,6 +133,22 @@ class Changes:
         return tuple(d.order for d in self.decisions if d.order is not None)
 
 
+def lines(policy: PolicyRow) -> list[tuple[str, float]]:
+    """Where a host counts as recovered from a policy's load limits: cpu share, network bytes/s."""
+    out = []
+    if policy.max_cpu_permille is not None:
+        out.append(("cpu", round(policy.max_cpu_permille * LOAD_HYSTERESIS) / 1000))
+    if policy.max_net_bps is not None:
+        out.append(("network", round(policy.max_net_bps * NET_HYSTERESIS)))
+    return out
+
+
+def calm(policy: PolicyRow, cpu: float, net: int) -> bool:
+    """Whether a host's load is under every recovery line of the policy."""
+    figures = {"cpu": cpu, "network": net}
+    return all(figures[name] < line for name, line in lines(policy))
+
+
 def reconcile(situation: Situation) -> Changes:
     """The one decision step: what to do now so that every service has its copies."""
     step = _Step(situation)
@@ -158,7 +177,7 @@ class _Step:
         self.excluded = {k: e for k, e in books.excluded.items() if e.until > self.now}
         self.released_at = dict(books.released_at)
         self.over_since = dict(books.over_since)
-        self.moved_at = dict(books.moved_at)
+        self.leaving = dict(books.leaving)
         self.refresh = set(books.refresh)
         self.moves = dict(books.moves)
         self.back_since = dict(books.back_since)
@@ -178,7 +197,7 @@ class _Step:
 
     def changes(self) -> Changes:
         books = Books(self.orders, self.next_order, self.excluded, self.released_at, self.over_since,
-                      self.moved_at, True, frozenset(self.refresh), self.moves, self.back_since)
+                      self.leaving, True, frozenset(self.refresh), self.moves, self.back_since)
         return Changes(tuple(self.decisions), tuple(self.rows), tuple(self.resend), books)
 
     def up(self, host: HostClusterId) -> bool:
@@ -240,6 +259,10 @@ class _Step:
                 self.decide("unassign", name, row.host, text)
         new = len([h for h in starting if h not in {r.host for r in serving}])
         missing = want - len(serving) - new
+        leaving = self.leaving.get(name)
+        if leaving is not None and (leaving not in {r.host for r in serving} or len(serving) + new <= want):
+            # Released; or its replacement failed or never started: the busy copy keeps serving.
+            del self.leaving[name]
         # Copies on a drained host are replaced: started elsewhere first, and then released as
         # surplus (the planner rules a drained host out, so its copy scores lowest).
         draining = [r for r in serving if view.drained(r.host)]
@@ -247,8 +270,9 @@ class _Step:
         exclusive = any(r.exclusive for r in rows)
         # A drained host's copy goes once its replacement's probe says it runs, not merely started.
         replaced = all(r.state == ServiceState.RUNNING for r in serving if r not in draining)
-        if missing == 0 and self.overloaded(policy, serving):
-            missing = 1  # start a copy elsewhere; the extra one, on the busy host, is released after
+        busy = self.overloaded(policy, rows, serving) if missing == 0 and name not in self.leaving else None
+        if busy is not None:
+            missing = 1  # start a copy elsewhere; the busy host's is released once the new one runs
         target, keep = self.destination(name, policy, rows, serving, starting)
         if missing > 0 and (fencing := self.fencing(rows)) is not None:
             self.decide("waiting", name, fencing, f"{name}: waiting until {fencing} has fenced itself "
@@ -256,19 +280,29 @@ class _Step:
         elif missing > 0 or (replace > 0 and not exclusive):
             exclude = self.exclusions(name)
             exclude.update((host, "being started") for host in starting)
-            origin = origin or (draining[0].host if draining else None)
+            if busy is not None:
+                exclude.update(self.no_room(policy, rows))
+            origin = busy or origin or (draining[0].host if draining else None)
             for placement in place_copies(view, name, max(missing, replace), exclude, origin, self.master, keep,
                                           self.spares):
-                self.place(placement, draining)
+                if busy is not None:
+                    self.move_for_load(placement, busy, rows)
+                else:
+                    self.place(placement, draining)
         elif replace > 0:
             self.drain_exclusive(name, draining, keep)
         elif target is not None:
             self.move(name, target, serving)
         elif missing < 0 and not starting and (replaced or not draining):
-            for placement in surplus(view, name, want, self.master, keep):
-                row = next(r for r in rows if r.host == placement.host)
-                self.rows.append(attrs.evolve(row, assigned=False))
-                self.order(OrderAction.RELEASE, name, row.host, placement.explanation, placement.scores)
+            releases = surplus(view, name, want, self.master, keep, self.leaving.get(name))
+            gone = {p.host for p in releases}
+            # Make before break: a copy goes only once every copy that stays has been seen to run
+            # by its probe (a start that exits 0 may still serve nothing).
+            if all(r.state == ServiceState.RUNNING for r in serving if r.host not in gone):
+                for placement in releases:
+                    row = next(r for r in rows if r.host == placement.host)
+                    self.rows.append(attrs.evolve(row, assigned=False))
+                    self.order(OrderAction.RELEASE, name, row.host, placement.explanation, placement.scores)
         if len(serving) >= want:
             self.release_strays(name, rows)
         if name in self.refresh:
@@ -398,35 +432,67 @@ class _Step:
                 self.order(OrderAction.RELEASE, name, row.host,
                            f"{name} runs on {row.host} without being assigned there: release")
 
-    def overloaded(self, policy: PolicyRow, serving: list[ServiceRow]) -> bool:
-        """Whether a copy's host has been over the policy's max_cpu or max_net_mbps long enough.
+    def overloaded(self, policy: PolicyRow, rows: list[ServiceRow], serving: list[ServiceRow]) -> HostClusterId | None:
+        """The host a copy should move off: over the policy's max_cpu or max_net_mbps for
+        balance_after, the busiest such; None if none, or within move_hold of the last load move.
 
-        Hysteresis: a host counts as over above a limit, and as recovered only well under it;
-        a service moves at most once per move_hold.
+        Hysteresis: a host counts as over above a limit, and as recovered only well under it
+        (``calm``); a service moves for load at most once per move_hold, counted from the tables,
+        so a new master honours it too.
         """
+        name = policy.name
+        held = {r.host for r in serving}
+        for copy in [c for c in self.over_since if c[1] == name and c[0] not in held]:
+            del self.over_since[copy]  # the service left that host: its timer starts afresh if it comes back
         cpu_limit = None if policy.max_cpu_permille is None else policy.max_cpu_permille / 1000
         net_limit = policy.max_net_bps
         if cpu_limit is None and net_limit is None:
-            return False
-        due = False
+            return None
+        due: list[tuple[float, HostClusterId]] = []
         for row in serving:
-            copy = (row.host, row.name)
+            copy = (row.host, name)
             cpu, net = self.view.cpu(row.host) or 0.0, self.view.net(row.host) or 0
             over = (cpu_limit is not None and cpu > cpu_limit) or (net_limit is not None and net > net_limit)
-            calm = (cpu_limit is None or cpu < cpu_limit - LOAD_HYSTERESIS) and (
-                net_limit is None or net < NET_HYSTERESIS * net_limit)
-            if calm:
+            if calm(policy, cpu, net):
                 self.over_since.pop(copy, None)
             elif over:
                 since = self.over_since.setdefault(copy, self.now)
-                due = due or self.now - since >= self.timing.balance_after
-        name = policy.name
-        if due and self.now - self.moved_at.get(name, -1e18) >= self.timing.move_hold:
-            self.moved_at[name] = self.now
-            self.decide("overloaded", name, None, f"{name}: a host has been over its load limit for "
-                                                  f"{self.timing.balance_after:g}s: moving a copy off it")
-            return True
-        return False
+                if self.now - since >= self.timing.balance_after:
+                    due.append((cpu, row.host))
+        last = max((r.moved_ms for r in rows), default=0) / 1000
+        if not due or self.now - last < self.timing.move_hold:
+            return None
+        return max(due)[1]
+
+    def move_for_load(self, placement: Placement, busy: HostClusterId, rows: list[ServiceRow]) -> None:
+        """Start a copy where ``placement`` says, to release the busy host's once it runs; or, if no
+        host has room, say (once: repeated each tick, it is logged at debug level) that it stays."""
+        name, over = placement.service, f"{busy} has been over its load limit for {self.timing.balance_after:g}s"
+        if placement.host is None:
+            self.decide("stays", name, busy, f"{name} stays on {busy}, which {over.split(' ', 1)[1]}: "
+                                             f"{placement.explanation.split(': ', 1)[1]}", placement.scores)
+            return
+        self.decide("overloaded", name, busy, f"{name}: {over}: moving a copy off it")
+        self.place(placement)
+        self.leaving[name] = busy
+        moved = next(r for r in rows if r.host == placement.host)
+        self.rows.append(attrs.evolve(moved, moved_ms=int(self.now * 1000)))  # the hold, for any master
+
+    def no_room(self, policy: PolicyRow, rows: list[ServiceRow]) -> dict[HostClusterId, str]:
+        """Hosts without room to take a copy moved for load: not under the line where a busy host
+        counts as recovered, or with no load figures yet (a move is a choice, not a gamble)."""
+        out = {}
+        for row in rows:
+            figures = {"cpu": self.view.cpu(row.host), "network": self.view.net(row.host)}
+            for name, line in lines(policy):
+                figure = figures[name]
+                if figure is None:
+                    out[row.host] = f"no {name} figure yet"
+                elif figure >= line:
+                    shown = f"{figure:.2f}" if name == "cpu" else f"{figure * 8 / 1e6:.1f} Mbit/s"
+                    limit = f"{line:.2f}" if name == "cpu" else f"{line * 8 / 1e6:g} Mbit/s"
+                    out[row.host] = f"{name} {shown} is not under {limit}: no room to take load"
+        return out
 
     def order(self, action: OrderAction, service: str, host: HostClusterId, explanation: str,
               scores: tuple[Score, ...] = ()) -> None:

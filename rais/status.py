@@ -111,7 +111,7 @@ def books_json(books: Books) -> dict[str, Any]:
                         for (host, name), at in sorted(books.released_at.items())],
         "over_since": [{"host": str(host), "service": name, "since": since}
                        for (host, name), since in sorted(books.over_since.items())],
-        "moved_at": dict(sorted(books.moved_at.items())),
+        "leaving": {name: str(host) for name, host in sorted(books.leaving.items())},
         "announced": books.announced,
         "refresh": sorted(books.refresh),
         "moves": {name: str(host) for name, host in sorted(books.moves.items())},
@@ -275,7 +275,7 @@ def _field(kind: Kind) -> Callable[[Any, str], Any]:
     return read
 
 
-_BOOKS_FIELDS = ("acts_from", "next_order", "orders", "excluded", "released_at", "over_since", "moved_at",
+_BOOKS_FIELDS = ("acts_from", "next_order", "orders", "excluded", "released_at", "over_since", "leaving",
                  "announced", "refresh", "moves", "back_since")
 _PENDING_FIELDS = ("sent_at", "deadline")  # beside an order's own
 
@@ -309,12 +309,11 @@ def _books(value: Any, where: str) -> Books:
         released_at=_copies(data, "released_at", where, ("at",), lambda e, at: _get(e, "at", _time, where=at)),
         over_since=_copies(data, "over_since", where, ("since",),
                            lambda e, at: _get(e, "since", _time, where=at)),
-        moved_at=_moved_at(_get(data, "moved_at", _object, where=where, default={}), f"{where}.moved_at"),
+        leaving=_services_to_hosts(data, "leaving", where),
         announced=_get(data, "announced", _flag, where=where, default=True),
         refresh=frozenset(_name(name, f"{where}.refresh[{i}]")
                           for i, name in enumerate(_get(data, "refresh", _list, where=where, default=[]))),
-        moves={_name(name, f"{where}.moves"): _host(host, f"{where}.moves.{_named(name)}")
-               for name, host in _get(data, "moves", _object, where=where, default={}).items()},
+        moves=_services_to_hosts(data, "moves", where),
         back_since=_copies(data, "back_since", where, ("since",), lambda e, at: _get(e, "since", _time, where=at)),
     )
 
@@ -334,8 +333,10 @@ def _copies(data: Mapping[str, Any], key: str, where: str, fields: tuple[str, ..
     return out
 
 
-def _moved_at(data: Mapping[str, Any], where: str) -> dict[str, float]:
-    return {_name(name, where): _time(at, f"{where}.{_named(name)}") for name, at in data.items()}
+def _services_to_hosts(data: Mapping[str, Any], key: str, where: str) -> dict[str, HostClusterId]:
+    """An object of service names to host ids, such as the operator's moves."""
+    return {_name(name, f"{where}.{key}"): _host(host, f"{where}.{key}.{_named(name)}")
+            for name, host in _get(data, key, _object, where=where, default={}).items()}
 
 
 def _timing(value: Any, where: str) -> Timing:

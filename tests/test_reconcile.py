@@ -156,19 +156,59 @@ def test_a_copy_moves_off_a_host_over_its_limit_for_long_enough_then_holds():
     first = reconcile(situation(*rows, policy=busy))
     assert said(first) == [] and first.books.over_since == {(hid(2), "web"): NOW}
     due = reconcile(situation(*rows, policy=busy, books=first.books, now=NOW + 30))
-    assert said(due) == [("overloaded", "web", None), ("assign", "web", 3)]
-    assert due.books.moved_at == {"web": NOW + 30}
-    # Host 3 becomes busy too: within move_hold nothing moves again.
-    held = attrs.evolve(due.books, orders={})
-    rows3 = (server(1), server(2, cpu=900), server(3, cpu=900), web(2, assigned=True), web(3))
-    assert said(reconcile(situation(*rows3, policy=busy, books=held, now=NOW + 100))) == []
+    assert said(due) == [("overloaded", "web", 2), ("assign", "web", 3)]
+    assert due.books.leaving == {"web": hid(2)}  # released once the copy on 3 runs
+    assert due.rows == (web(3, moved_ms=int((NOW + 30) * 1000)),)  # the hold, in the tables for a later master
+    # Host 3 took it and is busy too: within move_hold nothing moves again, whoever is master.
+    moved = (server(1), server(2, cpu=100), server(3, cpu=900), web(2),
+             web(3, assigned=True, moved_ms=int((NOW + 30) * 1000)))
+    over = Books(over_since={(hid(3), "web"): NOW + 31})
+    assert said(reconcile(situation(*moved, policy=busy, books=over, now=NOW + 100))) == []
+    assert said(reconcile(situation(*moved, policy=busy, books=over, now=NOW + 150)))[0] == ("overloaded", "web", 3)
+
+
+def test_a_load_move_releases_the_busy_copy_only_once_the_new_one_runs_and_keeps_it_if_that_fails():
+    busy = PolicyRow("web", 1, 800, None)
+    books = Books(leaving={"web": hid(2)})
+    started = (server(1), server(2, cpu=900), server(3, cpu=100), web(2, assigned=True),
+               web(3, assigned=True, state="unknown", result="none", moved_ms=int(NOW * 1000)))
+    assert said(reconcile(situation(*started, policy=busy, books=books))) == []  # not yet seen to run
+    # Even if the busy host dips under its limit meanwhile and scores best, the busy copy goes.
+    runs = (server(1), server(2, cpu=790), server(3, cpu=600), web(2, assigned=True),
+            web(3, assigned=True, moved_ms=int(NOW * 1000)))
+    changes = reconcile(situation(*runs, policy=busy, books=books))
+    assert said(changes) == [("release", "web", 2)]
+    assert changes.decisions[0].explanation.endswith("1.2.0.2 the busy host it was moved off")
+    # The new copy never rises: it is released there, and the busy one keeps serving.
+    failed = (server(1), server(2, cpu=900), server(3, cpu=100), web(2, assigned=True),
+              web(3, assigned=True, state="failed", result="critical", moved_ms=int(NOW * 1000)))
+    changes = reconcile(situation(*failed, policy=busy, books=books))
+    assert said(changes) == [("release", "web", 3)] and changes.books.leaving == {}
+
+
+def test_a_load_move_needs_a_host_with_room_and_an_old_timer_is_forgotten_where_the_service_left():
+    busy = PolicyRow("web", 1, 800, None)
+    over = Books(over_since={(hid(2), "web"): NOW - 30, (hid(3), "web"): NOW - 500})
+    noisy = (server(1), server(2, cpu=830), server(3, cpu=790), server(4, cpu=720), web(2, assigned=True),
+             web(3), web(4))
+    changes = reconcile(situation(*noisy, policy=busy, books=over))
+    assert said(changes) == [("stays", "web", 2)]  # 3 and 4 are no better
+    assert changes.decisions[0].explanation.startswith(
+        "web stays on 1.2.0.2, which has been over its load limit for 30s: no host qualifies (")
+    assert "1.2.0.3: cpu 0.79 is not under 0.70: no room to take load" in changes.decisions[0].explanation
+    assert changes.books.over_since == {(hid(2), "web"): NOW - 30}  # 3's old timer is gone
+    # Relative hysteresis: a policy with max_cpu 0.1 recovers under 0.0875.
+    low = PolicyRow("web", 1, 100, None)
+    timer = Books(over_since={(hid(2), "web"): NOW - 10})
+    calm = (server(1), server(2, cpu=80), server(3), web(2, assigned=True), web(3))
+    assert reconcile(situation(*calm, policy=low, books=timer)).books.over_since == {}
 
 
 def test_a_host_that_calms_down_well_under_its_limit_starts_over():
     busy = PolicyRow("web", 1, 800, None)
     books = Books(over_since={(hid(2), "web"): NOW - 29})
     barely = (server(1), server(2, cpu=750), server(3), web(2, assigned=True), web(3))
-    assert reconcile(situation(*barely, policy=busy, books=books)).books.over_since  # not yet calm: 0.75 > 0.7
+    assert reconcile(situation(*barely, policy=busy, books=books)).books.over_since  # not yet calm: 0.75 >= 0.7
     calm = (server(1), server(2, cpu=650), server(3), web(2, assigned=True), web(3))
     assert reconcile(situation(*calm, policy=busy, books=books)).books.over_since == {}
 

@@ -93,6 +93,9 @@ class ServiceRow(HostRow):
     # The host's boot epoch when this copy was established there (started by an order, or found
     # running when first declared); 0: never. A host that restarted since has not kept it.
     epoch: int = wire(UInt(), default=0)
+    # Master's wall clock when a copy was last started here to take load off a busy host; 0: never.
+    # A later master honours the service's move_hold from it.
+    moved_ms: int = wire(UInt(), default=0)
 
     @property
     def key(self) -> RowKey:
