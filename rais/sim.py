@@ -248,6 +248,8 @@ class Simulation:
         self.action_result: Callable[[HostClusterId, str, str], tuple[bool, str]] = (
             lambda host, action, service: (True, f"{action}ed"))
         self._probe_answer: Callable[[ProbeOrder], str] | None = None
+        # What each host's heartbeat says of its load; tests and benches set their own.
+        self.load_of: Callable[[HostClusterId], Load] = default_load
         for host_id, role in enumerate(roles, 1):
             self.add(HostClusterId.of(CLUSTER, host_id), role)
 
@@ -280,9 +282,6 @@ class Simulation:
         if isinstance(self.services, dict):
             return self.services.get(hid.host, ())
         return _declarations(self.services)
-
-    def load_of(self, hid: HostClusterId) -> Load:
-        return Load(100 + hid.host % 700, 1000 * hid.host, 2000 * hid.host)
 
     def multicast(self, sender: SimHost, datagram: Datagram) -> None:
         faults = self.faults
@@ -360,6 +359,11 @@ class Simulation:
             and (h.node.tables.version, h.node.tables.digest) == want
             for h in self.alive()
         )
+
+
+def default_load(hid: HostClusterId) -> Load:
+    """A different, steady load on each host."""
+    return Load(100 + hid.host % 700, 1000 * hid.host, 2000 * hid.host)
 
 
 def _declarations(count: int) -> tuple:

@@ -60,7 +60,7 @@ def test_a_creep_over_the_limit_is_written_at_once_and_acted_on_after_balance_af
     sim.load_of = lambda host: Load(cpu[host.host], 0, 0)
     answer_where_assigned(sim)
     sim.run(40)
-    for step in range(4):  # 0.77 to 0.81, a point a few seconds: each under CPU_STEP, the last over 0.8
+    for _ in range(4):  # 0.77 to 0.81, a point a few seconds: each under CPU_STEP, the last over 0.8
         cpu[2] += 10
         sim.run(3)
     crossed = sim.clock.seconds() - 3
