@@ -27,6 +27,9 @@ from rais.wire.rows import PolicyRow, ServerRow, ServiceRow
 
 NET_SCALE = 125_000_000  # bytes/s: a saturated gigabit link scores 0
 DEFAULT_MAX_LATENCY_MS = 50.0  # what latency is scored against when the policy sets no limit
+# The CPU share a host with no cpu row yet is scored as: unknown, not idle. Scoring it 0 busy made
+# a host that had not yet sent a heartbeat the master wrote down the best place for every service.
+UNKNOWN_CPU = 0.5
 # The role part of a score, by the policy's `spare`: a standby (serving nothing) before an active
 # (serving something), or the other way round; among the standbys, one configured as a standby
 # (the operator's spare) before an idle configured active; the master last. A host's role follows
@@ -196,7 +199,7 @@ def score_host(view: View, row: ServiceRow, exclude: Mapping[HostClusterId, str]
     parts = (
         ("overlap", overlap),
         ("latency", 1.0 - min((latency or 0.0) / (limit_ms or DEFAULT_MAX_LATENCY_MS), 1.0)),
-        ("cpu", 1.0 - (cpu or 0.0)),
+        ("cpu", 1.0 - (UNKNOWN_CPU if cpu is None else cpu)),
         ("network", 1.0 - min((net or 0) / NET_SCALE, 1.0)),
         ("role", ROLE_SCORES[policy.spare if policy is not None else Spare.PREFER].get(role, 0.0)),
         ("stickiness", 1.0 if row.running else 0.0),
