@@ -10,7 +10,7 @@ from rais.ids import ClusterId, HostClusterId
 from rais.load import SMOOTHING
 from rais.states import OrderAction
 from rais.wire import Load
-from rais.wire.rows import CostRow, ServiceRow
+from rais.wire.rows import CostRow, PolicyRow, ServiceRow
 
 CLUSTER = ClusterId.parse("1.2")
 A, B = HostClusterId.of(CLUSTER, 1), HostClusterId.of(CLUSTER, 2)
@@ -130,3 +130,77 @@ def test_which_orders_make_a_step(action, running, state, step):
     assert a_step(action, row) is step
     assert not a_step(action, None)
     assert Cost.of(None) == Cost() and attrs.evolve(Cost(0.25, 5), samples=3) + Cost(0.5, 5) == Cost(0.75, 10)
+
+
+COSTS = {"a": 350, "b": 300, "c": 300}  # permille of a host, as the simulated hosts load
+
+
+def busy_cluster():
+    """A master, host 2 running a, b and c, and three idle actives that could run any of them, each
+    host's load its own base plus what it runs, smoothed as rais.load smooths it."""
+    from rais.commands import OperatorCommand
+    from rais.probing.schedule import ProbeDefaults
+    from rais.sim import Simulation
+    from rais.wire import ServiceDecl
+
+    def decls(running):
+        return tuple(ServiceDecl(name, "tcp", 80, running, True, True, "{}") for name in COSTS)
+
+    sim = Simulation(["master", "active", "active", "active", "active"],
+                     services={2: decls(True), 3: decls(False), 4: decls(False), 5: decls(False)},
+                     policies=[PolicyRow(name, 1, 800, None) for name in COSTS], balance_after=1e6,
+                     probing=ProbeDefaults(interval=1.0, timeout=0.5, rise=1, fall=2))
+    base = {1: 50, 2: 0, 3: 250, 4: 300, 5: 400}
+    smooth = {}
+
+    def runs(number):
+        host = sim.hosts[HostClusterId.of(CLUSTER, number)]
+        return {d.name for d in host.node.host.services if d.running} if host.alive else set()
+
+    def load_of(hid):
+        now, instant = sim.clock.seconds(), base[hid.host] + sum(COSTS[s] for s in runs(hid.host))
+        at, value = smooth.get(hid.host, (now, instant))
+        value += (1 - math.exp(-(now - at) / SMOOTHING)) * (instant - value)
+        smooth[hid.host] = (now, value)
+        return Load(round(value), 0, 0)
+
+    sim.load_of = load_of
+    sim.probe_answer = lambda order: "ok" if order.key[1] in runs(order.key[0].host) else "critical"
+
+    def move(service, number):
+        master = sim.masters()[0]
+        master.driver.operate(1, OperatorCommand("move", service, HostClusterId.of(CLUSTER, number)))
+
+    return sim, runs, move
+
+
+def test_the_master_learns_costs_from_moves_and_a_host_death_then_overloads_no_host():
+    sim, runs, move = busy_cluster()
+    sim.run(40)
+    assert runs(2) == set(COSTS)
+    master = sim.masters()[0].node
+    # Each service moved to host 3 and back, one at a time: a start and a stop each way.
+    for service in COSTS:
+        for there in (3, 2):
+            move(service, there)
+            sim.run(2 * SETTLE + 5)
+            assert service in runs(there)
+    learned = {r.name: r for r in master.tables.table("costs")}
+    assert set(learned) == set(COSTS)
+    for name, row in learned.items():
+        assert row.samples == 4
+        assert row.cpu_permille == pytest.approx(COSTS[name], abs=25)
+    # Every node has them, and says so.
+    from rais.statusview import render_status
+    follower = sim.hosts[HostClusterId.of(CLUSTER, 5)].node
+    assert "costs learned: a cpu 0." in render_status(follower.status(sim.clock.seconds()))
+
+    sim.kill(HostClusterId.of(CLUSTER, 2))  # a, b and c (0.95 of a host) need a host each at once
+    sim.run(30)
+    placed = {number: runs(number) for number in (3, 4, 5)}
+    assert set().union(*placed.values()) == set(COSTS)
+    for number, services in placed.items():
+        load = sim.load_of(HostClusterId.of(CLUSTER, number)).cpu_permille
+        assert load <= 800 + 10, (number, services, load)  # within max_cpu (and its rounding)
+    texts = [t for kept in sim.masters()[0].node.mastership.decisions.values() for _, t in kept]
+    assert any("learned cost cpu" in t for t in texts)
