@@ -182,9 +182,10 @@ class _Step:
         for pending in self.orders.values():
             if pending.order.action == OrderAction.ASSIGN:
                 self.adds(pending.order.host, pending.order.service)
-        for row in self.view.tables.table("services"):
-            if row.assigned and row.state != ServiceState.FAILED and self.now - row.changed_ms / 1000 < SETTLE:
-                self.adds(row.host, row.name)
+        for cost in self.view.tables.table("costs"):
+            for row in self.view.services(cost.name):
+                if row.assigned and row.state != ServiceState.FAILED and self.now - row.changed_ms / 1000 < SETTLE:
+                    self.adds(row.host, row.name)
         # The free spares, less those a start is on its way to: two services short at once do not
         # both count on the last one.
         pool = pool_of(self.view, self.now, self.timing.min_spares)
@@ -400,8 +401,10 @@ class _Step:
             self.place(placement, self.draining[placement.service])
 
     def adds(self, host: HostClusterId, service: str) -> None:
-        """A copy of ``service`` starts on ``host``: its learned cost counts there for this step."""
-        self.added[host] = self.added.get(host, NONE_ADDED).plus(self.view.cost(service), self.view.policy(service))
+        """A copy of ``service`` starts on ``host``: its learned cost, if any, counts there for this step."""
+        cost = self.view.cost(service)
+        if cost.samples:
+            self.added[host] = self.added.get(host, NONE_ADDED).plus(cost, self.view.policy(service))
 
     def place(self, placement: Placement, draining: Sequence[ServiceRow] = ()) -> None:
         if placement.host is None:
