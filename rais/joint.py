@@ -76,14 +76,12 @@ def place_jointly(view: View, wanted: Sequence[Wanted], master: HostClusterId | 
     jointly = sum(1 for _, best, _ in path if best is not None) > 1
     placements = []
     for ranking, best, before in path:
-        note = ""
+        passed = []
         if jointly and best is not None:
             # Hosts it would have fitted on, before the one it takes: the search kept them for others.
-            passed = [str(s.host) for s in ranking.order[:ranking.order.index(best)]
+            passed = [s.host for s in ranking.order[:ranking.order.index(best)]
                       if misfit(view, ranking.service, s.host, before.get(s.host, NONE_ADDED)) is None]
-            if passed:
-                note = f"; placed jointly with the other copies of this step, {', '.join(passed)} left for them"
-        placements.append(explain(view, ranking, best, before, note))
+        placements.append(explain(view, ranking, best, before, passed))
     return placements
 
 
@@ -99,7 +97,8 @@ def _one_at_a_time(view: View, wanted: Sequence[Wanted], master: HostClusterId |
     return placements
 
 
-Step = tuple[Ranking, Score | None, Mapping[HostClusterId, Added]]  # a copy's candidates, its host, the step so far
+# A copy's candidates, the host it takes (None: none qualifies), and what the step added before it.
+_Placed = tuple[Ranking, Score | None, Mapping[HostClusterId, Added]]
 
 
 class _Search:
@@ -113,7 +112,7 @@ class _Search:
         self.ceiling = max((_cpu_limit(view, w.service) for w in units), default=math.inf)
 
     def run(self, k: int, added: dict[HostClusterId, Added], taken: dict[str, dict[HostClusterId, str]],
-            degraded: frozenset[str], spares: Spares | None) -> list[Step] | None:
+            degraded: frozenset[str], spares: Spares | None) -> list[_Placed] | None:
         """The steps for copies ``k`` onwards, given the hosts taken so far (per service) and the
         services no host qualifies for; None when they cannot all fit."""
         if k == len(self.units):

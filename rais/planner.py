@@ -323,9 +323,10 @@ def place(view: View, service: str, exclude: Mapping[HostClusterId, str] | None 
 
 
 def explain(view: View, ranking: Ranking, best: Score | None, added: Mapping[HostClusterId, Added] | None = None,
-            note: str = "") -> Placement:
+            passed: Collection[HostClusterId] = ()) -> Placement:
     """The placement of a copy on ``best`` (one of the ranking's), or degraded when None, with
-    every host's score and why; ``note`` ends its first line."""
+    every host's score and why; ``passed``: hosts it would fit on, left for the other copies of
+    its step (rais.joint)."""
     service, scores = ranking.service, ranking.scores
     if best is None:
         why = "; ".join(f"{s.host}: {s.reason}" for s in scores) or "no host declares it"
@@ -337,13 +338,16 @@ def explain(view: View, ranking: Ranking, best: Score | None, added: Mapping[Hos
     cost = view.cost(service)
     learned = f"; learned cost {cost.text()}" if cost.samples else ""
     lines = [f"{service} -> {best.host} (score {best.total:.2f}{preferred}: {_parts(best)})"
-             + _pool_note(best.host, list(ranking.order), ranking.spares, ranking.spared) + learned + note]
+             + _pool_note(best.host, list(ranking.order), ranking.spares, ranking.spared) + learned
+             + (f"; placed jointly: {', '.join(map(str, passed))} left for the other copies of this step"
+                if passed else "")]
     for s in scores:
         if s is best:
             continue
         if s.total is not None:  # eligible
             diff = best.total - s.total
-            versus = f"{diff:.2f} less" if diff >= 0 else f"{-diff:.2f} more, not preferred"
+            versus = f"{diff:.2f} less" if diff >= 0 else f"{-diff:.2f} more, " + (
+                "left for the others" if s.host in passed else "not preferred")
             over = misfit(view, service, s.host, added.get(s.host, NONE_ADDED))
             lines.append(f"  {s.host}: score {s.total:.2f}, {versus} ({_parts(s)})" + (f"; {over}" if over else ""))
         else:

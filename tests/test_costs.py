@@ -1,5 +1,6 @@
 """Learning what a service costs, from the steps its starts and stops make in its host's load."""
 
+import json
 import math
 
 import attrs
@@ -194,6 +195,15 @@ def test_the_master_learns_costs_from_moves_and_a_host_death_then_overloads_no_h
     from rais.statusview import render_status
     follower = sim.hosts[HostClusterId.of(CLUSTER, 5)].node
     assert "costs learned: a cpu 0." in render_status(follower.status(sim.clock.seconds()))
+
+    # `rais plan --fail 1.2.0.2` on a saved document: each on a host of its own, costs told.
+    from rais import dryrun, status
+    doc = json.loads(json.dumps(master.status(sim.clock.seconds())))
+    planned = dryrun.plan(status.situation(doc), dryrun.parse_failure("1.2.0.2"))
+    assigns = [d for d in planned.decisions if d.action == "assign"]
+    assert sorted(d.service for d in assigns) == sorted(COSTS) and len({d.host for d in assigns}) == 3
+    assert all("learned cost cpu 0.3" in d.explanation for d in assigns)
+    assert "just placed" in dryrun.changes_text(status.situation(doc), planned, dryrun.parse_failure("1.2.0.2"))
 
     sim.kill(HostClusterId.of(CLUSTER, 2))  # a, b and c (0.95 of a host) need a host each at once
     sim.run(30)

@@ -110,3 +110,13 @@ def test_a_copy_started_a_moment_ago_counts_on_its_host_before_its_figures_show_
     later = attrs.evolve(situation, now=now + 30)  # by now its host's figures show it
     (assign,) = [d for d in reconcile(later).decisions if d.action == "assign"]
     assert assign.host == hid(2)
+
+
+def test_a_host_left_for_the_other_copies_is_named_in_the_explanation():
+    # s1 alone would take 1.2.0.3, the idler; then s2 and s0 could not both fit on 1.2.0.2.
+    v, names = cluster([0.4, 0.3], [200, 400, 300])
+    placements = {p.service: p for p in place_jointly(v, [Wanted(name, 1, LOST, DEAD) for name in names])}
+    assert {name: p.host for name, p in placements.items()} == {"s0": hid(3), "s1": hid(2), "s2": hid(3)}
+    text = placements["s1"].explanation
+    assert "; placed jointly: 1.2.0.3 left for the other copies of this step" in text.splitlines()[0]
+    assert "  1.2.0.3: score 6.36, 0.20 more, left for the others (" in text
