@@ -19,6 +19,7 @@ import attrs
 from rais.catalogue import CatalogueAssembler, service_rows
 from rais.commands import Answers
 from rais.config import foreign_host
+from rais.costs import CostLearner, a_step
 from rais.effects import Decided, Notify, PoolChanged, Send, TablesChanged
 from rais.ids import HostClusterId
 from rais.membership import Membership, Peer
@@ -32,7 +33,7 @@ from rais.states import HostStatus, OrderAction, Result, Role, ServiceState, bas
 from rais.sync import SyncServer
 from rais.tables import Ledger, Tables, row_as
 from rais.wire import Catalogue, CatalogueRequest, Echo, Load, OrderDone, RowKey, ServiceDecl, SyncNotice, SyncRequest
-from rais.wire.rows import MAX_DETAIL, CpuRow, LatencyRow, NetworkRow, PolicyRow, Row, ServerRow, ServiceRow
+from rais.wire.rows import MAX_DETAIL, CostRow, CpuRow, LatencyRow, NetworkRow, PolicyRow, Row, ServerRow, ServiceRow
 from rais.wire.schema import clip
 
 # Load figures, round trips and probe latencies move with every beat. A quiet cluster should not
@@ -80,6 +81,7 @@ class Mastership:
         self._rtt: dict[HostClusterId, float] = {}
         self._asked: dict[HostClusterId, float] = {}  # catalogue requests
         self._catalogues = CatalogueAssembler()
+        self.costs = CostLearner()  # what services cost, from the steps their starts and stops make
         self._view: View | None = None
         self._targets: tuple[Tables, dict[Key, ProbeOrder]] | None = None
         # The new master's [policy.*] are the operator's latest word, unless the operator has
@@ -188,6 +190,7 @@ class Mastership:
         self._stage_catalogue(now, self.id, catalogue, services)
         for peer in membership.peers():
             self._stage_peer(peer, membership.status(peer, now))
+        self._learn_costs(now, membership, load)
         if now < self.cold_until and self._known is not None and all(
                 (p := membership.get(host)) is not None and membership.status(p, now) == HostStatus.UP
                 for host in self._known):
@@ -249,6 +252,17 @@ class Mastership:
         rx, tx = load.net_rx_bps, load.net_tx_bps
         self._stage(NetworkRow(host, rx, tx), old_net is None or worth_writing(
             old_net.rx_bps + old_net.tx_bps, rx + tx, RATE_FLOOR, RATE_STEP, limits.net_bps))
+
+    def _learn_costs(self, now: float, membership: Membership, load: Load | None) -> None:
+        """Feed the hosts' heartbeat figures (rais.costs: the rows lag behind them by a deadband) to
+        the cost learner, and stage the costs it learned."""
+        figures = {p.id: p.beat.load for p in membership.peers()
+                   if p.beat.load is not None and membership.status(p, now) == HostStatus.UP}
+        if load is not None:
+            figures[self.id] = load
+        for row in self.costs.heard(now, figures, lambda name: row_as(
+                CostRow, self.ledger.view(RowKey("costs", 0, name)))):
+            self.ledger.stage(row)
 
     def _request_catalogues(self, now: float, membership: Membership) -> list[object]:
         out: list[object] = []
@@ -399,6 +413,11 @@ class Mastership:
         if order.action == OrderAction.REFRESH:
             return [self._decided(now, Decision("refreshed", service, host, f"{service} announced again on "
                                                 f"{host}: {done.detail}"))]
+        was = row_as(ServiceRow, self.ledger.current.get(RowKey("services", host.value, service)))
+        if done.ok and a_step(order.action, was):  # which teaches what the service costs
+            self.costs.step(now, host, service, started=order.action == OrderAction.ASSIGN)
+        else:
+            self.costs.disturbed(now, host)
         if order.action == OrderAction.RELEASE:
             if done.ok:  # clients that found it there must now find the copies that remain
                 self.books = attrs.evolve(self.books, refresh=self.books.refresh | {service})
@@ -471,6 +490,8 @@ class Mastership:
             state = ServiceState.FAILED if resting else ServiceState.STOPPED
         elif change is not None or row.state in (ServiceState.STOPPED, ServiceState.UNKNOWN):
             state = {True: ServiceState.RUNNING, False: ServiceState.FAILED, None: row.state}[health.up]
+        if state == ServiceState.FAILED != row.state:
+            self.costs.disturbed(now, key[0])  # its load fell by what it cost, or by some of it
         latency_us = round(latency * 1e6)
         new = attrs.evolve(
             row, result=result, latency_us=latency_us, detail=clip(detail, MAX_DETAIL), state=state,

@@ -12,7 +12,8 @@ master will do.
 For each service: a copy whose state is ``failed`` or whose host is down is
 lost (unassigned there, released if the host is still up, and that host put
 aside for a while); copies are added until the policy's ``replicas`` are
-served or starting, placed by rais.planner; a copy on a host that has been
+served or starting, placed by rais.planner (all the copies of one step
+together, counting their learned costs: rais.joint); a copy on a host that has been
 over a load limit for ``balance_after`` seconds gets a replacement started
 elsewhere first (the extra copy is released once it is no longer needed);
 extra copies are released, worst first; a copy running where nobody
@@ -41,8 +42,10 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from rais.costs import SETTLE
 from rais.ids import HostClusterId
-from rais.planner import DRAINED, Placement, Score, Spares, View, place, place_copies, score_host, surplus
+from rais.joint import Wanted, place_jointly
+from rais.planner import DRAINED, NONE_ADDED, Added, Placement, Score, Spares, View, place, score_host, surplus
 from rais.pool import REST, pool_of
 from rais.settings import Timing
 from rais.states import HostStatus, OrderAction, ServiceState
@@ -159,6 +162,7 @@ def reconcile(situation: Situation) -> Changes:
     names |= {p.order.service for p in step.orders.values()}
     for name in sorted(names):
         step.service(name)
+    step.place_wanted()
     return step.changes()
 
 
@@ -188,6 +192,19 @@ class _Step:
         self.decisions: list[Decision] = []
         self.rows: list[Row] = []
         self.resend: list[Order] = []
+        # Copies to place, placed together once every service has been looked at (rais.joint), and
+        # the learned costs of the copies this step starts on their hosts, and of those starting or
+        # started lately: a host's figures show a new copy only some seconds later (rais.costs).
+        self.wanted: list[Wanted] = []
+        self.draining: dict[str, Sequence[ServiceRow]] = {}
+        self.added: dict[HostClusterId, Added] = {}
+        for pending in self.orders.values():
+            if pending.order.action == OrderAction.ASSIGN:
+                self.adds(pending.order.host, pending.order.service)
+        for cost in self.view.tables.table("costs"):
+            for row in self.view.services(cost.name):
+                if row.assigned and row.state != ServiceState.FAILED and self.now - row.changed_ms / 1000 < SETTLE:
+                    self.adds(row.host, row.name)
         # The free spares, less those a start is on its way to: two services short at once do not
         # both count on the last one.
         pool = pool_of(self.view, self.now, self.timing.min_spares)
@@ -281,14 +298,14 @@ class _Step:
             exclude = self.exclusions(name)
             exclude.update((host, "being started") for host in starting)
             if busy is not None:
+                # A move for load is one service's choice: placed now, on a host with room.
                 exclude.update(self.no_room(policy, rows))
-            origin = busy or origin or (draining[0].host if draining else None)
-            for placement in place_copies(view, name, max(missing, replace), exclude, origin, self.master, keep,
-                                          self.spares):
-                if busy is not None:
-                    self.move_for_load(placement, busy, rows)
-                else:
-                    self.place(placement, draining)
+                self.move_for_load(place(view, name, exclude, busy, self.master, keep, self.spares, self.added),
+                                   busy, rows)
+            else:
+                origin = origin or (draining[0].host if draining else None)
+                self.wanted.append(Wanted(name, max(missing, replace), exclude, origin, keep))
+                self.draining[name] = draining
         elif replace > 0:
             self.drain_exclusive(name, draining, keep)
         elif target is not None:
@@ -366,7 +383,8 @@ class _Step:
     def drain_exclusive(self, name: str, draining: list[ServiceRow], keep: HostClusterId | None) -> None:
         """An exclusive service leaves a drained host as a move does: released first (never two
         holders), then placed; but kept there while no other host qualifies."""
-        placement = place(self.view, name, self.exclusions(name), draining[0].host, self.master, keep, self.spares)
+        placement = place(self.view, name, self.exclusions(name), draining[0].host, self.master, keep, self.spares,
+                          self.added)
         if placement.host is None:
             self.place(placement, draining)
             return
@@ -411,6 +429,17 @@ class _Step:
                     and self.now < server.last_heard_ms / 1000 + self.timing.dead + self.timing.interval):
                 return row.host
         return None
+
+    def place_wanted(self) -> None:
+        """Place the copies every service asked for, together: a host does not take them all."""
+        for placement in place_jointly(self.view, self.wanted, self.master, self.spares, self.added):
+            self.place(placement, self.draining[placement.service])
+
+    def adds(self, host: HostClusterId, service: str) -> None:
+        """A copy of ``service`` starts on ``host``: its learned cost, if any, counts there for this step."""
+        cost = self.view.cost(service)
+        if cost.samples:
+            self.added[host] = self.added.get(host, NONE_ADDED).plus(cost, self.view.policy(service))
 
     def place(self, placement: Placement, draining: Sequence[ServiceRow] = ()) -> None:
         if placement.host is None:
@@ -503,6 +532,8 @@ class _Step:
             self.released_at[(host, service)] = self.now  # one release at a time is enough
         else:
             self.spares = self.spares.taken(host)
+            if action == OrderAction.ASSIGN:
+                self.adds(host, service)
         self.orders[order.order] = Pending(order, self.now, self.now + ORDER_TIMEOUT)
         self.decide(str(action), service, host, explanation, scores, order)
 

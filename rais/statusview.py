@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rais.costs import Cost
+
 
 def _fmt(value: Any, suffix: str = "") -> str:
     if value is None:
@@ -66,6 +68,10 @@ def render_status(doc: dict[str, Any]) -> str:
             f"{s['name']}@{s['host']} {s['state']}{'' if s['assigned'] else ' (not assigned)'}"
             + (f" ({s['result']} in {s['latency_us'] / 1000:.1f}ms)" if s["latency_us"] is not None else "")
             for s in services))
+    costs = doc.get("tables", {}).get("costs", [])
+    if costs:  # learned by the masters (rais.costs), counted where the planner places a copy
+        lines.append("costs learned: " + ", ".join(
+            f"{c['name']} {Cost(c['cpu_permille'] / 1000, c['net_bps'], c['samples']).text()}" for c in costs))
     for name, decisions in sorted(doc.get("decisions", {}).items()):
         if decisions:  # the master's latest word on each service
             lines.append(f"decided about {name}: " + decisions[-1]["text"].split("\n", 1)[0])

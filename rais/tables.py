@@ -1,7 +1,7 @@
 """The cluster tables as immutable snapshots, and the master's ledger of changes.
 
 Pure: no reactor, no sockets. ``Tables`` is one version of the five tables
-(services, latency, cpu, network, servers) and the policy: rows keyed by
+(services, latency, cpu, network, servers), the policy and the services' learned costs: rows keyed by
 ``RowKey``, the term of the master that wrote them, a generation that grows
 by one per commit, and a digest (the sum of the rows' hashes, so it updates
 in O(changes)). The ``Ledger`` is the master's: it stages changes, commits
@@ -21,7 +21,7 @@ import attrs
 
 from rais.wire import DIGEST, RowKey
 from rais.wire.messages import TABLES
-from rais.wire.rows import CpuRow, LatencyRow, NetworkRow, PolicyRow, Row, ServerRow, ServiceRow
+from rais.wire.rows import CostRow, CpuRow, LatencyRow, NetworkRow, PolicyRow, Row, ServerRow, ServiceRow
 
 _MOD = 1 << (8 * DIGEST)
 
@@ -74,6 +74,8 @@ class Tables:
     def table(self, name: Literal["servers"]) -> tuple[ServerRow, ...]: ...
     @overload
     def table(self, name: Literal["policy"]) -> tuple[PolicyRow, ...]: ...
+    @overload
+    def table(self, name: Literal["costs"]) -> tuple[CostRow, ...]: ...
     @overload
     def table(self, name: str) -> tuple[Row, ...]: ...
 

@@ -88,7 +88,7 @@ def test_nodes_see_each_other_elect_the_master_and_notice_a_kill(cluster):
         assert set(host) >= {"id", "address", "role", "status", "last_heard"}
         assert host["address"] == "127.0.0.1" and host["last_heard"] < 1.0
     tables = doc["tables"]
-    assert set(tables) == {"services", "latency", "cpu", "network", "servers", "policy"}
+    assert set(tables) == {"services", "latency", "cpu", "network", "servers", "policy", "costs"}
     assert sorted((s["host"], s["name"]) for s in tables["services"]) == sorted(
         (i, name) for i in ids for name in ("db", "web"))
     assert [p["name"] for p in tables["policy"]] == ["web"]

@@ -57,6 +57,9 @@ events = st.tuples(
 )
 
 
+SERVICE_COST = 150  # permille
+
+
 class World:
     """What is true on the simulated hosts: which services answer, and how actions go."""
 
@@ -67,7 +70,10 @@ class World:
         self.cpu = cpu
         sim.action_result = self.act
         sim.probe_answer = self.probe
-        sim.load_of = lambda host: Load(self.cpu.get(host.host, 0), 0, 0)
+        # Each service running adds to its host's load, so the master learns costs (rais.costs)
+        # and the dry run must count them as it does.
+        sim.load_of = lambda host: Load(min(1000, self.cpu.get(host.host, 0) + SERVICE_COST * sum(
+            h == host for h, _ in self.running)), 0, 0)
 
     def act(self, host, action, service):
         if action == "start" and host in self.failing:

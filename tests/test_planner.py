@@ -156,3 +156,13 @@ def test_a_policy_tunes_the_weights_and_limits_the_network():
 
 def test_the_planner_s_weights_are_the_ones_the_wire_carries():
     assert WEIGHT_NAMES == tuple(field.name for field in attrs.fields(Weights))
+
+
+def test_a_host_with_no_cpu_figure_yet_is_unknown_not_idle():
+    """It used to score as 0% busy, the best: a host the master had not yet heard the load of
+    won over every host it had."""
+    unheard = [r for r in host(3, web=SPARE) if not isinstance(r, CpuRow)]
+    v = view(host(1, web=RUNNING), host(2, cpu=0.3, web=SPARE), unheard)
+    assign = place(v, "web", FAILED_HERE, origin=hid(1))
+    assert assign.host == hid(2)
+    assert dict(next(s for s in assign.scores if s.host == hid(3)).parts)["cpu"] == 0.5

@@ -45,7 +45,7 @@ U16 = UInt(0, 0xFFFF)
 MESSAGES: Choice[Record] = Choice("Message", MAX_BODY)
 
 # The tables, in the order of the RowKey.table ENUMERATED.
-TABLES = ("services", "latency", "cpu", "network", "servers", "policy")
+TABLES = ("services", "latency", "cpu", "network", "servers", "policy", "costs")
 
 
 def schema_text() -> str:

@@ -174,3 +174,22 @@ class PolicyRow(Row):
     @property
     def key(self) -> RowKey:
         return RowKey(self.table, 0, self.name)
+
+
+@ROWS.register("cost", 6)
+@attrs.frozen(cache_hash=True)
+class CostRow(Row):
+    """What one copy of a service adds to its host's load, learned from the steps its starts and
+    stops made in the host's figures (rais.costs). A table of its own, not a policy field: the
+    policy is the operator's (a new master writes its config's over it), this is the cluster's
+    experience, which every later master and `rais plan` must find as it was."""
+
+    table = "costs"
+    name: str = wire(Text(MAX_NAME, 1))
+    cpu_permille: int = wire(UInt(0, 1000))
+    net_bps: int = wire(UInt())  # bytes/s, in and out
+    samples: int = wire(UInt())
+
+    @property
+    def key(self) -> RowKey:
+        return RowKey(self.table, 0, self.name)
