@@ -1,28 +1,300 @@
-"""This host's load figures: psutil's, averaged so a heartbeat carries sustained load, not noise."""
+"""Load sources: the host's figures from psutil and a cgroup v2's CPU against its allowance,
+averaged so a heartbeat carries sustained load, not noise."""
+
+from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import time
 from collections import namedtuple
+from pathlib import Path
+
+import pytest
+from twisted.logger import capturedLogs, formatEvent
+from zope.interface import implementer
 
 from rais import load
-from rais.load import SMOOTHING, LoadSampler
+from rais.interfaces import ILoadSource, LoadFigures
+from rais.load import (
+    SMOOTHING,
+    CgroupCpu,
+    CgroupError,
+    LoadSampler,
+    allowance,
+    cgroup2_mounts,
+    cgroup_folder,
+    cgroup_of,
+    cpuset_size,
+    own_cgroup,
+    quota_cpus,
+    usage_usec,
+)
 
 Counters = namedtuple("Counters", "bytes_recv bytes_sent")
 
 
-def test_figures_are_averaged_over_about_the_smoothing_time(monkeypatch):
-    cpu, net = [0.0], [Counters(0, 0)]
-    monkeypatch.setattr(load.psutil, "cpu_percent", lambda interval=None: cpu[0])
-    monkeypatch.setattr(load.psutil, "net_io_counters", lambda: net[0])
+@pytest.fixture
+def host(monkeypatch):
+    """The host's figures, as the test sets them: [cpu percent, Counters]."""
+    figures = [0.0, Counters(0, 0)]
+    monkeypatch.setattr(load.psutil, "cpu_percent", lambda interval=None: figures[0])
+    monkeypatch.setattr(load.psutil, "net_io_counters", lambda: figures[1])
+    return figures
+
+
+def lines(events):
+    return [formatEvent(e) for e in events]
+
+
+# --- the sampler ------------------------------------------------------------
+
+
+def test_figures_are_averaged_over_about_the_smoothing_time(host):
     sampler = LoadSampler(0.0)
     assert sampler.sample(0.2).cpu_permille == 0
-    cpu[0] = 100.0  # the host becomes busy, and stays busy
+    host[0] = 100.0  # the host becomes busy, and stays busy
     now, seen = 0.2, []
     while now < 0.2 + SMOOTHING:
         now = round(now + 0.2, 6)
-        net[0] = Counters(int(now * 1_000_000), 0)  # a steady 1 MB/s in
+        host[1] = Counters(int(now * 1_000_000), 0)  # a steady 1 MB/s in
         seen.append(sampler.sample(now))
     assert seen[0].cpu_permille < 100  # one busy beat is not a busy host
     expected = 1000 * (1 - math.exp(-1))  # after one time constant
     assert abs(seen[-1].cpu_permille - expected) < 30
     assert 500_000 < seen[-1].net_rx_bps < 1_000_000
     assert [s.cpu_permille for s in seen] == sorted(s.cpu_permille for s in seen)
+
+
+@implementer(ILoadSource)
+class Given:
+    """A source whose figures the test sets."""
+
+    name = "given"
+
+    def __init__(self, smoothed):
+        self.smoothed = smoothed
+        self.figures = LoadFigures()
+        self.stopped = False
+
+    def read(self, now):
+        return self.figures
+
+    def stop(self):
+        self.stopped = True
+
+
+def test_a_source_gives_what_it_measures_and_the_host_the_rest(host):
+    host[0], source = 20.0, Given(smoothed=False)
+    sampler = LoadSampler(0.0, source)
+    assert sampler.source == "given" and LoadSampler(0.0).source == "host"
+    host[1] = Counters(1000, 3000)
+    first = sampler.sample(1.0)
+    assert (first.cpu_permille, first.net_rx_bps, first.net_tx_bps) == (200, 1000, 3000)  # none given yet
+    source.figures = LoadFigures(cpu=0.9, tx=50.0)  # a step, carried as given at once
+    host[1] = Counters(2000, 6000)
+    second = sampler.sample(2.0)
+    assert (second.cpu_permille, second.net_rx_bps, second.net_tx_bps) == (900, 1000, 50)
+    source.figures = LoadFigures()  # the source fails: the host's average stands in, as it ran on
+    assert sampler.sample(3.0).cpu_permille == 200
+    sampler.stop()
+    assert source.stopped
+
+
+def test_a_smoothed_source_is_averaged_like_the_host(host):
+    source = Given(smoothed=True)
+    sampler = LoadSampler(0.0, source)
+    source.figures = LoadFigures(cpu=0.0)
+    sampler.sample(1.0)
+    source.figures = LoadFigures(cpu=1.0)
+    expected = 1000 * (1 - math.exp(-1 / SMOOTHING))
+    assert abs(sampler.sample(2.0).cpu_permille - expected) <= 1
+
+
+# --- cgroup -----------------------------------------------------------------
+
+PURE_V2 = """\
+22 27 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
+30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate
+"""
+HYBRID = """\
+31 23 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+32 31 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw
+33 31 0:28 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:14 - cgroup cgroup rw,cpu,cpuacct
+"""
+
+
+def test_own_cgroup_path_is_the_v2_line():
+    assert cgroup_of("12:cpu,cpuacct:/user.slice\n0::/system.slice/rais.service\n") == "/system.slice/rais.service"
+    with pytest.raises(CgroupError, match="no cgroup v2 hierarchy"):
+        cgroup_of("4:memory:/docker/abc\n1:cpu:/\n")
+
+
+@pytest.mark.parametrize(("proc_cgroup", "mountinfo", "folder"), [
+    ("0::/system.slice/rais.service\n", PURE_V2, "/sys/fs/cgroup/system.slice/rais.service"),
+    ("0::/\n", PURE_V2, "/sys/fs/cgroup"),  # a container's own cgroup is the root of its namespace
+    ("1:name=systemd:/x\n0::/user.slice\n", HYBRID, "/sys/fs/cgroup/unified/user.slice"),
+    # A mount of a subtree shows the cgroups under it; an escaped space in its mount point.
+    ("0::/machine.slice/vm/inner\n",
+     "40 1 0:26 /machine.slice /mnt/my\\040cgroups rw - cgroup2 cgroup2 rw\n",
+     "/mnt/my cgroups/vm/inner"),
+])
+def test_the_folder_of_a_cgroup(proc_cgroup, mountinfo, folder):
+    assert cgroup_folder(proc_cgroup, mountinfo) == folder
+
+
+def test_cgroup2_mounts_among_the_others():
+    assert cgroup2_mounts(HYBRID) == [("/", "/sys/fs/cgroup/unified")]
+    assert cgroup2_mounts(PURE_V2 + HYBRID) == [("/", "/sys/fs/cgroup"), ("/", "/sys/fs/cgroup/unified")]
+
+
+def test_no_folder_without_a_cgroup2_mount_that_shows_it():
+    with pytest.raises(CgroupError, match="no cgroup v2 hierarchy is mounted"):
+        cgroup_folder("0::/a\n", HYBRID.replace("cgroup2 cgroup2", "tmpfs tmpfs"))
+    with pytest.raises(CgroupError, match="no cgroup v2 mount shows this process's cgroup /elsewhere"):
+        cgroup_folder("0::/elsewhere\n", "40 1 0:26 /machine.slice /mnt rw - cgroup2 cgroup2 rw\n")
+
+
+def test_cgroup_files_parsed():
+    assert usage_usec("usage_usec 20031354327\nuser_usec 17851979099\nsystem_usec 2179375227\n") == 20031354327
+    with pytest.raises(CgroupError, match="no usage_usec"):
+        usage_usec("user_usec 5\n")
+    assert quota_cpus("max 100000\n") is None
+    assert quota_cpus("150000 100000\n") == 1.5
+    assert quota_cpus("50000 100000") == 0.5
+    for bad in ("", "max", "-1 100000", "100000 0", "lots 100000"):
+        with pytest.raises(CgroupError, match="cpu.max is not QUOTA PERIOD"):
+            quota_cpus(bad)
+    assert cpuset_size("0-3,8\n") == 5
+    assert cpuset_size("7") == 1
+    for bad in ("", "3-1", "0,,1", "a-b"):
+        with pytest.raises(CgroupError, match="cpuset is not a list of CPUs"):
+            cpuset_size(bad)
+
+
+def cgroup(folder: Path, usage: int | None = None, cpu_max: str | None = None, cpuset: str | None = None) -> Path:
+    """A fake cgroup v2 folder: cgroup.controllers, and the files given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cgroup.controllers").write_text("cpu cpuset\n")
+    for name, text in (("cpu.stat", usage is not None and f"usage_usec {usage}\nuser_usec 0\n"),
+                       ("cpu.max", cpu_max), ("cpuset.cpus.effective", cpuset)):
+        if text:
+            (folder / name).write_text(text)
+    return folder
+
+
+def test_allowance_is_the_least_of_the_machine_its_cpuset_and_every_quota_above(tmp_path):
+    cgroup(tmp_path / "root")  # the hierarchy's root has no cpu.max
+    parent = cgroup(tmp_path / "root" / "container", cpu_max="200000 100000\n")
+    child = cgroup(parent / "rais", cpu_max="max 100000\n", cpuset="0-2\n")
+    assert allowance(str(child), machine_cpus=8) == 2.0  # the container's quota, set on the parent
+    assert allowance(str(child), machine_cpus=1) == 1.0  # a quota over the machine is the machine
+    (child / "cpu.max").write_text("50000 100000\n")
+    assert allowance(str(child), machine_cpus=8) == 0.5
+    (child / "cpu.max").unlink()
+    (parent / "cpu.max").unlink()
+    assert allowance(str(child), machine_cpus=8) == 3.0  # its cpuset
+    assert allowance(str(tmp_path / "root"), machine_cpus=8) == 8.0
+
+
+def test_a_cgroup_reports_its_cpu_against_its_quota(tmp_path, monkeypatch):
+    monkeypatch.setattr(load.os, "cpu_count", lambda: 4)
+    folder = cgroup(tmp_path / "c", usage=1_000_000, cpu_max="100000 100000\n")
+    source = CgroupCpu(str(folder), 10.0)
+    assert source.smoothed
+    cgroup(folder, usage=1_500_000)  # half a CPU-second in a second
+    assert source.read(11.0) == LoadFigures(cpu=0.5)
+    cgroup(folder, usage=3_500_000)
+    assert source.read(12.0) == LoadFigures(cpu=1.0)  # two CPUs' worth against a quota of one: all of it
+    (folder / "cpu.max").write_text("max 100000\n")  # the quota lifted live: the machine's 4 CPUs
+    cgroup(folder, usage=5_500_000)
+    assert source.read(13.0) == LoadFigures(cpu=0.5)
+    cgroup(folder, usage=10)  # made again: its count restarted
+    assert source.read(14.0) == LoadFigures(cpu=0.0)
+
+
+def test_an_unreadable_cgroup_is_logged_once_and_the_host_stands_in(tmp_path):
+    folder = cgroup(tmp_path / "c", usage=0)
+    source = CgroupCpu(str(folder), 0.0)
+    (folder / "cpu.stat").unlink()
+    with capturedLogs() as events:
+        assert [source.read(t) for t in (1.0, 2.0, 3.0)] == [LoadFigures()] * 3
+        cgroup(folder, usage=250_000)
+        assert source.read(4.0) == LoadFigures(cpu=0.25 / 4 / (os.cpu_count() or 1))  # since the last reading
+    assert lines(events) == [
+        f"load source cgroup: {folder}: no cpu.stat: not a cgroup v2 folder; the host's figures stand in",
+        "load source cgroup answers again",
+    ]
+    assert events[0]["source"] == "cgroup" and str(folder) in events[0]["why"]
+
+
+def cgroup2_root() -> str:
+    """Where this machine mounts cgroup v2, or skip (a failure in CI) if it does not."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = [point for root, point in cgroup2_mounts(f.read()) if root == "/"]
+    if not mounts:
+        pytest.skip("cgroup v2 is not mounted here")
+    return mounts[0]
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_a_real_cgroup_with_a_busy_process():
+    """A child cgroup made here, a busy process moved into it: its figure is that process's CPU
+    time against the quota (1 CPU where this cgroup v2 has the cpu controller, the machine's CPUs
+    where cgroup v1 holds it)."""
+    root = cgroup2_root()
+    own = own_cgroup()
+    assert own.startswith(root) and os.path.exists(os.path.join(own, "cpu.stat"))
+    child = os.path.join(root, f"rais-test-{os.getpid()}")
+    try:
+        os.mkdir(child)
+    except OSError as e:
+        pytest.skip(f"cannot make a cgroup under {root}: {e.strerror}")
+    enabled = False
+    busy = None
+    try:
+        with open(os.path.join(root, "cgroup.controllers")) as f:
+            quota = "cpu" in f.read().split()
+        if quota:
+            with open(os.path.join(root, "cgroup.subtree_control")) as f:
+                enabled = "cpu" not in f.read().split()
+            if enabled:
+                with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
+                    f.write("+cpu")
+            with open(os.path.join(child, "cpu.max"), "w") as f:
+                f.write("100000 100000")
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        with open(os.path.join(child, "cgroup.procs"), "w") as f:
+            f.write(str(busy.pid))
+        time.sleep(0.2)
+        allowed = allowance(child, os.cpu_count() or 1)
+        assert allowed == (1.0 if quota else os.cpu_count())
+        start, spent = time.monotonic(), cpu_seconds(busy.pid)
+        source = CgroupCpu(child, start)
+        time.sleep(1.0)
+        now, spent = time.monotonic(), cpu_seconds(busy.pid) - spent
+        share = source.read(now).cpu
+        # What the busy process used, and nothing of the rest of the machine (ticks are 10 ms).
+        assert share is not None and abs(share - spent / (now - start) / allowed) < 0.05, (share, spent, allowed)
+        if quota:
+            assert share > 0.8  # the whole quota, unless the machine is starved
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
+        for _ in range(50):  # a killed process leaves its cgroup a moment after it is reaped
+            try:
+                os.rmdir(child)
+                break
+            except OSError:
+                time.sleep(0.02)
+        if enabled:
+            with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
+                f.write("-cpu")
+    assert not os.path.exists(child)
