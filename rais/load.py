@@ -2,12 +2,13 @@
 
 The host (the default) is psutil: the whole machine's CPUs. A cgroup is the CPU time of a cgroup v2
 against what that cgroup may use, so a node in a container, or each of several nodes on one machine,
-reports its own share.
+reports its own share. A command is the operator's program printing the figures, run in the
+background once a heartbeat.
 
 What a source does not give comes from the host: the network figures of a cgroup (cgroup v2 counts
 no network bytes; psutil reads the network namespace the node runs in, which is a container's own
-when it has one), and every figure while a source fails. A failure is logged when it starts, when
-it changes and when it ends, never once a beat.
+when it has one), a figure a command leaves out, and every figure while a source fails. A failure is
+logged when it starts, when it changes and when it ends, never once a beat.
 """
 
 from __future__ import annotations
@@ -15,13 +16,19 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import psutil
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from rais.interfaces import ILoadSource, LoadFigures
+from rais.process import Ended, exit_code, run_in_session
 from rais.wire import Load
 
 log = Logger()
@@ -30,6 +37,9 @@ _MAX_RATE = 2**63 - 1
 # Figures are averaged over about this many seconds: placement acts on sustained load (a host
 # must stay over a limit for balance_after), and a sample per 0.2 s heartbeat is mostly noise.
 SMOOTHING = 5.0
+# A load command taking this long is killed: its answer would describe load older than the
+# span the other sources average over.
+COMMAND_TIMEOUT = SMOOTHING
 _KEYS = ("cpu", "rx", "tx")  # the figures, in LoadFigures' order
 
 
@@ -247,6 +257,117 @@ class CgroupCpu:
 
     def stop(self) -> None:
         pass  # holds nothing between reads
+
+
+# --- command ----------------------------------------------------------------
+
+
+def parse_figures(output: str) -> LoadFigures:
+    """A load command's output: one line of ``cpu=0.85 rx=1200 tx=3400``, cpu a share of what the
+    node may use (over 1 counts as 1), rx and tx bytes/s in and out, each optional; ValueError
+    says what is wrong."""
+    lines = output.strip().splitlines()
+    if len(lines) != 1:
+        raise ValueError(f"printed {len(lines)} lines, expected one" if lines else "printed nothing")
+    values: dict[str, float] = {}
+    for word in lines[0].split():
+        key, sep, text = word.partition("=")
+        if not sep or key not in _KEYS:
+            raise ValueError(f"{word!r} is not cpu=, rx= or tx=")
+        if key in values:
+            raise ValueError(f"{key} is given twice")
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{word!r}: expected a number, at least 0")
+        values[key] = min(value, 1.0) if key == "cpu" else value
+    return LoadFigures(**values)
+
+
+class _Failed(Exception):
+    def __init__(self, kind: str, why: str) -> None:
+        super().__init__(why)
+        self.kind = kind  # what counts as a change worth another log line
+
+
+def _answer(ended: Ended) -> LoadFigures:
+    reason, out, err = ended
+    code = exit_code(reason)
+    if code != 0:
+        how = f"exit status {code}" if code is not None else "killed by a signal"
+        last = err.decode("utf-8", "replace").strip().rsplit("\n", 1)[-1]
+        raise _Failed(how, f"{how}: {last}" if last else how)
+    try:
+        return parse_figures(out.decode("utf-8", "replace"))
+    except ValueError as e:
+        raise _Failed("output", f"its output: {e}") from None
+
+
+@implementer(ILoadSource)
+class CommandLoad:
+    """Figures the operator's program prints (see parse_figures), run in its own session once a
+    heartbeat, never twice at once.
+
+    A beat reads the latest answer, which stays while the next run runs; before the first answer,
+    and after a run that failed, there is none, and the host's figures stand in. A run that takes
+    ``timeout`` seconds is killed, with its whole process group.
+    """
+
+    # Carried as given: the program is the operator's own measurement (averaged there if it wants),
+    # and a test that drives load with it sees the step at the next beat, not 5 s later.
+    smoothed = False
+
+    def __init__(self, reactor: Any, argv: Sequence[str],
+                 run: Callable[[Any, Sequence[str]], Deferred[Ended]] = run_in_session,
+                 timeout: float = COMMAND_TIMEOUT) -> None:
+        self.reactor = reactor
+        self.argv = tuple(argv)
+        self.name = f"command {shlex.join(self.argv)}"
+        self.timeout = timeout
+        self._run = run
+        self._trouble = _Trouble(self.name)
+        self._figures = LoadFigures()
+        self._running: Deferred[Ended] | None = None
+        self._stopped = False
+
+    def read(self, now: float) -> LoadFigures:
+        if self._running is None and not self._stopped:
+            self._start()
+        return self._figures
+
+    def _start(self) -> None:
+        try:
+            d = self._running = self._run(self.reactor, self.argv)
+        except OSError as e:  # no process to be had (out of file descriptors): no answer this beat
+            self._figures = LoadFigures()
+            self._trouble.failed("start", f"cannot start it: {e.strerror}")
+            return
+        timer = self.reactor.callLater(self.timeout, d.cancel)
+
+        def ended(result: Ended | Failure) -> None:
+            if timer.active():
+                timer.cancel()
+            self._running = None
+            if self._stopped:
+                return  # cancelled by stop(): no answer is wanted
+            try:
+                if isinstance(result, Failure):
+                    raise _Failed("timeout", f"no answer in {self.timeout:g}s (process group killed)")
+                self._figures = _answer(result)
+            except _Failed as e:
+                self._figures = LoadFigures()
+                self._trouble.failed(e.kind, str(e))
+            else:
+                self._trouble.cleared()
+
+        d.addBoth(ended)
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._running is not None:
+            self._running.cancel()  # kills its process group
 
 
 class LoadSampler:

@@ -1,18 +1,27 @@
-"""Load sources: the host's figures from psutil and a cgroup v2's CPU against its allowance,
-averaged so a heartbeat carries sustained load, not noise."""
+"""Load sources: the host's figures from psutil, a cgroup v2's CPU against its allowance, and an
+operator's command; averaged so a heartbeat carries sustained load, not noise."""
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import namedtuple
 from pathlib import Path
 
 import pytest
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.task import Clock, deferLater
 from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
 from rais import load
@@ -21,6 +30,7 @@ from rais.load import (
     SMOOTHING,
     CgroupCpu,
     CgroupError,
+    CommandLoad,
     LoadSampler,
     allowance,
     cgroup2_mounts,
@@ -28,6 +38,7 @@ from rais.load import (
     cgroup_of,
     cpuset_size,
     own_cgroup,
+    parse_figures,
     quota_cpus,
     usage_usec,
 )
@@ -298,3 +309,187 @@ def test_a_real_cgroup_with_a_busy_process():
             with open(os.path.join(root, "cgroup.subtree_control"), "w") as f:
                 f.write("-cpu")
     assert not os.path.exists(child)
+
+
+# --- command ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("line", "figures"), [
+    ("cpu=0.85 rx=1200 tx=3400\n", LoadFigures(0.85, 1200.0, 3400.0)),
+    ("  cpu=0.9  ", LoadFigures(cpu=0.9)),
+    ("tx=1e6", LoadFigures(tx=1e6)),
+    ("cpu=1.7", LoadFigures(cpu=1.0)),  # over its allowance is all of it
+    ("\n\ncpu=0\n", LoadFigures(cpu=0.0)),
+])
+def test_command_output(line, figures):
+    assert parse_figures(line) == figures
+
+
+@pytest.mark.parametrize(("output", "why"), [
+    ("", "printed nothing"),
+    ("cpu=0.5\nrx=1\n", "printed 2 lines, expected one"),
+    ("cpu 0.5", "'cpu' is not cpu=, rx= or tx="),
+    ("load=0.5", "'load=0.5' is not cpu=, rx= or tx="),
+    ("cpu=0.5 cpu=0.6", "cpu is given twice"),
+    ("cpu=-0.1", "'cpu=-0.1': expected a number, at least 0"),
+    ("rx=nan", "'rx=nan': expected a number, at least 0"),
+    ("tx=fast", "'tx=fast': expected a number, at least 0"),
+])
+def test_bad_command_output(output, why):
+    with pytest.raises(ValueError) as info:
+        parse_figures(output)
+    assert str(info.value) == why
+
+
+def done(out: bytes, code: int = 0, err: bytes = b""):
+    reason = Failure(ProcessDone(0) if code == 0 else ProcessTerminated(exitCode=code))
+    return reason, out, err
+
+
+class Runs:
+    """Stands in for run_in_session: each run a Deferred the test fires."""
+
+    def __init__(self):
+        self.started: list[Deferred] = []
+        self.cancelled = 0
+
+    def __call__(self, reactor_, argv):
+        self.argv = argv
+        d = Deferred(lambda _: self._cancelled())
+        self.started.append(d)
+        return d
+
+    def _cancelled(self):
+        self.cancelled += 1
+
+
+def command(runs, timeout=2.0):
+    clock = Clock()
+    return clock, CommandLoad(clock, ["cat", "/run/load"], run=runs, timeout=timeout)
+
+
+def test_a_command_runs_once_a_beat_one_at_a_time_and_its_latest_answer_counts():
+    runs = Runs()
+    clock, source = command(runs)
+    assert not source.smoothed
+    assert source.read(0.0) == LoadFigures()  # no answer yet: the host stands in
+    assert runs.argv == ("cat", "/run/load") and len(runs.started) == 1
+    assert source.read(0.2) == LoadFigures() and len(runs.started) == 1  # still running: not a second
+    runs.started[0].callback(done(b"cpu=0.9\n"))
+    assert source.read(0.4) == LoadFigures(cpu=0.9) and len(runs.started) == 2
+    assert source.read(0.6) == LoadFigures(cpu=0.9)  # the last answer stays while the next run runs
+    runs.started[1].callback(done(b"cpu=0.3 rx=10\n"))
+    assert source.read(0.8) == LoadFigures(cpu=0.3, rx=10.0)
+    assert len(clock.getDelayedCalls()) == 1  # the timeout of the run now running, no other
+
+
+def test_a_failing_command_is_logged_once_per_change_and_the_host_stands_in():
+    runs = Runs()
+    clock, source = command(runs)
+    with capturedLogs() as events:
+        source.read(0.0)
+        runs.started[-1].callback(done(b"cpu=0.5"))
+        for beat in range(3):
+            source.read(beat + 1.0)
+            runs.started[-1].callback(done(b"", 1, b"cat: /run/load: No such file or directory\n"))
+        assert source.read(4.0) == LoadFigures()
+        runs.started[-1].callback(done(b"cpu=lots"))
+        source.read(5.0)
+        runs.started[-1].callback(done(b"", 2))
+        source.read(6.0)
+        clock.advance(2.0)  # it hangs: killed, with its group
+        assert runs.cancelled == 1 and source.read(8.0) == LoadFigures()
+        runs.started[-1].callback(done(b"cpu=0.4"))
+        assert source.read(9.0) == LoadFigures(cpu=0.4)
+    assert lines(events) == [
+        "load source command cat /run/load: exit status 1: cat: /run/load: No such file or directory; "
+        "the host's figures stand in",
+        "load source command cat /run/load: its output: 'cpu=lots': expected a number, at least 0; "
+        "the host's figures stand in",
+        "load source command cat /run/load: exit status 2; the host's figures stand in",
+        "load source command cat /run/load: no answer in 2s (process group killed); the host's figures stand in",
+        "load source command cat /run/load answers again",
+    ]
+
+
+def test_a_command_that_cannot_start_costs_the_beat_not_the_heartbeat():
+    def no_process(reactor_, argv):
+        raise OSError(24, "Too many open files")
+
+    with capturedLogs() as events:
+        source = CommandLoad(Clock(), ["cat", "x"], run=no_process)
+        assert source.read(0.0) == source.read(1.0) == LoadFigures()
+    assert lines(events) == ["load source command cat x: cannot start it: Too many open files; "
+                             "the host's figures stand in"]
+
+
+def test_stop_kills_the_run_quietly_and_starts_no_more():
+    runs = Runs()
+    clock, source = command(runs)
+    with capturedLogs() as events:
+        source.read(0.0)
+        source.stop()
+        assert runs.cancelled == 1
+        assert source.read(1.0) == LoadFigures() and len(runs.started) == 1
+    assert events == [] and clock.getDelayedCalls() == []
+    source.stop()  # twice is fine
+    _, idle = command(Runs())
+    idle.stop()  # with nothing running too
+
+
+def test_a_sampler_carries_a_command_figure_as_given(host):
+    host[0] = 10.0
+    sampler = LoadSampler(0.0, CommandLoad(Clock(), ["x"], run=lambda r, a: succeed(done(b"cpu=0.9"))))
+    assert sampler.sample(0.2).cpu_permille == 900
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+class RealCommand(TestCase):
+    """The command on the reactor, as a node runs it."""
+
+    def setUp(self):
+        self.folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.folder)
+
+    async def answer(self, source, beats=50):
+        for beat in range(beats):
+            figures = source.read(beat * 0.1)
+            if figures != LoadFigures():
+                return figures
+            await deferLater(reactor, 0.1)
+        return None
+
+    async def test_a_command_reading_a_file(self):
+        path = os.path.join(self.folder, "load")
+        with open(path, "w") as f:
+            f.write("cpu=0.9 rx=5\n")
+        source = CommandLoad(reactor, ["cat", path])
+        self.addCleanup(source.stop)
+        assert await self.answer(source) == LoadFigures(cpu=0.9, rx=5.0)
+
+    async def test_stop_leaves_no_process(self):
+        pidfile = os.path.join(self.folder, "pids")
+        source = CommandLoad(reactor, ["sh", "-c", f"sleep 30 & echo $$ $! > {pidfile}; wait"])
+        source.read(0.0)
+        for _ in range(100):
+            if os.path.exists(pidfile) and open(pidfile).read().endswith("\n"):
+                break
+            await deferLater(reactor, 0.02)
+        pids = [int(p) for p in open(pidfile).read().split()]
+        source.stop()
+        await deferLater(reactor, 0.2)
+        states = [_state(p) for p in pids]
+        for pid in pids:  # whatever the assertion says, leave nothing running
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        # The shell and its child got SIGKILL: gone, or zombies until their parent reaps them.
+        assert all(state in ("gone", "Z") for state in states), (pids, states)
