@@ -1,11 +1,11 @@
-"""Where a node's load figures come from, read once a heartbeat.
+"""Where a node's load figures come from (``[node] load_source``), read once a heartbeat.
 
-The host (the default) is psutil: the whole machine's CPUs. A cgroup is the CPU time of a cgroup v2
+``host`` (the default) is psutil: the whole machine's CPUs. ``cgroup`` is the CPU time of a cgroup v2
 against what that cgroup may use, so a node in a container, or each of several nodes on one machine,
-reports its own share. A command is the operator's program printing the figures, run in the
+reports its own share. ``command`` is the operator's program printing the figures, run in the
 background once a heartbeat.
 
-What a source does not give comes from the host: the network figures of a cgroup (cgroup v2 counts
+What a source does not give comes from the host: the network figures of ``cgroup`` (cgroup v2 counts
 no network bytes; psutil reads the network namespace the node runs in, which is a container's own
 when it has one), a figure a command leaves out, and every figure while a source fails. A failure is
 logged when it starts, when it changes and when it ends, never once a beat.
@@ -18,7 +18,8 @@ import os
 import re
 import shlex
 from collections.abc import Callable, Sequence
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import psutil
@@ -31,6 +32,9 @@ from rais.interfaces import ILoadSource, LoadFigures
 from rais.process import Ended, exit_code, run_in_session
 from rais.wire import Load
 
+if TYPE_CHECKING:
+    from rais.config import NodeConfig
+
 log = Logger()
 
 _MAX_RATE = 2**63 - 1
@@ -41,6 +45,14 @@ SMOOTHING = 5.0
 # span the other sources average over.
 COMMAND_TIMEOUT = SMOOTHING
 _KEYS = ("cpu", "rx", "tx")  # the figures, in LoadFigures' order
+
+
+class LoadSource(StrEnum):
+    """What ``[node] load_source`` may name."""
+
+    HOST = "host"
+    CGROUP = "cgroup"
+    COMMAND = "command"
 
 
 class _Average:
@@ -368,6 +380,16 @@ class CommandLoad:
         self._stopped = True
         if self._running is not None:
             self._running.cancel()  # kills its process group
+
+
+def source_for(node: NodeConfig, reactor: Any, now: float) -> ILoadSource | None:
+    """The source ``[node] load_source`` names; None for the host, which the sampler reads anyway."""
+    if node.load_source == LoadSource.CGROUP:
+        return CgroupCpu(node.cgroup_path or own_cgroup(), now)
+    if node.load_source == LoadSource.COMMAND:
+        assert node.load_command is not None  # the config requires one
+        return CommandLoad(reactor, node.load_command.argv)
+    return None
 
 
 class LoadSampler:

@@ -1,5 +1,5 @@
-"""Load sources: the host's figures from psutil, a cgroup v2's CPU against its allowance, and an
-operator's command; averaged so a heartbeat carries sustained load, not noise."""
+"""Load sources ([node] load_source): the host's figures from psutil, a cgroup v2's CPU against its
+allowance, and an operator's command; averaged so a heartbeat carries sustained load, not noise."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import time
 from collections import namedtuple
 from pathlib import Path
 
+import psutil
 import pytest
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
@@ -42,6 +43,7 @@ from rais.load import (
     quota_cpus,
     usage_usec,
 )
+from rais.localcluster import LocalCluster, wait_for
 
 Counters = namedtuple("Counters", "bytes_recv bytes_sent")
 
@@ -493,3 +495,67 @@ class RealCommand(TestCase):
                 pass
         # The shell and its child got SIGKILL: gone, or zombies until their parent reaps them.
         assert all(state in ("gone", "Z") for state in states), (pids, states)
+
+
+# --- a real node ------------------------------------------------------------
+
+
+def group_members(leader: int) -> list[int]:
+    """The live processes of the process group ``leader`` leads (a load command's, under setsid):
+    a zombie has ended, waiting only for its parent (init, for an orphan) to reap it."""
+    return [pid for pid in psutil.pids() if _state(pid) not in ("gone", "Z") and _group(pid) == leader]
+
+
+def _group(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+@pytest.mark.integration
+def test_a_node_with_a_load_command_reports_its_figure_to_the_master(tmp_path):
+    """Node 2's command cats a file the test writes; node 1's hangs, and must be killed with its
+    group when the node stops (it would be at its 5 s timeout; the test is over before then)."""
+    figures = tmp_path / "load"
+    figures.write_text("cpu=0\n")
+
+    def write(text):  # whole or not at all: cat never sees half a line
+        (tmp_path / "load.new").write_text(text)
+        os.replace(tmp_path / "load.new", figures)
+
+    # `; :` keeps the shell from replacing itself with sleep: its command line names the marker.
+    marker = str(tmp_path / "hanging")
+    extras = {1: f'load_source = "command"\nload_command = ["sh", "-c", "sleep 30; :", "{marker}"]\n',
+              2: f'load_source = "command"\nload_command = ["cat", "{figures}"]\n'}
+    cluster = LocalCluster(str(tmp_path), ["master", "active"], 0.2, 3, extras=extras)
+    master = cluster.nodes[0]
+
+    def cpu():
+        rows = {r["host"]: r["cpu_permille"] for r in master.status()["tables"]["cpu"]}
+        return rows.get("1.2.0.2")
+
+    def hanging():
+        return [p.pid for p in psutil.process_iter(["cmdline"]) if marker in (p.info["cmdline"] or [])]
+
+    cluster.start_all()
+    try:
+        cluster.wait_ready()
+        # Its first beat carries the host's figure; the master rewrites a row only for a change of 10
+        # points, so the row settles anywhere under 100.
+        assert wait_for(lambda: cpu() is not None and cpu() < 100, 10), master.status()["tables"]["cpu"]
+        write("cpu=0.9\n")
+        written = time.monotonic()
+        assert wait_for(lambda: cpu() == 900, 5), master.status()["tables"]["cpu"]
+        took = time.monotonic() - written
+        print(f"cpu=0.9 written to the master's cpu table in {took:.2f}s")
+        assert took < 1.5  # a beat to run it, a beat to carry it (0.2 s each), a tick and a sync
+        [shell] = hanging()
+        assert len(group_members(shell)) == 2  # the shell and its sleep
+    finally:
+        cluster.stop_all()
+    assert wait_for(lambda: not group_members(shell), 1), [(p, _state(p)) for p in group_members(shell)]
+    for node in cluster.nodes:
+        log = (tmp_path / f"node{node.host_id}" / "twistd.log").read_text()
+        assert "load from command " in log
+        assert "Unhandled" not in log and "Traceback" not in log and "load source" not in log, log
