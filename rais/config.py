@@ -24,6 +24,7 @@ import attrs
 from rais.checks import Check, argv, boolean, choice, expect_type, integer, number, text, type_name
 from rais.ids import MAX_HOST, ClusterId, HostClusterId
 from rais.keys import KeyFileError, Keyring, load_keyring
+from rais.load import CgroupError, LoadSource, cgroup_reading, own_cgroup
 from rais.passwords import PasswdFileError, load_entries
 from rais.planner import WEIGHT_NAMES
 from rais.probing.discover import discover
@@ -85,6 +86,9 @@ class NodeConfig:
     state_dir: str
     preempt: bool
     notify: Command | None = None
+    load_source: LoadSource = attrs.field(default=LoadSource.HOST, converter=LoadSource)
+    cgroup_path: str | None = None  # with load_source cgroup; None: the node's own cgroup
+    load_command: Command | None = None  # with load_source command
 
 
 @attrs.frozen
@@ -310,6 +314,10 @@ def _node_fields(base: str) -> tuple[_Field, ...]:
         _Field("preempt", boolean, False),
         # Run on every role change and assignment here, with the event as arguments.
         _Field("notify", _command(False), None),
+        # Where the CPU (and network) figures in this node's heartbeats come from (rais.load).
+        _Field("load_source", choice(tuple(LoadSource)), LoadSource.HOST),
+        _Field("cgroup_path", _path(base), None),
+        _Field("load_command", _command(False), None),
     )
 
 
@@ -462,6 +470,19 @@ def _check_probes(paths: tuple[str, ...], services: dict[str, dict[str, Any]], r
             report(("services", name, key), message)
 
 
+def _check_load_source(node: dict[str, Any], report: Report) -> None:
+    """Each load_source's own key is given with it, and only with it (an ignored key is as
+    misleading as an unknown one)."""
+    source = node.get("load_source")
+    if source is None:
+        return  # a bad value, reported already
+    for key, needs in (("cgroup_path", LoadSource.CGROUP), ("load_command", LoadSource.COMMAND)):
+        if node.get(key) is not None and source != needs:
+            report(("node", key), f'used only with load_source = "{needs}", not "{source}"')
+    if source == LoadSource.COMMAND and "load_command" in node and node["load_command"] is None:
+        report(("node", "load_command"), 'missing required key (node.load_source is "command")')
+
+
 def _parse_file(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
@@ -510,6 +531,7 @@ def load_config(path: str, role: str | None = None, host_id: int | None = None) 
             report(("node", "address"), f"missing required key (cluster.interface is {_ANY})")
         else:
             node["address"] = cluster.get("interface")
+    _check_load_source(node, report)
 
     services = {}
     for name, table in _named_tables(doc, "services", report).items():
@@ -653,6 +675,16 @@ def host_problems(config: Config, *, starting: bool = False) -> list[str]:
     for key, (host, port) in _endpoints(config) if starting else ():
         if (why := listen_problem(host, port)) is not None:
             report(key, why)
+    if config.node.load_source == LoadSource.CGROUP:
+        # Without cgroup_path, `rais check-config` reads its own cgroup (a shell's, not the node's):
+        # that shows this host has cgroup v2; twistd, starting, reads the node's.
+        try:
+            cgroup_reading(config.node.cgroup_path or own_cgroup())
+        except CgroupError as e:
+            if config.node.cgroup_path:
+                report("node.cgroup_path", str(e))
+            else:
+                report("node.load_source", f"cgroup: {e}")
     return problems
 
 

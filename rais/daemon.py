@@ -29,7 +29,7 @@ from rais.effects import TICKS_PER_INTERVAL, Driver, Event, RunAction
 from rais.epoch import next_boot_epoch
 from rais.events import EventLog
 from rais.interfaces import IEffects, ProbeResult
-from rais.load import LoadSampler
+from rais.load import LoadSampler, source_for
 from rais.metrics import NodeMetrics
 from rais.node import Node
 from rais.policy import policy_row
@@ -108,6 +108,7 @@ class NodeService(Service):
         self._port = None
         self._driver: Driver | None = None
         self._loops: list[LoopingCall] = []
+        self._sampler: LoadSampler | None = None
         self._requests = itertools.count(1)  # the operators' commands through this node, this boot
         self._waiting: dict[int, Deferred[str]] = {}
         # Made before the node starts: the control endpoint serves it from the start.
@@ -148,6 +149,7 @@ class NodeService(Service):
         self.protocol = NodeProtocol(cluster.keyring, node.id, node.boot_epoch, cluster.group, cluster.port,
                                      cluster.interface, cluster.ttl)
         self.events = EventLog(config.self_id, reactor)
+        sampler = self._sampler = LoadSampler(now, source_for(me, reactor, now))
         effects = DaemonEffects(
             self.protocol, self.saver, reactor, config.services,
             Notifier(reactor, me.notify.argv) if me.notify is not None else None,
@@ -162,14 +164,13 @@ class NodeService(Service):
         self._port = reactor.listenMulticast(cluster.port, self.protocol, listenMultiple=True)
         self.log.info(
             "node {id} ({role}) in cluster {cluster}, group {group}:{port}, boot epoch {epoch}, "
-            "tables at generation {generation}",
+            "tables at generation {generation}, load from {load}",
             id=str(config.self_id), role=me.role, cluster=str(cluster.id),
             group=cluster.group, port=cluster.port, epoch=node.boot_epoch,
-            generation=node.tables.generation,
+            generation=node.tables.generation, load=sampler.source,
         )
-        sampler = LoadSampler(now)
         interval = cluster.heartbeat_interval
-        # Sampled before the beat is stamped, so round trips do not include psutil's time.
+        # Sampled before the beat is stamped, so round trips do not include the sampling's time.
         self._loop("heartbeat", lambda: driver.beat(sampler.sample(reactor.seconds())), interval)
         self._loop("tick", driver.tick, interval / TICKS_PER_INTERVAL)
         self._loop("probe schedule", driver.poll_probes, POLL)
@@ -188,6 +189,8 @@ class NodeService(Service):
             if loop.running:
                 loop.stop()
         self._loops.clear()
+        if self._sampler is not None:
+            self._sampler.stop()  # after the heartbeat loop, so no beat starts a load command again
         port, self._port = self._port, None
         waits = [port.stopListening()] if port is not None else []
         if self.saver is not None and self.node is not None:

@@ -1,4 +1,5 @@
-"""The interfaces: the probe plugin contract (what a probe is, declares and returns), and IEffects.
+"""The interfaces: the probe plugin contract (what a probe is, declares and returns), IEffects, and
+ILoadSource (where a node's load figures come from).
 
 A probe is an object providing :class:`IProbe` in a module of the ``probes``
 package (or of a folder listed in ``[probes] paths``); ``rais.probing.discover`` finds
@@ -122,3 +123,28 @@ class IEffects(Interface):
 
     def answered(answer: Any) -> None:
         """The answer (a rais.commands.Answered) to an operator's command asked through this node."""
+
+
+@attrs.frozen
+class LoadFigures:
+    """One reading of a load source: the CPU busy share of what this node may use (0..1), and network
+    bytes/s in and out; None for a figure the source does not measure, or could not now (the host's
+    figure stands in for it)."""
+
+    cpu: float | None = None
+    rx: float | None = None
+    tx: float | None = None
+
+
+class ILoadSource(Interface):
+    """Where a node's load figures come from (rais.load)."""
+
+    name = Attribute("What it reads, for the log: 'cgroup /sys/fs/cgroup/rais', 'command cat /run/load'.")
+    smoothed = Attribute("True if its figures are averaged over rais.load.SMOOTHING seconds before a heartbeat "
+                         "carries them (a raw measurement), False if they are carried as given.")
+
+    def read(now: float) -> LoadFigures:
+        """The figures now, once a heartbeat, on the reactor: it must not block."""
+
+    def stop() -> None:
+        """Let go of whatever it holds (a command running), for good: the node is stopping."""

@@ -25,6 +25,7 @@ from rais.config import (
 )
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import write_new_key_file
+from rais.load import CgroupError
 from rais.localcluster import free_port
 from rais.passwords import set_password
 from rais.states import Role
@@ -110,7 +111,7 @@ def test_example_file_documents_every_key() -> None:
                 "ttl", "quorum", "host_id", "address", "role", "priority", "control", "state_dir", "preempt",
                 "probe", "running", "start", "stop", "shell", "timeout", "replicas", "max_cpu",
                 "max_latency_ms", "settle", "refresh", "exclusive", "prefer", "failback_after", "listen",
-                "passwd", "allow_remote"):
+                "passwd", "allow_remote", "load_source"):
         assert f"\n{key} = " in text, key
 
 
@@ -137,6 +138,7 @@ def test_defaults(folder: Path) -> None:
     assert node.control == ("127.0.0.1", 8470)
     assert node.state_dir == "/var/lib/rais"
     assert node.preempt is False
+    assert (node.load_source, node.cgroup_path, node.load_command) == ("host", None, None)
     db = config.services["db"]
     assert (db.name, db.port, db.running, db.start, db.stop, db.timeout) == ("db", None, False, None, None, 10.0)
     assert dict(db.options) == {}
@@ -244,6 +246,33 @@ stop = "pg_ctl stop"
     db = config.services["db.main"]
     assert db.start == Command(("/bin/sh", "-c", "pg_ctl start && echo 'up'"), shell=True)
     assert db.stop == Command(("/bin/sh", "-c", "pg_ctl stop"), shell=True)
+
+
+def test_load_sources(folder: Path) -> None:
+    node = load_config(write(folder, {"node": {"load_source": '"command"',
+                                               "load_command": "\"cat '/run/my load'\""}})).node
+    assert (node.load_source, node.load_command) == ("command", Command(("cat", "/run/my load")))
+    argv = '["probe-load", "-q"]'
+    node = load_config(write(folder, {"node": {"load_source": '"command"', "load_command": argv}})).node
+    assert node.load_command == Command(("probe-load", "-q"))
+    node = load_config(write(folder, {"node": {"load_source": '"cgroup"', "cgroup_path": '"cg/rais"'}})).node
+    assert (node.load_source, node.cgroup_path) == ("cgroup", str(folder / "cg" / "rais"))
+    assert load_config(write(folder, {"node": {"load_source": '"cgroup"'}})).node.cgroup_path is None  # its own
+
+
+@pytest.mark.parametrize(("keys", "problem"), [
+    ({"load_source": '"gpu"'}, "load_source: must be one of host, cgroup, command, got 'gpu'"),
+    ({"load_source": '"command"'}, 'load_command: missing required key (node.load_source is "command")'),
+    ({"load_command": '"cat /run/load"'}, 'load_command: used only with load_source = "command", not "host"'),
+    ({"load_source": '"command"', "load_command": '""'}, "load_command: must name a program to run"),
+    ({"load_source": '"command"', "load_command": "[1]"}, "load_command: item 1 is an integer, expected a string"),
+    ({"load_source": '"command"', "load_command": '["cat", "x"]', "cgroup_path": '"/sys/fs/cgroup"'},
+     'cgroup_path: used only with load_source = "cgroup", not "command"'),
+    ({"load_source": '"cgroup"', "cgroup_path": "7"}, "cgroup_path: expected a string, got an integer"),
+])
+def test_load_source_problems(folder: Path, keys: dict[str, str], problem: str) -> None:
+    path = write(folder, {"node": keys})
+    assert only_problem(path) == f"{path}: node.{problem}"
 
 
 def test_records_and_mappings_are_read_only(folder: Path) -> None:
@@ -767,3 +796,30 @@ def test_control_off_loopback_is_a_note(folder: Path) -> None:
         "/status and /metrics, and move services (POST /move)"]
     for host in ("localhost", "127.0.0.2"):
         assert host_notes(load_config(here(folder, {"node": {"control": f'"{host}:{free_port()}"'}}))) == []
+
+
+# --- the cgroup a node reads ------------------------------------------------
+
+
+def test_a_cgroup_folder_must_be_readable_here(folder: Path) -> None:
+    (folder / "cg").mkdir()
+    path = here(folder, {"node": {"load_source": '"cgroup"', "cgroup_path": '"cg"'}})
+    config = load_config(path)  # the file itself is fine
+    problem = f"{path}: node.cgroup_path: {folder / 'cg'}: no cpu.stat: not a cgroup v2 folder"
+    assert host_problems(config) == host_problems(config, starting=True) == [problem]
+    (folder / "cg" / "cpu.stat").write_text("usage_usec 12\n")
+    assert host_problems(config) == []
+    missing = load_config(here(folder, {"node": {"load_source": '"cgroup"', "cgroup_path": '"gone"'}}))
+    assert host_problems(missing) == [f"{missing.path}: node.cgroup_path: {folder / 'gone'}: no such folder"]
+
+
+def test_own_cgroup_needs_cgroup_v2(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rais.config
+
+    def nowhere() -> str:
+        raise CgroupError("no cgroup v2 hierarchy is mounted")
+
+    monkeypatch.setattr(rais.config, "own_cgroup", nowhere)
+    config = load_config(here(folder, {"node": {"load_source": '"cgroup"'}}))
+    assert host_problems(config, starting=True) == [
+        f"{config.path}: node.load_source: cgroup: no cgroup v2 hierarchy is mounted"]
