@@ -673,6 +673,27 @@ class Client(_Every):
         return {f.answer for f in list(self.fetches) if since <= f.at <= until and f.answer is not None}
 
 
+class AnyHost(Client):
+    """Like Client, but for a service served on each host's own address (no VIP): every ``every``
+    seconds, connects from the observer to each of ``nodes`` on ``port`` in turn; a sample is
+    answered ("host N", the first that accepts) if any of them accepts."""
+
+    def __init__(self, cluster: NetCluster, nodes: Sequence[NetNode], port: int = HTTP_PORT,
+                 every: float = 0.02, timeout: float = 0.1) -> None:
+        super().__init__(cluster, port, every, timeout)
+        self.nodes = list(nodes)
+
+    def sample(self, now: float) -> None:
+        answer = None
+        for node in self.nodes:
+            with _socket_in(self.namespace, socket.SOCK_STREAM) as sock:
+                sock.settimeout(self.timeout)
+                if sock.connect_ex((node.address, self.port)) == 0:
+                    answer = f"host {node.index}"
+                    break
+        self.fetches.append(Fetch(now, answer))
+
+
 class HolderWatch(_Every):
     """Samples every ``every`` seconds which nodes' namespaces hold the VIP (by node index).
     Times are time.monotonic()."""

@@ -1,0 +1,139 @@
+"""Issue 13, items 1-3, with real twistd nodes in network namespaces: a move for load never leaves
+clients without a copy, releases the busy copy (not the new one), and forgets the busy host's timer
+once the service has left it.
+
+Each node reports the CPU figure written in its ``load`` file (``[node] load_source = "command"``),
+so one host can be made busy on its own. web is a Python web server on each host's own address,
+started by its start action; ``AnyHost`` connects from the observer to hosts 2 to 4 every 20 ms and
+records whether any of them serves it. balance_after 2 s, move_hold 6 s.
+"""
+
+import os
+import sys
+import time
+
+import pytest
+
+from bench.loss import DEAD_AFTER, INTERVAL
+from rais.localcluster import converged, wait_for
+from rais.netcluster import HTTP_PORT, AnyHost
+
+pytestmark = pytest.mark.integration
+
+ROLES = ["master", "active", "active", "standby"]
+SETTINGS = "balance_after = 2.0\nmove_hold = 6.0\nmin_spares = 0\n"
+LOAD = 'load_source = "command"\nload_command = ["cat", "load"]\n'
+POLICY = """
+[policy.web]
+replicas = 1
+max_cpu = 0.8
+weights = { latency = 0, network = 0 }
+"""
+
+
+START = f"{sys.executable} -m http.server {HTTP_PORT} --bind 0.0.0.0 >/dev/null 2>&1 & echo $! > web.pid; sleep 0.3"
+
+
+def web(running, start=START):
+    return f"""
+[services.web]
+probe = "tcp"
+port = {HTTP_PORT}
+running = {str(running).lower()}
+shell = true
+start = '{start}'
+stop = 'kill $(cat web.pid) 2>/dev/null; rm -f web.pid; echo stopped >> stops.log'
+timeout = 5
+probe_interval = 0.5
+probe_timeout = 0.5
+rise = 1
+fall = 2
+"""
+
+
+def load(node, cpu):
+    with open(os.path.join(node.folder, "load.new"), "w") as f:
+        f.write(f"cpu={cpu}\n")
+    os.replace(os.path.join(node.folder, "load.new"), os.path.join(node.folder, "load"))
+
+
+def holders(node):
+    return sorted(r["host"] for r in node.status()["tables"]["services"] if r["name"] == "web" and r["assigned"])
+
+
+def decisions(master):
+    return [d["text"] for d in master.status()["decisions"].get("web", [])]
+
+
+def stops(node):
+    path = os.path.join(node.folder, "stops.log")
+    return open(path).read().count("stopped") if os.path.exists(path) else 0
+
+
+def cluster_with_web_on_host_2(net_cluster, lies_on_4=False):
+    extras = {1: LOAD + POLICY}
+    for n in (2, 3, 4):
+        extras[n] = LOAD + web(n == 2, "true" if lies_on_4 and n == 4 else START) + POLICY
+    cluster = net_cluster(ROLES, INTERVAL, DEAD_AFTER, settings=SETTINGS, extras=extras)
+    for node in cluster.nodes:
+        load(node, 0.1)
+    first = cluster.nodes[1]
+    cluster.spawn(first, ["/bin/sh", "-c", START])  # serving when its node starts, as after a boot
+    cluster.start_all()
+    cluster.wait_ready()
+    assert wait_for(lambda: converged(cluster.nodes) and holders(cluster.nodes[0]) == ["1.2.0.2"], 20), [
+        n.status()["tables"]["services"] for n in cluster.nodes]
+    return cluster
+
+
+def test_a_new_copy_that_never_serves_is_released_and_the_busy_host_keeps_serving(net_cluster):
+    """Item 1: host 4's start exits 0 and serves nothing; host 3 is as busy as can take nothing."""
+    cluster = cluster_with_web_on_host_2(net_cluster, lies_on_4=True)
+    master, busy, full, liar = cluster.nodes
+    load(full, 0.75)
+    time.sleep(2)
+    with AnyHost(cluster, [busy, full, liar]) as client:
+        time.sleep(0.5)
+        since = time.monotonic()
+        load(busy, 0.9)
+        assert wait_for(lambda: any("web lost on 1.2.0.4" in d for d in decisions(master)), 20), decisions(master)
+        time.sleep(2)
+        outage = client.longest(since)
+    print(f"\n  a start that lies: longest outage {outage:.2f} s, held by {holders(master)}")
+    assert holders(master) == ["1.2.0.2"] and stops(busy) == 0
+    assert outage == 0.0, client.outages(since)
+
+
+def test_the_busy_copy_goes_once_the_new_one_runs_and_an_old_timer_does_not_move_it_back_at_once(net_cluster):
+    """Items 2 and 3: the busy host dips under its limit while the new copy starts; later the
+    operator moves web back there, and a spike shorter than balance_after moves nothing."""
+    cluster = cluster_with_web_on_host_2(net_cluster)
+    master, busy, other, standby = cluster.nodes
+    load(other, 0.75)  # no room: the standby takes it
+    time.sleep(2)
+    with AnyHost(cluster, [busy, other, standby]) as client:
+        time.sleep(0.5)
+        since = time.monotonic()
+        load(busy, 0.9)
+        assert wait_for(lambda: any("web -> 1.2.0.4" in d for d in decisions(master)), 15), decisions(master)
+        load(busy, 0.79)  # dips under max_cpu while the new copy starts: it scores best now
+        assert wait_for(lambda: holders(master) == ["1.2.0.4"], 15), (holders(master), decisions(master))
+        moved = time.monotonic()
+        outage = client.longest(since)
+        print(f"\n  a move for load: longest outage {outage:.2f} s")
+        assert outage == 0.0, client.outages(since)
+        assert any("1.2.0.2 the busy host it was moved off" in d for d in decisions(master)), decisions(master)
+
+        load(busy, 0.1)
+        time.sleep(max(0.0, moved + 6.5 - time.monotonic()))  # past move_hold
+        operator = cluster.spawn(master, [sys.executable, "-m", "rais.cli", "move", "web", "1.2.0.2",
+                                          "--control", f"{master.address}:{master.control_port}"])
+        assert operator.wait(10) == 0
+        assert wait_for(lambda: holders(master) == ["1.2.0.2"], 15), (holders(master), decisions(master))
+        time.sleep(1)
+        load(busy, 0.9)  # a spike shorter than balance_after
+        time.sleep(1.0)
+        load(busy, 0.1)
+        time.sleep(3)
+        print(f"  after a 1 s spike: held by {holders(master)}")
+        assert holders(master) == ["1.2.0.2"], decisions(master)
