@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping
 from types import MappingProxyType
+from typing import Any
 
 import attrs
 
@@ -109,6 +110,8 @@ class View:
         self._cpu = {r.host: r.cpu_permille / 1000 for r in tables.table("cpu")}
         self._net = {r.host: r.rx_bps + r.tx_bps for r in tables.table("network")}
         self._latency = {r.host: r.rtt_us / 1000 for r in tables.table("latency")}
+        # What other modules work out once per snapshot (rais.pool), by name.
+        self.memo: dict[str, Any] = {}
         self._costs = {r.name: Cost.of(r) for r in tables.table("costs")}
 
     def services(self, name: str) -> list[ServiceRow]:

@@ -95,7 +95,20 @@ def _free(view: View, resting: Iterable[HostClusterId]) -> set[HostClusterId]:
 
 
 def pool_of(view: View, now: float, min_spares: int) -> Pool:
-    """The pool and the cluster's state in the tables ``view`` holds, at ``now``."""
+    """The pool and the cluster's state in the tables ``view`` holds, at ``now``: worked out once
+    per snapshot (the master reconciles several times between commits), and again once a resting
+    host rejoins."""
+    kept = view.memo.get("pool")
+    if kept is not None:
+        at, pool = kept
+        if pool.min_spares == min_spares and at <= now and (pool.until is None or now < pool.until):
+            return pool
+    pool = _pool_of(view, now, min_spares)
+    view.memo["pool"] = (now, pool)
+    return pool
+
+
+def _pool_of(view: View, now: float, min_spares: int) -> Pool:
     resting = _resting(view, now)
     free = _free(view, resting)
     in_use = [h for h, s in view.servers.items() if s.role == Role.ACTIVE and s.configured != Role.ACTIVE]
