@@ -23,7 +23,7 @@ from rais.wire import ReplayGuard, VoteRequest, WireError, open_datagram
 
 pytestmark = pytest.mark.integration
 
-SOAK = float(os.environ.get("RAIS_TEST_SOAK_SECONDS", "40"))  # bench/loss.py soaks 120 s a level
+SOAK = float(os.environ.get("RAIS_TEST_SOAK_SECONDS", "30"))  # bench/loss.py soaks 120 s a level
 WEB = """
 [services.web]
 probe = "tcp"
@@ -118,7 +118,11 @@ def test_two_processes_with_one_host_id_are_loud_and_neither_leads(net_cluster):
     assert all(len(addresses) == 1 for addresses in leaders.values())  # never two masters of a term
     assert all(doc["duplicate_id"] for doc in docs.values())  # loud on both
     assert all(doc["role"] != "master" for doc in docs.values())
-    assert wait_for(lambda: converged(others) and others[0].status()["master"] == "1.2.0.4", 10)
+    # The others agree on one of them; the standby normally, unless its replica was behind when
+    # the master stepped down (the newest replica comes first), as on a loaded machine.
+    ids = {f"1.2.0.{o.host_id}" for o in others}
+    assert wait_for(lambda: converged(others) and others[0].status()["master"] in ids, 10), [
+        o.status()["master"] for o in others]
 
 
 def test_a_quorum_cluster_split_two_and_two_does_not_push_the_term_up(net_cluster):
