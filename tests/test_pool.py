@@ -111,9 +111,6 @@ def test_spare_policies_and_min_spares_decide_between_a_free_standby_and_an_acti
     assert place(avoid, "db", spares=Spares({hid(3)}, keep=0)).host == hid(2)  # by score: the role part
 
 
-DECLARE = ServiceDecl("a", "tcp", 80, False, True, True, "{}")
-
-
 def pool_cluster():
     """Two actives serving a and b; two standbys, 4 able to take a, 5 either; min_spares 1."""
     a, b = ServiceDecl("a", "tcp", 80, True, True, True, "{}"), ServiceDecl("b", "tcp", 81, True, True, True, "{}")
