@@ -128,10 +128,11 @@ class Mastership:
         for row in ledger.table("services"):
             if isinstance(row, ServiceRow) and row.assigned:
                 serves.setdefault(row.host, []).append(row.name)
+        serving = set(serves)
         took: list[tuple[str, ...]] = []
         for server in ledger.table("servers"):
             assert isinstance(server, ServerRow)
-            role = held_role(server, set(serves), self.id)
+            role = held_role(server, serving, self.id)
             if role != server.role:
                 ledger.stage(attrs.evolve(server, role=role))
                 if server.role == Role.STANDBY and role == Role.ACTIVE:

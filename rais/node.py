@@ -136,6 +136,7 @@ class Node:
         self.host = HostOrders(services, boot_epoch)
         self.mastership: Mastership | None = None
         self.asker = Asker(identity.id, timing.interval / 2, ASK_PATIENCE)
+        self._view: View | None = None  # of the replica, for the pool (see pool())
         self._load: Load | None = None  # ours, as last sampled
         self._kept = self.tables.kept  # what our state file holds
         self._master_stamp: tuple[int, float] | None = None  # the master's heartbeat stamp, when we got it
@@ -181,7 +182,12 @@ class Node:
 
     def pool(self, now: float) -> Pool:
         """The spares and the cluster's state, as this node's tables say them (rais.pool)."""
-        view = self.mastership.view() if self.mastership is not None else View(self.tables)
+        if self.mastership is not None:
+            view = self.mastership.view()
+        else:  # the replica's view, once per snapshot: the page and metrics ask every second or so
+            if self._view is None or self._view.tables is not self.tables:
+                self._view = View(self.tables)
+            view = self._view
         return pool_of(view, now, self.timing.min_spares)
 
     def status(self, now: float) -> dict[str, Any]:
@@ -233,7 +239,8 @@ class Node:
                 if tables is not None:
                     how = "applied snapshot" if message.transfer.snapshot else "applied"
                     out.append(TablesChanged(how, tables.generation, tables.term))
-                    self._role_changed(role, self._serving(), out)
+                    if self.role != role:
+                        self._role_changed(role, self._serving(), out)
                 self._ask(now, out)
         elif isinstance(message, CatalogueRequest):
             if message.host == self.id and datagram.term >= self.term:

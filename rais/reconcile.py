@@ -285,8 +285,6 @@ class _Step:
         draining = [r for r in serving if view.drained(r.host)]
         replace = want - (len(serving) - len(draining)) - new
         exclusive = any(r.exclusive for r in rows)
-        # A drained host's copy goes once its replacement's probe says it runs, not merely started.
-        replaced = all(r.state == ServiceState.RUNNING for r in serving if r not in draining)
         busy = self.overloaded(policy, rows, serving) if missing == 0 and name not in self.leaving else None
         if busy is not None:
             missing = 1  # start a copy elsewhere; the busy host's is released once the new one runs
@@ -310,11 +308,12 @@ class _Step:
             self.drain_exclusive(name, draining, keep)
         elif target is not None:
             self.move(name, target, serving)
-        elif missing < 0 and not starting and (replaced or not draining):
+        elif missing < 0 and not starting:
             releases = surplus(view, name, want, self.master, keep, self.leaving.get(name))
             gone = {p.host for p in releases}
-            # Make before break: a copy goes only once every copy that stays has been seen to run
-            # by its probe (a start that exits 0 may still serve nothing).
+            # Make before break: a copy goes (a drained host's, a busy host's, a surplus one) only once
+            # every copy that stays has been seen to run by its probe (a start that exits 0 may still
+            # serve nothing).
             if all(r.state == ServiceState.RUNNING for r in serving if r.host not in gone):
                 for placement in releases:
                     row = next(r for r in rows if r.host == placement.host)
@@ -496,12 +495,12 @@ class _Step:
     def move_for_load(self, placement: Placement, busy: HostClusterId, rows: list[ServiceRow]) -> None:
         """Start a copy where ``placement`` says, to release the busy host's once it runs; or, if no
         host has room, say (once: repeated each tick, it is logged at debug level) that it stays."""
-        name, over = placement.service, f"{busy} has been over its load limit for {self.timing.balance_after:g}s"
+        name, over = placement.service, f"has been over its load limit for {self.timing.balance_after:g}s"
         if placement.host is None:
-            self.decide("stays", name, busy, f"{name} stays on {busy}, which {over.split(' ', 1)[1]}: "
-                                             f"{placement.explanation.split(': ', 1)[1]}", placement.scores)
+            self.decide("stays", name, busy, f"{name} stays on {busy}, which {over}: {placement.explanation}",
+                        placement.scores)
             return
-        self.decide("overloaded", name, busy, f"{name}: {over}: moving a copy off it")
+        self.decide("overloaded", name, busy, f"{name}: {busy} {over}: moving a copy off it")
         self.place(placement)
         self.leaving[name] = busy
         moved = next(r for r in rows if r.host == placement.host)
@@ -530,10 +529,9 @@ class _Step:
         self.next_order += 1
         if action == OrderAction.RELEASE:
             self.released_at[(host, service)] = self.now  # one release at a time is enough
-        else:
+        elif action == OrderAction.ASSIGN:
             self.spares = self.spares.taken(host)
-            if action == OrderAction.ASSIGN:
-                self.adds(host, service)
+            self.adds(host, service)
         self.orders[order.order] = Pending(order, self.now, self.now + ORDER_TIMEOUT)
         self.decide(str(action), service, host, explanation, scores, order)
 

@@ -44,6 +44,7 @@ from rais.load import (
     usage_usec,
 )
 from rais.localcluster import LocalCluster, wait_for
+from tests.processes import state as process_state
 
 Counters = namedtuple("Counters", "bytes_recv bytes_sent")
 
@@ -445,14 +446,6 @@ def test_a_sampler_carries_a_command_figure_as_given(host):
     assert sampler.sample(0.2).cpu_permille == 900
 
 
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "gone"
-
-
 class RealCommand(TestCase):
     """The command on the reactor, as a node runs it."""
 
@@ -487,7 +480,7 @@ class RealCommand(TestCase):
         pids = [int(p) for p in open(pidfile).read().split()]
         source.stop()
         await deferLater(reactor, 0.2)
-        states = [_state(p) for p in pids]
+        states = [process_state(p) for p in pids]
         for pid in pids:  # whatever the assertion says, leave nothing running
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -503,7 +496,7 @@ class RealCommand(TestCase):
 def group_members(leader: int) -> list[int]:
     """The live processes of the process group ``leader`` leads (a load command's, under setsid):
     a zombie has ended, waiting only for its parent (init, for an orphan) to reap it."""
-    return [pid for pid in psutil.pids() if _state(pid) not in ("gone", "Z") and _group(pid) == leader]
+    return [pid for pid in psutil.pids() if process_state(pid) not in ("gone", "Z") and _group(pid) == leader]
 
 
 def _group(pid: int) -> int | None:
@@ -554,7 +547,7 @@ def test_a_node_with_a_load_command_reports_its_figure_to_the_master(tmp_path):
         assert len(group_members(shell)) == 2  # the shell and its sleep
     finally:
         cluster.stop_all()
-    assert wait_for(lambda: not group_members(shell), 1), [(p, _state(p)) for p in group_members(shell)]
+    assert wait_for(lambda: not group_members(shell), 1), [(p, process_state(p)) for p in group_members(shell)]
     for node in cluster.nodes:
         log = (tmp_path / f"node{node.host_id}" / "twistd.log").read_text()
         assert "load from command " in log

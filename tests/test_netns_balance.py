@@ -17,6 +17,7 @@ import pytest
 from bench.loss import DEAD_AFTER, INTERVAL
 from rais.localcluster import converged, wait_for
 from rais.netcluster import HTTP_PORT, AnyHost
+from tests.test_netns_service import service
 
 pytestmark = pytest.mark.integration
 
@@ -35,20 +36,7 @@ START = f"{sys.executable} -m http.server {HTTP_PORT} --bind 0.0.0.0 >/dev/null 
 
 
 def web(running, start=START):
-    return f"""
-[services.web]
-probe = "tcp"
-port = {HTTP_PORT}
-running = {str(running).lower()}
-shell = true
-start = '{start}'
-stop = 'kill $(cat web.pid) 2>/dev/null; rm -f web.pid; echo stopped >> stops.log'
-timeout = 5
-probe_interval = 0.5
-probe_timeout = 0.5
-rise = 1
-fall = 2
-"""
+    return service(running, start, "kill $(cat web.pid) 2>/dev/null; rm -f web.pid; echo stopped >> stops.log")
 
 
 def load(node, cpu):

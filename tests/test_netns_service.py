@@ -52,22 +52,28 @@ def figure(what, **values):
                                    for k, v in values.items()))
 
 
-def web(cluster, running, exclusive=False):
-    """[services.web] on a host: the VIP, probed with a TCP connect; ``running``: its host holds it at boot."""
-    text = f"""
+def service(running, start, stop):
+    """[services.web] on a host, probed with a TCP connect every 0.5 s (fall 2); ``running``: its
+    host serves it at boot; ``start`` and ``stop``: shell commands."""
+    return f"""
 [services.web]
 probe = "tcp"
 port = {HTTP_PORT}
 running = {str(running).lower()}
 shell = true
-start = '{cluster.vip_take}'
-stop = '{cluster.vip_drop}'
+start = '{start}'
+stop = '{stop}'
 timeout = 5
 probe_interval = 0.5
 probe_timeout = 0.5
 rise = 1
 fall = 2
 """
+
+
+def web(cluster, running, exclusive=False):
+    """The VIP as web: its start takes the address, its stop drops it."""
+    text = service(running, cluster.vip_take, cluster.vip_drop)
     text += f"address = \"{cluster.vip}\"\nrefresh = '{cluster.vip_announce}'\n"
     return text + ("exclusive = true\n" if exclusive else "")
 

@@ -16,14 +16,7 @@ from twisted.trial.unittest import TestCase
 from probes.exec import exec_probe
 from rais.interfaces import ProbeResult, Status
 from rais.probing.conformance import closed_port
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "gone"
+from tests.processes import state as process_state
 
 
 async def check(port: int = 1, timeout: float = 2.0, **options) -> ProbeResult:
@@ -66,7 +59,7 @@ class TestExec(TestCase):
         child = int(open(pidfile).read())
         # The background sleep got SIGKILL too: gone, or a zombie until init reaps it.
         await deferLater(reactor, 0.1)
-        assert _state(child) in ("gone", "Z"), _state(child)
+        assert process_state(child) in ("gone", "Z"), process_state(child)
 
     async def test_check_tcp(self):
         plugin = probe_servers.require(f"{probe_servers.PLUGINS}/check_tcp", "monitoring-plugins-basic")

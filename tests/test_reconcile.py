@@ -194,7 +194,7 @@ def test_a_load_move_needs_a_host_with_room_and_an_old_timer_is_forgotten_where_
     changes = reconcile(situation(*noisy, policy=busy, books=over))
     assert said(changes) == [("stays", "web", 2)]  # 3 and 4 are no better
     assert changes.decisions[0].explanation.startswith(
-        "web stays on 1.2.0.2, which has been over its load limit for 30s: no host qualifies (")
+        "web stays on 1.2.0.2, which has been over its load limit for 30s: web: no host qualifies (")
     assert "1.2.0.3: cpu 0.79 is not under 0.70: no room to take load" in changes.decisions[0].explanation
     assert changes.books.over_since == {(hid(2), "web"): NOW - 30}  # 3's old timer is gone
     # Relative hysteresis: a policy with max_cpu 0.1 recovers under 0.0875.
