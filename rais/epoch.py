@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from rais.atomicfile import replace_file
+
 EPOCH_FILE = "boot_epoch"
 
 
@@ -25,10 +27,7 @@ def next_boot_epoch(state_dir: str, now: float) -> int:
     except ValueError:
         last = 0  # a torn or edited file: the clock still gives a sane epoch
     epoch = max(int(now * 1_000_000), last + 1)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(f"{epoch}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # Durable before the node uses it: an epoch seen again after a crash would let its datagrams
+    # be replayed.
+    replace_file(path, f"{epoch}\n".encode("ascii"))
     return epoch

@@ -31,6 +31,8 @@ def cut_off(now: float, me: HostClusterId, membership: Membership, known: int, d
     live = [p for p in membership.peers() if membership.status(p, now) != HostStatus.DOWN]
     if 1 + len(live) < majority(known):
         return f"it hears {1 + len(live)} of {known} hosts, fewer than a majority"
-    if live and all(any(e.host == me and e.age_ms >= dead * 1000 for e in p.beat.heard) for p in live):
-        return f"none of the {len(live)} hosts it hears has had news of it for {dead:g}s"
+    # The very judgement its master's membership makes to call it down: nobody it still hears
+    # within dead_after has had news of it for that long.
+    if live and membership.confirmed(me, now):
+        return f"none of the hosts it hears has had news of it for {dead:g}s"
     return None

@@ -147,13 +147,13 @@ class Membership:
         silent = now - self.last_news(peer)
         if silent <= self._suspect_after:
             return HostStatus.UP
-        if silent <= self._dead or (silent <= PATIENCE * self._dead and not self._confirmed(peer.id, now)):
+        if silent <= self._dead or (silent <= PATIENCE * self._dead and not self.confirmed(peer.id, now)):
             return HostStatus.SUSPECT
         return HostStatus.DOWN
 
-    def _confirmed(self, host: HostClusterId, now: float) -> bool:
+    def confirmed(self, host: HostClusterId, now: float) -> bool:
         """Whether every other live host's latest heartbeat says it has had no news of ``host``
-        for dead_after intervals either."""
+        (which may be this node itself: rais.fencing) for dead_after intervals either."""
         dead_ms = self._dead * 1000
         for witness in self._peers.values():
             if witness.id == host or now - self.last_news(witness) > self._dead:

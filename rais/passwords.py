@@ -14,7 +14,6 @@ import hmac
 import os
 import re
 import secrets
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from rais.atomicfile import replace_file
 from rais.privatefile import PrivateFileError, read_private_lines
 
 USER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -133,17 +133,18 @@ def set_password(path: str, user: str, password: str) -> bool:
     """Write ``user``'s entry into the file at ``path`` (made mode 0600 if new), replacing the
     user's old one; True if it replaced one. PasswdFileError if the file exists and is bad."""
     check_user(user)
-    if os.path.lexists(path):
-        try:
-            lines = read_private_lines(path, "")
-        except PrivateFileError as e:
+    path = os.path.realpath(path)  # a symlinked file is written where it points, not replaced by a file
+    try:
+        lines = read_private_lines(path, "")
+    except PrivateFileError as e:
+        if os.path.lexists(path):
             raise PasswdFileError(str(e)) from None
+        lines = ["# RAIS manhole users: 'USER:scrypt:N:R:P:SALT-HEX:KEY-HEX'; write with 'rais manhole-passwd'."]
+    else:
         try:
             parse_entries(lines)  # a file already bad is the operator's to fix, not overwritten
         except PasswdFileError as e:
             raise PasswdFileError(f"{path}: {e}") from None
-    else:
-        lines = ["# RAIS manhole users: 'USER:scrypt:N:R:P:SALT-HEX:KEY-HEX'; write with 'rais manhole-passwd'."]
     mine = [i for i, line in enumerate(lines) if line.split("#", 1)[0].strip().split(":", 1)[0] == user]
     entry = new_entry(user, password).line
     if mine:
@@ -152,16 +153,7 @@ def set_password(path: str, user: str, password: str) -> bool:
         while lines and not lines[-1]:  # the final newline's empty "line"
             lines.pop()
         lines.append(entry)
-    text = "\n".join(lines).rstrip("\n") + "\n"
-    # A new file beside the old, then renamed over it: a crash leaves one or the other, whole.
-    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".rais-passwd-")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as f:  # mkstemp makes it mode 0600
-            f.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    replace_file(path, ("\n".join(lines).rstrip("\n") + "\n").encode("ascii"))
     return bool(mine)
 
 

@@ -16,6 +16,7 @@ import attrs
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 
+from rais.atomicfile import replace_file
 from rais.sync import split_rows
 from rais.tables import Tables
 from rais.wire import DIGEST, WireError
@@ -63,18 +64,7 @@ def decode_tables(data: bytes) -> Tables:
 
 def save_tables(state_dir: str, data: bytes) -> None:
     """Write encoded tables so that a crash leaves the old file or the new one, never half."""
-    path = os.path.join(state_dir, TABLES_FILE)
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(state_dir, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    replace_file(os.path.join(state_dir, TABLES_FILE), data)
 
 
 def load_tables(state_dir: str) -> Tables | None:

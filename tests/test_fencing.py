@@ -46,8 +46,19 @@ def test_a_host_that_nobody_hears_is_cut_off_though_it_hears_everyone():
     silent = (Heard(ME, 650),)
     for n in (1, 3):
         m.heard(T0 + 0.1, hid(n), f"10.0.0.{n}:5150", 1, 65537, beat(silent))
-    assert cut_off(T0 + 0.1, ME, m, 4, 0.6) is None  # host 4 still has news of it
+    assert cut_off(T0 + 0.1, ME, m, 4, 0.6) is None  # host 4 has not said it lacks news of it
     m.heard(T0 + 0.1, hid(4), "10.0.0.4:5150", 1, 65537, beat((Heard(ME, 300),)))
     assert cut_off(T0 + 0.1, ME, m, 4, 0.6) is None  # only suspected
     m.heard(T0 + 0.2, hid(4), "10.0.0.4:5150", 1, 65537, beat(silent))
-    assert cut_off(T0 + 0.2, ME, m, 4, 0.6) == "none of the 3 hosts it hears has had news of it for 0.6s"
+    assert cut_off(T0 + 0.2, ME, m, 4, 0.6) == "none of the hosts it hears has had news of it for 0.6s"
+
+
+def test_a_witness_silent_for_dead_after_does_not_keep_it_from_fencing_as_it_does_not_keep_it_up():
+    """A master calls a host down when every peer it still hears within dead_after says it has had
+    no news of it; the host fences on the same judgement, not waiting for a silent peer's word."""
+    m = membership([1, 3, 4, 5])
+    silent = (Heard(ME, 700),)
+    for n in (1, 3, 4):
+        m.heard(T0 + 0.75, hid(n), f"10.0.0.{n}:5150", 1, 65537, beat(silent))
+    assert m.confirmed(ME, T0 + 0.75)  # how its master judges it: host 5, silent since T0, is no witness
+    assert cut_off(T0 + 0.75, ME, m, 5, 0.6) == "none of the hosts it hears has had news of it for 0.6s"

@@ -384,4 +384,4 @@ def test_a_holder_nobody_hears_fences_itself_though_it_hears_everyone(net_cluste
         figure("holder nobody hears", moved_to=moved_to, both_held=both, longest_both=longest,
                outage=client.longest(cut, end), holder=sorted(watch.holding()))
     assert moved_to and longest <= INTERVAL and watch.holding() == {moved_to}
-    assert "fencing: stopping web: none of the 3 hosts it hears has had news of it" in open(holder.log_path).read()
+    assert "fencing: stopping web: none of the hosts it hears has had news of it" in open(holder.log_path).read()

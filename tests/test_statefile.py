@@ -83,7 +83,9 @@ def test_save_writes_a_temporary_file_then_renames_it(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", spy)
     data = encode_tables(sample())
     save_tables(str(tmp_path), data)
-    assert renames == [(TABLES_FILE + ".tmp", TABLES_FILE, data)]
+    ((temporary, renamed, written),) = renames
+    assert temporary.startswith(f".{TABLES_FILE}-") and (renamed, written) == (TABLES_FILE, data)
+    assert os.listdir(tmp_path) == [TABLES_FILE]  # nothing left beside it
 
 
 def test_nothing_saved_is_none(tmp_path):
