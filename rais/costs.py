@@ -13,7 +13,7 @@ host a copy is placed on (rais.planner, rais.joint).
 Heartbeat figures, not the cpu and network rows: the master rewrites a row
 only when it moved past a deadband (rais.mastership), so a row may never
 show a 5% service starting. A host smooths its figures over about
-``rais.load.SMOOTHING`` seconds, so a step shows in full only after a while:
+``rais.settings.SMOOTHING`` seconds, so a step shows in full only after a while:
 after ``SETTLE`` it shows ``REACHED`` of itself, which the observation is
 divided by.
 
@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 import attrs
 
 from rais.ids import HostClusterId
-from rais.load import SMOOTHING
+from rais.settings import SMOOTHING
 from rais.states import OrderAction, ServiceState
 from rais.wire import Load
 from rais.wire.rows import CostRow, ServiceRow

@@ -191,6 +191,9 @@ class NodeService(Service):
         self._loops.clear()
         if self._sampler is not None:
             self._sampler.stop()  # after the heartbeat loop, so no beat starts a load command again
+        waiting, self._waiting = self._waiting, {}
+        for d in waiting.values():  # the operators asking get an answer, not a hung connection
+            d.errback(ValueError("the node is stopping: the master may or may not have done it"))
         port, self._port = self._port, None
         waits = [port.stopListening()] if port is not None else []
         if self.saver is not None and self.node is not None:

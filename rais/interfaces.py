@@ -140,7 +140,7 @@ class ILoadSource(Interface):
     """Where a node's load figures come from (rais.load)."""
 
     name = Attribute("What it reads, for the log: 'cgroup /sys/fs/cgroup/rais', 'command cat /run/load'.")
-    smoothed = Attribute("True if its figures are averaged over rais.load.SMOOTHING seconds before a heartbeat "
+    smoothed = Attribute("True if its figures are averaged over rais.settings.SMOOTHING seconds before a heartbeat "
                          "carries them (a raw measurement), False if they are carried as given.")
 
     def read(now: float) -> LoadFigures:

@@ -19,6 +19,7 @@ that qualifies (rais.planner.place_copies), as before joint placement.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -35,12 +36,16 @@ from rais.planner import (
     View,
     candidates,
     explain,
+    limits,
     misfit,
     place_copies,
 )
 from rais.states import HostStatus
 
 WORK = 20_000  # host scorings the search may make before the copies are placed one at a time
+# Copies one step searches for jointly, at most: past that (a host that ran hundreds of services),
+# the search's depth alone would be too much, and they are placed one at a time.
+MAX_JOINT = 64
 
 
 @attrs.frozen
@@ -65,12 +70,15 @@ def place_jointly(view: View, wanted: Sequence[Wanted], master: HostClusterId | 
     the costs placed before it; ``added``, what the step put on hosts before. At most one
     degraded placement per service, for the copies no host qualifies for."""
     units = sorted((w for w in wanted for _ in range(w.count)), key=lambda w: -view.cost(w.service).cpu)
-    search = _Search(view, units, master, work)
     start = dict(added or {})
-    try:
-        path = search.run(0, start, {w.service: {} for w in wanted}, frozenset(), spares)
-    except _TooBig:
-        path = None
+    path = None
+    # With no learned cost among them, a copy takes no room from the others: nothing to search.
+    if 1 < len(units) <= MAX_JOINT and any(view.cost(w.service).samples for w in units):
+        try:
+            path = _Search(view, units, master, work).run(0, start, {w.service: {} for w in wanted}, frozenset(),
+                                                          spares)
+        except _TooBig:
+            pass
     if path is None:
         return _one_at_a_time(view, wanted, master, spares, start)
     jointly = sum(1 for _, best, _ in path if best is not None) > 1
@@ -107,9 +115,11 @@ class _Search:
         # Lower bounds for the pruning: what the copies from each position on cost, and the hosts
         # that could take any of them.
         costs = [view.cost(w.service).cpu for w in units]
-        self.rest = [sum(costs[i:]) for i in range(len(units) + 1)]
-        self.hosts = [h for h, server in view.servers.items() if server.status == HostStatus.UP]
-        self.ceiling = max((_cpu_limit(view, w.service) for w in units), default=math.inf)
+        self.rest = [*itertools.accumulate(reversed(costs), initial=0.0)][::-1]
+        # Only the hosts that could take one of them count as room for them.
+        self.hosts = sorted({r.host for w in units for r in view.services(w.service)
+                             if view.status(r.host) == HostStatus.UP})
+        self.ceiling = max((limits(view.policy(w.service))[0] for w in units), default=math.inf)
 
     def run(self, k: int, added: dict[HostClusterId, Added], taken: dict[str, dict[HostClusterId, str]],
             degraded: frozenset[str], spares: Spares | None) -> list[_Placed] | None:
@@ -149,7 +159,3 @@ class _Search:
         return sum(max(0.0, min(self.ceiling, added.get(h, NONE_ADDED).max_cpu) - (view.cpu(h) or 0.0)
                        - added.get(h, NONE_ADDED).cost.cpu) for h in self.hosts)
 
-
-def _cpu_limit(view: View, service: str) -> float:
-    policy = view.policy(service)
-    return math.inf if policy is None or policy.max_cpu_permille is None else policy.max_cpu_permille / 1000

@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 from rais.interfaces import ILoadSource, LoadFigures
 from rais.process import Ended, exit_code, run_in_session
+from rais.settings import SMOOTHING
 from rais.wire import Load
 
 if TYPE_CHECKING:
@@ -38,9 +39,6 @@ if TYPE_CHECKING:
 log = Logger()
 
 _MAX_RATE = 2**63 - 1
-# Figures are averaged over about this many seconds: placement acts on sustained load (a host
-# must stay over a limit for balance_after), and a sample per 0.2 s heartbeat is mostly noise.
-SMOOTHING = 5.0
 # A load command taking this long is killed: its answer would describe load older than the
 # span the other sources average over.
 COMMAND_TIMEOUT = SMOOTHING
@@ -407,7 +405,12 @@ class LoadSampler:
     def sample(self, now: float) -> Load:
         host = attrs.astuple(self._host.read(now))
         source = self._source
-        own = attrs.astuple(source.read(now)) if source is not None else (None,) * len(_KEYS)
+        own: tuple[float | None, ...] = (None,) * len(_KEYS)
+        if source is not None:
+            try:
+                own = attrs.astuple(source.read(now))
+            except Exception:  # a bug in a source must not stop the heartbeats: the host's stand in
+                log.failure("load source {source} failed; the host's figures stand in", source=source.name)
         figures = []
         for measured, given, host_average, source_average in zip(
                 host, own, self._host_average, self._source_average, strict=True):

@@ -189,9 +189,10 @@ class Mastership:
         if ledger.view(own_rtt) is not None:
             ledger.stage_remove(own_rtt)  # measured by a former master; ours to ourselves is nil
         self._stage_catalogue(now, self.id, catalogue, services)
-        for peer in membership.peers():
-            self._stage_peer(peer, membership.status(peer, now))
-        self._learn_costs(now, membership, load)
+        peers = [(peer, membership.status(peer, now)) for peer in membership.peers()]
+        for peer, seen in peers:
+            self._stage_peer(peer, seen)
+        self._learn_costs(now, peers, load)
         if now < self.cold_until and self._known is not None and all(
                 (p := membership.get(host)) is not None and membership.status(p, now) == HostStatus.UP
                 for host in self._known):
@@ -254,11 +255,11 @@ class Mastership:
         self._stage(NetworkRow(host, rx, tx), old_net is None or worth_writing(
             old_net.rx_bps + old_net.tx_bps, rx + tx, RATE_FLOOR, RATE_STEP, limits.net_bps))
 
-    def _learn_costs(self, now: float, membership: Membership, load: Load | None) -> None:
+    def _learn_costs(self, now: float, peers: Iterable[tuple[Peer, HostStatus]], load: Load | None) -> None:
         """Feed the hosts' heartbeat figures (rais.costs: the rows lag behind them by a deadband) to
         the cost learner, and stage the costs it learned."""
-        figures = {p.id: p.beat.load for p in membership.peers()
-                   if p.beat.load is not None and membership.status(p, now) == HostStatus.UP}
+        figures = {p.id: p.beat.load for p, seen in peers
+                   if p.beat.load is not None and seen == HostStatus.UP}
         if load is not None:
             figures[self.id] = load
         for row in self.costs.heard(now, figures, lambda name: row_as(
@@ -397,9 +398,9 @@ class Mastership:
         tables = self.ledger.current
         changed = Tables.of(tables.term, tables.generation, [*tables.rows.values(), row])
         changes = reconcile(Situation(View(changed), self.books, self.id, self.timing, now))
-        lines = [f"  {d.action}: {d.explanation.splitlines()[0]}" for d in changes.decisions
-                 if d.action != str(OrderAction.REFRESH)]
-        return "then the master will:\n" + ("\n".join(lines) if lines else "  move nothing")
+        said = [f"  {d.action}: {d.explanation.splitlines()[0]}" for d in changes.decisions
+                if d.action != str(OrderAction.REFRESH)]
+        return "then the master will:\n" + ("\n".join(said) if said else "  move nothing")
 
     def order_done(self, now: float, host: HostClusterId, done: OrderDone) -> list[object]:
         """A host answered an order of this term."""

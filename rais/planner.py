@@ -180,14 +180,14 @@ class Added:
     max_net: float = math.inf
 
     def plus(self, cost: Cost, policy: PolicyRow | None) -> Added:
-        cpu, net = _limits(policy)
+        cpu, net = limits(policy)
         return Added(self.cost + cost, min(self.max_cpu, cpu), min(self.max_net, net))
 
 
 NONE_ADDED = Added()
 
 
-def _limits(policy: PolicyRow | None) -> tuple[float, float]:
+def limits(policy: PolicyRow | None) -> tuple[float, float]:
     """A policy's max_cpu (a share) and max_net_mbps (bytes/s), infinite where it sets none."""
     if policy is None:
         return math.inf, math.inf
@@ -200,7 +200,7 @@ def misfit(view: View, service: str, host: HostClusterId, added: Added = NONE_AD
     what this step added there (its own policy's limits and theirs); None if it fits. A figure not
     known yet counts as nothing here: unknown, it rules nothing out."""
     cost = view.cost(service)
-    cpu_limit, net_limit = _limits(view.policy(service))
+    cpu_limit, net_limit = limits(view.policy(service))
     cpu_limit, net_limit = min(cpu_limit, added.max_cpu), min(net_limit, added.max_net)
     cpu = (view.cpu(host) or 0.0) + added.cost.cpu + cost.cpu
     if cpu > cpu_limit + 1e-9:  # figures are in permille: not over by a rounding of floats

@@ -146,10 +146,19 @@ def lines(policy: PolicyRow) -> list[tuple[str, float]]:
     return out
 
 
-def calm(policy: PolicyRow, cpu: float, net: int) -> bool:
-    """Whether a host's load is under every recovery line of the policy."""
+def not_calm(policy: PolicyRow, cpu: float | None, net: int | None) -> str | None:
+    """Why a host's load is not under every recovery line of the policy (a figure not known yet,
+    or over its line); None if it is calm."""
     figures = {"cpu": cpu, "network": net}
-    return all(figures[name] < line for name, line in lines(policy))
+    for name, line in lines(policy):
+        figure = figures[name]
+        if figure is None:
+            return f"no {name} figure yet"
+        if figure >= line:
+            shown = f"{figure:.2f}" if name == "cpu" else f"{figure * 8 / 1e6:.1f} Mbit/s"
+            limit = f"{line:.2f}" if name == "cpu" else f"{line * 8 / 1e6:g} Mbit/s"
+            return f"{name} {shown} is not under {limit}"
+    return None
 
 
 def reconcile(situation: Situation) -> Changes:
@@ -196,6 +205,7 @@ class _Step:
         # the learned costs of the copies this step starts on their hosts, and of those starting or
         # started lately: a host's figures show a new copy only some seconds later (rais.costs).
         self.wanted: list[Wanted] = []
+        self.load_moves: list[Wanted] = []
         self.draining: dict[str, Sequence[ServiceRow]] = {}
         self.added: dict[HostClusterId, Added] = {}
         for pending in self.orders.values():
@@ -296,10 +306,10 @@ class _Step:
             exclude = self.exclusions(name)
             exclude.update((host, "being started") for host in starting)
             if busy is not None:
-                # A move for load is one service's choice: placed now, on a host with room.
+                # A move for load is one service's choice, placed on its own on a host with room,
+                # after the copies this step must place (a failover is a necessity, this is not).
                 exclude.update(self.no_room(policy, rows))
-                self.move_for_load(place(view, name, exclude, busy, self.master, keep, self.spares, self.added),
-                                   busy, rows)
+                self.load_moves.append(Wanted(name, 1, exclude, busy, keep))  # from the busy host
             else:
                 origin = origin or (draining[0].host if draining else None)
                 self.wanted.append(Wanted(name, max(missing, replace), exclude, origin, keep))
@@ -430,15 +440,20 @@ class _Step:
         return None
 
     def place_wanted(self) -> None:
-        """Place the copies every service asked for, together: a host does not take them all."""
+        """Place the copies every service asked for, together (a host does not take them all), then
+        the copies moved for load."""
         for placement in place_jointly(self.view, self.wanted, self.master, self.spares, self.added):
             self.place(placement, self.draining[placement.service])
+        for w in self.load_moves:
+            assert w.origin is not None  # the busy host
+            placement = place(self.view, w.service, w.exclude, w.origin, self.master, w.prefer, self.spares,
+                              self.added)
+            self.move_for_load(placement, w.origin, self.view.services(w.service))
 
     def adds(self, host: HostClusterId, service: str) -> None:
-        """A copy of ``service`` starts on ``host``: its learned cost, if any, counts there for this step."""
-        cost = self.view.cost(service)
-        if cost.samples:
-            self.added[host] = self.added.get(host, NONE_ADDED).plus(cost, self.view.policy(service))
+        """A copy of ``service`` starts on ``host``: its learned cost (if any) counts there for this
+        step, and its policy's limits bind the copies placed after it, as in rais.joint."""
+        self.added[host] = self.added.get(host, NONE_ADDED).plus(self.view.cost(service), self.view.policy(service))
 
     def place(self, placement: Placement, draining: Sequence[ServiceRow] = ()) -> None:
         if placement.host is None:
@@ -481,7 +496,7 @@ class _Step:
             copy = (row.host, name)
             cpu, net = self.view.cpu(row.host) or 0.0, self.view.net(row.host) or 0
             over = (cpu_limit is not None and cpu > cpu_limit) or (net_limit is not None and net > net_limit)
-            if calm(policy, cpu, net):
+            if not_calm(policy, cpu, net) is None:
                 self.over_since.pop(copy, None)
             elif over:
                 since = self.over_since.setdefault(copy, self.now)
@@ -511,15 +526,9 @@ class _Step:
         counts as recovered, or with no load figures yet (a move is a choice, not a gamble)."""
         out = {}
         for row in rows:
-            figures = {"cpu": self.view.cpu(row.host), "network": self.view.net(row.host)}
-            for name, line in lines(policy):
-                figure = figures[name]
-                if figure is None:
-                    out[row.host] = f"no {name} figure yet"
-                elif figure >= line:
-                    shown = f"{figure:.2f}" if name == "cpu" else f"{figure * 8 / 1e6:.1f} Mbit/s"
-                    limit = f"{line:.2f}" if name == "cpu" else f"{line * 8 / 1e6:g} Mbit/s"
-                    out[row.host] = f"{name} {shown} is not under {limit}: no room to take load"
+            why = not_calm(policy, self.view.cpu(row.host), self.view.net(row.host))
+            if why is not None:
+                out[row.host] = f"{why}: no room to take load"
         return out
 
     def order(self, action: OrderAction, service: str, host: HostClusterId, explanation: str,

@@ -11,6 +11,11 @@ import attrs
 from rais.ids import HostClusterId
 from rais.states import Role
 
+# Load figures are averaged over about this many seconds (rais.load): placement acts on sustained
+# load (a host must stay over a limit for balance_after), and a sample per 0.2 s heartbeat is mostly
+# noise. What a start or stop does to them shows in full only after a while (rais.costs).
+SMOOTHING = 5.0
+
 
 @attrs.frozen(kw_only=True)
 class Identity:

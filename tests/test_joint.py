@@ -120,3 +120,11 @@ def test_a_host_left_for_the_other_copies_is_named_in_the_explanation():
     text = placements["s1"].explanation
     assert "; placed jointly: 1.2.0.3 left for the other copies of this step" in text.splitlines()[0]
     assert "  1.2.0.3: score 6.36, 0.20 more, left for the others (" in text
+
+
+def test_a_host_that_ran_a_thousand_services_has_them_placed_one_at_a_time_without_running_out_of_stack():
+    # The search goes a level deeper per copy: past MAX_JOINT it is not tried (it raised
+    # RecursionError at about 950 copies, and the master placed nothing at all).
+    v, names = cluster([0.1, 0.1], [1] * 1000, declared=None)
+    placements = place_jointly(v, [Wanted(name, 1, LOST, DEAD) for name in names])
+    assert len(placements) == 1000 and all(p.host in (hid(2), hid(3)) for p in placements)
