@@ -11,15 +11,24 @@ master probes web every 0.3 s (rise 1, fall 2). Reported, over a few runs:
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
 
-from rais.localcluster import ROLE_ONLY_POLICY, LocalCluster, background_service, free_port, wait_for
+from rais.localcluster import (
+    ROLE_ONLY_POLICY,
+    LocalCluster,
+    LocalNode,
+    background_service,
+    background_start,
+    free_port,
+    kill_server,
+    service_rows,
+    stop_servers,
+    wait_for,
+)
 
 ROLES = ["master", "active", "active", "standby"]
 INTERVAL, DEAD_AFTER = 0.2, 3
@@ -31,8 +40,7 @@ NOTIFY = r'''notify = ["/bin/sh", "-c", "echo \"$*\" >> notify.log", "notify"]''
 
 def serve(port: int) -> str:
     """A shell start command: a web server in the background, its pid in web.pid."""
-    return (f"{sys.executable} -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1 & "
-            "echo $! > web.pid; sleep 0.3")
+    return background_start("web", f"{sys.executable} -m http.server {port} --bind 127.0.0.1")
 
 
 def web_cluster(base: str) -> tuple[LocalCluster, dict[int, int]]:
@@ -51,8 +59,8 @@ def web_cluster(base: str) -> tuple[LocalCluster, dict[int, int]]:
     return cluster, ports
 
 
-def web_rows(node: Any) -> dict[str, dict]:
-    return {r["host"]: r for r in node.status()["tables"]["services"] if r["name"] == "web"}
+def web_rows(node: LocalNode) -> dict[str, dict]:
+    return service_rows(node, "web")
 
 
 def confirmed_on(cluster: LocalCluster, host: str) -> bool:
@@ -60,18 +68,6 @@ def confirmed_on(cluster: LocalCluster, host: str) -> bool:
     return row.get("assigned") is True and row.get("state") == "running"
 
 
-def kill_pidfile(folder: str) -> None:
-    with open(os.path.join(folder, "web.pid")) as f:
-        os.kill(int(f.read()), signal.SIGKILL)
-
-
-def stop_web_servers(cluster: LocalCluster) -> None:
-    """Kill whatever web server a start action left running, whatever happened."""
-    for node in cluster.nodes:
-        try:
-            kill_pidfile(node.folder)
-        except (OSError, ValueError):
-            pass  # none there, or gone already
 
 
 def one_run(kind: str) -> float:
@@ -85,16 +81,16 @@ def one_run(kind: str) -> float:
             time.sleep(1)
             start = time.monotonic()
             if kind == "service":
-                kill_pidfile(cluster.nodes[1].folder)
+                kill_server(cluster.nodes[1], "web")
             else:
                 cluster.kill(cluster.nodes[1], signal.SIGKILL)
-                kill_pidfile(cluster.nodes[1].folder)  # its web server goes down with the host
+                kill_server(cluster.nodes[1], "web")  # its web server goes down with the host
             if not wait_for(lambda: confirmed_on(cluster, "1.2.0.3"), 30, step=0.02):
                 raise RuntimeError(f"web not confirmed on host 3 after the {kind} kill")
             return time.monotonic() - start
         finally:
             cluster.stop_all()
-            stop_web_servers(cluster)
+            stop_servers(cluster, ["web"])
 
 
 def main() -> None:

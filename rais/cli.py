@@ -198,12 +198,15 @@ def policy_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _node_address(p: argparse.ArgumentParser) -> None:
+ASKS_THE_MASTER = "any node's control endpoint; it carries the command to the master"
+
+
+def _node_address(p: argparse.ArgumentParser, what: str = "the node's control endpoint") -> Any:
+    """--control or --config, which say the control endpoint a command asks; the group, for more."""
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--control", metavar="HOST:PORT",
-                       help=f"any node's control endpoint; it carries the command to the master "
-                            f"(default {DEFAULT_CONTROL})")
+    where.add_argument("--control", metavar="HOST:PORT", help=f"{what} (default {DEFAULT_CONTROL})")
     where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
+    return where
 
 
 def fetch_status(host: str, port: int, timeout: float = TIMEOUT) -> dict[str, Any]:
@@ -458,18 +461,12 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=manhole_passwd)
 
     p = sub.add_parser("status", help="show what a running node sees")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--control", metavar="HOST:PORT",
-                       help=f"the node's control endpoint (default {DEFAULT_CONTROL})")
-    where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
+    _node_address(p)
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.set_defaults(run=status)
 
     p = sub.add_parser("events", help="show a running node's recent events (roles, hosts, decisions)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--control", metavar="HOST:PORT",
-                       help=f"the node's control endpoint (default {DEFAULT_CONTROL})")
-    where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
+    _node_address(p)
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events until interrupted")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.set_defaults(run=events)
@@ -477,10 +474,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="dry run: what the master will do next, or if a host or a service failed")
     p.add_argument("--fail", metavar="HOST[:SERVICE]",
                    help="suppose this host goes down, or HOST:SERVICE for one service failing there")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--control", metavar="HOST:PORT",
-                       help=f"plan from a running node's tables (default {DEFAULT_CONTROL})")
-    where.add_argument("--config", metavar="PATH", help="take the control endpoint from this config")
+    where = _node_address(p, "plan from a running node's tables")
     where.add_argument("--tables", metavar="FILE", help="plan from a saved `rais status --json`")
     p.add_argument("--json", action="store_true", help="print the decisions and every score as JSON")
     p.set_defaults(run=plan)
@@ -488,14 +482,14 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("move", help="ask the master to move a service to a host (then release it elsewhere)")
     p.add_argument("service")
     p.add_argument("host", metavar="HOST", help="host-cluster id, like 1.2.0.7")
-    _node_address(p)
+    _node_address(p, ASKS_THE_MASTER)
     p.set_defaults(run=move)
 
     for command, what in (("drain", "move every service off a host and place nothing there"),
                           ("undrain", "let the master place services on a drained host again")):
         p = sub.add_parser(command, help=f"ask the master to {what}")
         p.add_argument("host", metavar="HOST", help="host-cluster id, like 1.2.0.7")
-        _node_address(p)
+        _node_address(p, ASKS_THE_MASTER)
         p.set_defaults(run=drain)
 
     policy = sub.add_parser("policy", help="show the policies in the tables, or change one live").add_subparsers(
@@ -503,13 +497,13 @@ def parser() -> argparse.ArgumentParser:
     p = policy.add_parser("show", help="the policy table's rows (as the node asked has them)")
     p.add_argument("service", nargs="?")
     _node_address(p)
-    p.set_defaults(run=policy_show, tables=None)
+    p.set_defaults(run=policy_show)
     p = policy.add_parser("set", help="change a service's policy (kept over a new master's config; see --reset)")
     p.add_argument("service")
     p.add_argument("assignments", nargs="*", metavar="KEY=VALUE",
                    help="replicas, max_cpu, max_latency_ms, max_net_mbps, prefer, failback_after, weights.PART")
     p.add_argument("--reset", action="store_true", help="back to the master's [policy.SERVICE], no longer live")
-    _node_address(p)
+    _node_address(p, ASKS_THE_MASTER)
     p.set_defaults(run=policy_set)
 
     p = sub.add_parser("probes", help="list the probe plugins found, and those that failed to load")

@@ -15,7 +15,6 @@ happened), and every process the demo started is stopped.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import socket
@@ -24,11 +23,22 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from rais.localcluster import ROLE_ONLY_POLICY, LocalCluster, LocalNode, background_service, free_port, wait_for
+from rais.localcluster import (
+    ROLE_ONLY_POLICY,
+    LocalCluster,
+    LocalNode,
+    background_service,
+    background_start,
+    free_port,
+    kill_server,
+    service_rows,
+    stop_servers,
+    wait_for,
+)
 from rais.statusview import pool_line
 
 ROLES = ["master", "active", "active", "standby"]
@@ -50,8 +60,7 @@ class DemoFailed(Exception):
 
 def start_command(name: str, port: int) -> str:
     """A shell start action: the server in the background, its pid in NAME.pid in the node's folder."""
-    server = SERVERS[name][1].format(port=port)
-    return f"{server} >{name}.log 2>&1 & echo $! > {name}.pid"
+    return background_start(name, SERVERS[name][1].format(port=port))
 
 
 def demo_cluster(base: str) -> tuple[LocalCluster, dict[tuple[int, str], int]]:
@@ -71,14 +80,9 @@ def hid(node: LocalNode) -> str:
     return f"1.2.0.{node.host_id}"
 
 
-def rows(node: LocalNode, name: str) -> dict[str, dict[str, Any]]:
-    """The services table's rows of ``name`` by host, as ``node`` has them."""
-    return {r["host"]: r for r in node.status()["tables"]["services"] if r["name"] == name}
-
-
 def serving(node: LocalNode, name: str) -> str | None:
     """The host ``node``'s tables say serves ``name``, confirmed by its probe."""
-    hosts = [h for h, r in rows(node, name).items()
+    hosts = [h for h, r in service_rows(node, name).items()
              if r["assigned"] and r["state"] == "running" and r["result"] == "ok"]
     return hosts[0] if len(hosts) == 1 else None
 
@@ -91,32 +95,12 @@ def listening(port: int) -> bool:
     return True
 
 
-def kill_server(node: LocalNode, name: str) -> int:
-    """SIGKILL the server a start action left on ``node``; its pid file goes, so no pid is signalled twice."""
-    path = os.path.join(node.folder, f"{name}.pid")
-    with open(path) as f:
-        pid = int(f.read())
-    os.remove(path)
-    os.kill(pid, signal.SIGKILL)
-    return pid
-
-
-def stop_servers(cluster: LocalCluster, names: Iterable[str] = SERVERS) -> None:
-    """Kill whatever server (of ``names``) a start action left running, whatever happened."""
-    for node in cluster.nodes:
-        for name in names:
-            try:
-                kill_server(node, name)
-            except (OSError, ValueError):
-                pass  # none there, or gone already
-
-
 def served(story: Story, node: LocalNode, name: str, away_from: str | None = None) -> str:
     """Wait until ``node``'s tables say one host (not ``away_from``) serves ``name``; that host."""
     story.until(f"{name} confirmed running", lambda: serving(node, name) not in (None, away_from))
     where = serving(node, name)
     if where is None:  # between two looks, it moved again
-        raise DemoFailed(f"{name} is not served: {rows(node, name)}")
+        raise DemoFailed(f"{name} is not served: {service_rows(node, name)}")
     return where
 
 
@@ -148,13 +132,13 @@ def fail_service(cluster: LocalCluster, story: Story) -> None:
         return any(d["at"] >= at and "lost on" in d["text"] for d in master.status()["decisions"].get("web", []))
 
     story.until("the master noticing", lost)
-    row = rows(master, "web")[hid(web_host)]
+    row = service_rows(master, "web")[hid(web_host)]
     story.say(f"the master's probe: web on {hid(web_host)} is {row['state']} ({row['result']}: {row['detail']})")
     where = served(story, master, "web", away_from=hid(web_host))
     for decision in master.status()["decisions"]["web"]:
         if decision["at"] >= at:
             print(textwrap.indent(f"decided: {decision['text']}", " " * 10))
-    story.say(f"web confirmed running on {where} by its probe ({rows(master, 'web')[where]['detail']})")
+    story.say(f"web confirmed running on {where} by its probe ({service_rows(master, 'web')[where]['detail']})")
     story.say(f"the pool: {pool_line(master.status()['pool'])}")
 
 
@@ -207,7 +191,7 @@ def run(cluster: LocalCluster, ports: dict[tuple[int, str], int], once: bool) ->
         for name in SERVES.values():
             where = served(story, master, name)
             story.say(f"{name} runs on {where}, confirmed by the master's {SERVERS[name][0]} probe "
-                      f"({rows(master, name)[where]['detail']})")
+                      f"({service_rows(master, name)[where]['detail']})")
         story.say(f"the pool: {pool_line(master.status()['pool'])}")
         fail_service(cluster, story)
         fail_master(cluster, story)
@@ -248,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         print("stopping the nodes and the servers ...", flush=True)
         cluster.stop_all()
-        stop_servers(cluster)
+        stop_servers(cluster, SERVERS)
         if args.keep:
             print(f"configs and logs kept in {base}")
         else:

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -135,6 +135,39 @@ ROLE_ONLY_POLICY = """
 [policy.{name}]
 weights = {{ cpu = 0, network = 0, latency = 0 }}
 """
+
+
+def background_start(name: str, server: str) -> str:
+    """A shell start action for a server run in the background, its pid in NAME.pid in the node's
+    folder; idempotent, as start actions must be: a server already running there is left alone."""
+    # No double quotes: it goes into a TOML basic string (BACKGROUND_SERVICE).
+    return (f"[ -f {name}.pid ] && kill -0 $(cat {name}.pid) 2>/dev/null || "
+            f"{{ {server} >{name}.log 2>&1 & echo $! > {name}.pid; sleep 0.3; }}")
+
+
+def kill_server(node: LocalNode, name: str) -> int:
+    """SIGKILL the server a start action left on ``node``; its pid file goes, so no pid is signalled twice."""
+    path = os.path.join(node.folder, f"{name}.pid")
+    with open(path) as f:
+        pid = int(f.read())
+    os.remove(path)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def stop_servers(cluster: TwistdCluster[Any], names: Iterable[str]) -> None:
+    """Kill whatever server (of ``names``) a start action left running, whatever happened."""
+    for node in cluster.nodes:
+        for name in names:
+            try:
+                kill_server(node, name)
+            except (OSError, ValueError):
+                pass  # none there, or gone already
+
+
+def service_rows(node: LocalNode, name: str) -> dict[str, dict[str, Any]]:
+    """The services table's rows of ``name`` by host, as ``node`` has them."""
+    return {r["host"]: r for r in node.status()["tables"]["services"] if r["name"] == name}
 
 
 def background_service(name: str, probe: str, port: int, running: bool, start: str) -> str:

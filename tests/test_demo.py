@@ -1,5 +1,6 @@
 """`make demo`, run as a user would: both failovers told, and nothing left running after it."""
 
+import os
 import re
 import signal
 import subprocess
@@ -66,3 +67,23 @@ def test_ctrl_c_stops_the_running_demo_and_every_process_it_started():
     assert run.returncode == 0, said + rest
     assert "stopping the nodes and the servers" in rest
     assert wait_for(lambda: all(closed(p) for p in ports(said)), 10), said + rest
+
+
+def test_a_start_action_run_twice_leaves_one_server(tmp_path):
+    """Start actions must be idempotent (README): a second start with the first server alive does
+    nothing, so no server is orphaned; once it is gone, a start runs one again."""
+    from rais.localcluster import background_start
+
+    start = background_start("x", "sleep 30")
+    subprocess.run(["/bin/sh", "-c", start], cwd=tmp_path, check=True)
+    first = int((tmp_path / "x.pid").read_text())
+    subprocess.run(["/bin/sh", "-c", start], cwd=tmp_path, check=True)
+    assert int((tmp_path / "x.pid").read_text()) == first
+    os.kill(first, signal.SIGKILL)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid no process has now: as a server that crashed left its pid file
+    (tmp_path / "x.pid").write_text(f"{gone.pid}\n")
+    subprocess.run(["/bin/sh", "-c", start], cwd=tmp_path, check=True)
+    again = int((tmp_path / "x.pid").read_text())
+    assert again != first
+    os.kill(again, signal.SIGKILL)

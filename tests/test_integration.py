@@ -332,14 +332,15 @@ def test_a_drop_in_probe_is_used_by_the_master(tmp_path):
 
 
 def test_a_service_moves_to_the_next_host_whose_start_works_and_is_not_served_twice(tmp_path):
-    from bench.failover import confirmed_on, kill_pidfile, serve, stop_web_servers, web_cluster, web_rows
+    from bench.failover import confirmed_on, serve, web_cluster, web_rows
+    from rais.localcluster import kill_server, stop_servers
 
     cluster, ports = web_cluster(str(tmp_path))
     cluster.start_all()
     try:
         cluster.wait_ready()
         assert wait_for(lambda: confirmed_on(cluster, hid(2)), 20), web_rows(cluster.nodes[0])
-        kill_pidfile(cluster.nodes[1].folder)  # the web server on host 2 dies
+        kill_server(cluster.nodes[1], "web")  # the web server on host 2 dies
         assert wait_for(lambda: confirmed_on(cluster, hid(3)), 15), web_rows(cluster.nodes[0])
         master = cluster.nodes[0].status()
         # The last few decisions, and the events (a longer memory: the move may take more steps).
@@ -364,11 +365,12 @@ def test_a_service_moves_to_the_next_host_whose_start_works_and_is_not_served_tw
         assert [h for h, r in web_rows(cluster.nodes[0]).items() if r["assigned"]] == [hid(3)]
     finally:
         cluster.stop_all()
-        stop_web_servers(cluster)
+        stop_servers(cluster, ["web"])
 
 
 def test_rais_move_moves_a_service_where_the_operator_says_and_refuses_what_cannot_be(tmp_path):
-    from bench.failover import confirmed_on, stop_web_servers, web_cluster, web_rows
+    from bench.failover import confirmed_on, web_cluster, web_rows
+    from rais.localcluster import stop_servers
 
     cluster, _ports = web_cluster(str(tmp_path))
     cluster.start_all()
@@ -400,12 +402,13 @@ def test_rais_move_moves_a_service_where_the_operator_says_and_refuses_what_cann
             assert (refused.returncode, refused.stdout, refused.stderr) == (2, "", f"rais move: {why}\n")
     finally:
         cluster.stop_all()
-        stop_web_servers(cluster)
+        stop_servers(cluster, ["web"])
 
 
 def test_rais_drain_through_a_follower_moves_web_off_a_host_in_every_nodes_tables_and_policy_set_adds_a_copy(
         tmp_path):
-    from bench.failover import confirmed_on, stop_web_servers, web_cluster, web_rows
+    from bench.failover import confirmed_on, web_cluster, web_rows
+    from rais.localcluster import stop_servers
 
     cluster, _ports = web_cluster(str(tmp_path))
     cluster.start_all()
@@ -442,7 +445,7 @@ def test_rais_drain_through_a_follower_moves_web_off_a_host_in_every_nodes_table
         assert shown.startswith("web: replicas=2 ") and shown.endswith("(set live)\n"), shown
     finally:
         cluster.stop_all()
-        stop_web_servers(cluster)
+        stop_servers(cluster, ["web"])
 
 
 def metrics(node):

@@ -124,7 +124,7 @@ def test_failovers_are_the_decisions_that_move_a_copy_and_elections_the_terms_be
 
 def test_the_control_endpoint_serves_it_in_the_text_format(cluster):
     master = cluster[0]
-    site = control_site(lambda: {}, lambda service, host: "ok", master.metrics.registry)
+    site = control_site(lambda: {}, lambda command: succeed("ok"), master.metrics.registry)
     request = DummyRequest([b"metrics"])
     body = site.getResourceFor(request).render(request).decode()
     assert request.responseHeaders.getRawHeaders(b"content-type")[0] == b"text/plain; version=0.0.4; charset=utf-8"

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from bench.loss import DEAD_AFTER, INTERVAL
-from rais.localcluster import converged, wait_for
+from rais.localcluster import background_start, converged, wait_for
 from rais.netcluster import HTTP_PORT, AnyHost
 from tests.test_netns_service import service
 
@@ -32,7 +32,7 @@ weights = { latency = 0, network = 0 }
 """
 
 
-START = f"{sys.executable} -m http.server {HTTP_PORT} --bind 0.0.0.0 >/dev/null 2>&1 & echo $! > web.pid; sleep 0.3"
+START = background_start("web", f"{sys.executable} -m http.server {HTTP_PORT} --bind 0.0.0.0")
 
 
 def web(running, start=START):

@@ -8,8 +8,17 @@ import sys
 
 import pytest
 
-from rais.demo import kill_server, serving, stop_servers
-from rais.localcluster import ROLE_ONLY_POLICY, LocalCluster, background_service, free_port, wait_for
+from rais.demo import serving
+from rais.localcluster import (
+    ROLE_ONLY_POLICY,
+    LocalCluster,
+    background_service,
+    background_start,
+    free_port,
+    kill_server,
+    stop_servers,
+    wait_for,
+)
 from tests.test_integration import hid
 
 pytestmark = pytest.mark.integration
@@ -21,8 +30,7 @@ NOTIFY = r'''notify = ["/bin/sh", "-c", "echo \"$*\" >> notify.log", "notify"]''
 
 
 def start(name, port):
-    return (f"{sys.executable} -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1 & "
-            f"echo $! > {name}.pid; sleep 0.3")
+    return background_start(name, f"{sys.executable} -m http.server {port} --bind 127.0.0.1")
 
 
 def notified(node):

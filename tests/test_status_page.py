@@ -77,7 +77,8 @@ def screenshots(url, profile, folder, name):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (Debian package chromium)")
 def test_the_page_shows_the_cluster_and_a_failed_service_moved_and_rais_events_follows_it(tmp_path):
-    from bench.failover import confirmed_on, kill_pidfile, stop_web_servers, web_cluster, web_rows
+    from bench.failover import confirmed_on, web_cluster, web_rows
+    from rais.localcluster import kill_server, stop_servers
 
     (tmp_path / "cluster").mkdir()
     cluster, _ports = web_cluster(str(tmp_path / "cluster"))
@@ -113,7 +114,7 @@ def test_the_page_shows_the_cluster_and_a_failed_service_moved_and_rais_events_f
         assert any(line.startswith(f"{first} | yes | running | ok |") for line in before), before
         screenshots(url, profile, shots, "before")
 
-        kill_pidfile(cluster.nodes[int(first[-1]) - 1].folder)  # the web server there dies
+        kill_server(cluster.nodes[int(first[-1]) - 1], "web")  # the web server there dies
         assert wait_for(lambda: confirmed_on(cluster, second), 30), web_rows(master)
         # Then the operator drains the standby, where nothing runs (so nothing moves), as `rais drain` does.
         with urllib.request.urlopen(f"{url}drain", data=b"host=1.2.0.4", timeout=10) as answer:
@@ -156,4 +157,4 @@ def test_the_page_shows_the_cluster_and_a_failed_service_moved_and_rais_events_f
             follower.kill()
             follower.wait()
         cluster.stop_all()
-        stop_web_servers(cluster)
+        stop_servers(cluster, ["web"])
