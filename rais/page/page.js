@@ -66,9 +66,10 @@ function hosts(doc) {
 
 function quorum(doc, all) {
   if (!doc.quorum) return "off";
-  const up = all.filter((h) => h.status === "up").length;
+  // As the node counts it: a suspect host is still live; only a host down is not.
+  const live = all.filter((h) => h.status !== "down").length;
   const majority = Math.floor(all.length / 2) + 1;
-  return `${up >= majority ? "held" : "LOST"}: ${up} of ${all.length} up, ${majority} needed`;
+  return `${live >= majority ? "held" : "LOST"}: ${live} of ${all.length} live, ${majority} needed`;
 }
 
 function summary(doc, all) {
