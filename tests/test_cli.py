@@ -207,7 +207,7 @@ def test_check_config_help_still_shows_usage(capsys):
 
 def test_every_documented_start_gives_a_pidfile():
     # Without one, twistd writes ./twistd.pid, and a second node started in that folder refuses to run.
-    starts = [line for path in (ROOT / "README.md", *(ROOT / "etc").iterdir())
+    starts = [line for path in (ROOT / "README.md", *(p for p in (ROOT / "etc").rglob("*") if p.is_file()))
               for line in path.read_text().splitlines() if "twistd -n" in line and "rais --config" in line]
     assert starts
     for line in starts:
