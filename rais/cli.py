@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from rais.config import ConfigError, host_notes, host_problems, load_config, parse_hostport
+from rais.config import ConfigError, host_notes, host_problems, load_config, parse_hostport, transport_words
 from rais.interfaces import REQUIRED
 from rais.keys import MAX_KEY_ID
 from rais.states import Role
@@ -50,7 +50,7 @@ def check_config(args: argparse.Namespace) -> int:
     c, n = config.cluster, config.node
     print(
         f"{args.path}: ok: host {config.self_id} ({n.role}, priority {n.priority}) in cluster {c.id}, "
-        f"group {c.group}:{c.port}, {len(c.keyring.keys)} key(s), "
+        f"{transport_words(c)}, {len(c.keyring.keys)} key(s), "
         f"{len(config.services)} service(s), {len(config.policies)} policy(ies)"
     )
     for note in host_notes(config):

@@ -35,6 +35,8 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 _MULTICAST_SCOPE = ipaddress.IPv4Network("239.0.0.0/8")
 _ANY = "0.0.0.0"
+# Each datagram goes to every peer: past a few dozen hosts multicast is the better transport.
+MAX_PEERS = 256
 
 
 class ConfigError(ValueError):
@@ -74,6 +76,8 @@ class ClusterConfig:
     move_hold: float
     settle: float
     min_spares: int
+    # Unicast (rais.transport): every datagram to each of these (address, port) instead of the group.
+    peers: tuple[tuple[str, int], ...] = ()
 
 
 @attrs.frozen
@@ -202,6 +206,27 @@ def _parse_group(text: str) -> str:
     return group
 
 
+def _peers(value: Any) -> tuple[tuple[str, int | None], ...]:
+    """``["10.0.0.1", "10.0.0.2:5151"]``: IPv4 unicast addresses, each with its port if not the
+    cluster's (None until the port is known). Names are refused: a lookup at start could wait on
+    DNS, and could answer differently on each host."""
+    expect_type(value, 'an array of "ADDRESS" or "ADDRESS:PORT" strings', list)
+    if len(value) > MAX_PEERS:
+        raise ValueError(f"{len(value)} peers; at most {MAX_PEERS} (a cluster that big wants multicast)")
+    peers: list[tuple[str, int | None]] = []
+    for position, item in enumerate(value, 1):
+        try:
+            expect_type(item, 'a string "ADDRESS" or "ADDRESS:PORT"', str)
+            host, port = parse_hostport(item) if ":" in item else (item, None)
+            address = ipaddress.IPv4Address(_parse_ipv4(host))
+            if address.is_multicast or address.is_unspecified or str(address) == "255.255.255.255":
+                raise ValueError(f"{address} is not a unicast address")
+        except ValueError as e:
+            raise ValueError(f"item {position}: {e}") from None
+        peers.append((str(address), port))
+    return tuple(peers)
+
+
 def _parse_host(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text))
@@ -300,6 +325,8 @@ def _cluster_fields(base: str) -> tuple[_Field, ...]:
         # Free standbys the master keeps, loading actives that have room once the pool is down to
         # this many (see README, "The pool of spares"); every host's config should say the same.
         _Field("min_spares", integer(0, 1000), 1),
+        # Unicast instead of multicast, for networks without it (most clouds): README "Unicast peers".
+        _Field("peers", _peers, ()),
     )
 
 
@@ -483,6 +510,24 @@ def _check_load_source(node: dict[str, Any], report: Report) -> None:
         report(("node", "load_command"), 'missing required key (node.load_source is "command")')
 
 
+def _check_peers(table: dict[str, Any], cluster: dict[str, Any], report: Report) -> None:
+    """Give each peer its port; the multicast keys are an error beside peers, as a key that would be
+    ignored misleads, and so is a peer named twice."""
+    if not cluster.get("peers"):
+        return
+    for key in ("group", "ttl"):
+        if key in table:
+            report(("cluster", key), "used only with multicast, not with cluster.peers (unicast)")
+    port = cluster.get("port", 5150)  # a bad port is reported already
+    peers = tuple((address, peer_port or port) for address, peer_port in cluster["peers"])
+    seen: set[tuple[str, int]] = set()
+    for address, peer_port in peers:
+        if (address, peer_port) in seen:
+            report(("cluster", "peers"), f"{address}:{peer_port} is named twice")
+        seen.add((address, peer_port))
+    cluster["peers"] = peers
+
+
 def _parse_file(path: str) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
@@ -509,11 +554,12 @@ def load_config(path: str, role: str | None = None, host_id: int | None = None) 
         if section not in ("cluster", "node", "services", "policy", "probes", "manhole"):
             report((section,), "unknown section")
 
-    cluster = _read(_table(doc.get("cluster", {}), ("cluster",), report) or {}, ("cluster",),
-                    _cluster_fields(base), report)
+    cluster_table = _table(doc.get("cluster", {}), ("cluster",), report) or {}
+    cluster = _read(cluster_table, ("cluster",), _cluster_fields(base), report)
     # group absent from the file (None) takes its default from a valid id.
     if "id" in cluster and "group" in cluster and cluster["group"] is None:
         cluster["group"] = f"239.192.{cluster['id'].value >> 8}.{cluster['id'].value & 0xFF}"
+    _check_peers(cluster_table, cluster, report)
     if "key_file" in cluster:
         try:
             cluster["keyring"] = load_keyring(cluster["key_file"])
@@ -599,8 +645,10 @@ def _bind_error(host: str, port: int, kind: socket.SocketKind) -> OSError | None
     """Bind as the node would, then let go: the error, if any."""
     try:
         with socket.socket(socket.AF_INET6 if ip_version(host) == 6 else socket.AF_INET, kind) as s:
-            # As Twisted's listenTCP does, so a connection of a node just stopped is no obstacle.
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if kind == socket.SOCK_STREAM:
+                # As Twisted's listenTCP does, so a connection of a node just stopped is no obstacle.
+                # (On UDP it would let two sockets share a port, which listenUDP does not allow.)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((host, port))
     except OSError as e:
         return e
@@ -639,6 +687,22 @@ def listen_problem(host: str, port: int) -> str | None:
     return f"cannot listen on {shown}: {error.strerror}"
 
 
+def transport_words(cluster: ClusterConfig) -> str:
+    """How the cluster's datagrams travel, for the node's log and `rais check-config`."""
+    if cluster.peers:
+        return f"unicast to peers {', '.join(f'{a}:{p}' for a, p in cluster.peers)}"
+    return f"group {cluster.group}:{cluster.port}"
+
+
+def own_peers(config: Config) -> list[tuple[str, int]]:
+    """The entries of cluster.peers that are this host: at cluster.port, and at cluster.interface
+    (or, when that is 0.0.0.0, at any address of this host). One is expected; its address is the
+    one the node sends from, so that the other peers know the datagrams as coming from a peer."""
+    cluster = config.cluster
+    return [(address, port) for address, port in cluster.peers if port == cluster.port and (
+        address == cluster.interface if cluster.interface != _ANY else _not_ours(address) is None)]
+
+
 def _endpoints(config: Config) -> list[tuple[str, tuple[str, int]]]:
     """The TCP endpoints the node listens on, by the key that sets each."""
     listens = [("node.control", config.node.control)]
@@ -660,6 +724,15 @@ def host_problems(config: Config, *, starting: bool = False) -> list[str]:
 
     if (why := _not_ours(config.cluster.interface)) is not None:
         report("cluster.interface", why)
+    elif config.cluster.peers:
+        mine = own_peers(config)
+        if len(mine) > 1:
+            report("cluster.peers", f"{' and '.join(a for a, _ in mine)} are all this host's: set "
+                   "cluster.interface to the one it sends from")
+        elif starting:
+            host = mine[0][0] if mine else config.cluster.interface
+            if (error := _bind_error(host, config.cluster.port, socket.SOCK_DGRAM)) is not None:
+                report("cluster.port", f"cannot listen on UDP {host}:{config.cluster.port}: {error.strerror}")
     state_dir = config.node.state_dir
     if (blocker := _not_a_folder(state_dir)) is not None:
         report("node.state_dir", f"{blocker} is not a folder" if blocker == state_dir
@@ -694,6 +767,11 @@ def host_notes(config: Config) -> list[str]:
     for key, (host, port) in _endpoints(config):
         if (why := listen_problem(host, port)) is not None:
             notes.append(f"{config.path}: note: {key}: {why}")
+    cluster = config.cluster
+    if cluster.peers and not own_peers(config):
+        where = cluster.interface if cluster.interface != _ANY else "any address of this host"
+        notes.append(f"{config.path}: note: cluster.peers: none is this host ({where}, port {cluster.port}): "
+                     "fine if each host lists only the others, but the same list on every host is simpler")
     host = config.node.control[0]
     if not _loopback(host):
         notes.append(f"{config.path}: note: node.control: {host} is not a loopback address: whoever reaches "

@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from rais.actions import Notifier, run_action
 from rais.commands import Answered, OperatorCommand
-from rais.config import Config, ServiceConfig
+from rais.config import Config, ServiceConfig, own_peers, transport_words
 from rais.effects import TICKS_PER_INTERVAL, Driver, Event, RunAction
 from rais.epoch import next_boot_epoch
 from rais.events import EventLog
@@ -40,6 +40,9 @@ from rais.settings import Identity, Timing
 from rais.statefile import StateFileError, TableSaver, load_tables
 from rais.tables import Tables
 from rais.transport import NodeProtocol
+
+# Seconds between checks that every unicast peer was heard (at least twice the time to declare a host dead).
+PEERS_CHECK = 10.0
 
 
 @implementer(IEffects)
@@ -111,6 +114,7 @@ class NodeService(Service):
         self._sampler: LoadSampler | None = None
         self._requests = itertools.count(1)  # the operators' commands through this node, this boot
         self._waiting: dict[int, Deferred[str]] = {}
+        self._silent: list[tuple[str, int]] = []  # unicast peers last seen silent
         # Made before the node starts: the control endpoint serves it from the start.
         self.metrics = NodeMetrics(self, reactor)
 
@@ -146,8 +150,9 @@ class NodeService(Service):
         registry = self.registry = discover(config.probes.paths)
         for failure in registry.failures:
             self.log.warn("probe module {file} not loaded: {reason}", file=failure.file, reason=failure.reason)
+        mine = own_peers(config)  # at most one: host_problems refused more before twistd got here
         self.protocol = NodeProtocol(cluster.keyring, node.id, node.boot_epoch, cluster.group, cluster.port,
-                                     cluster.interface, cluster.ttl)
+                                     cluster.interface, cluster.ttl, [p for p in cluster.peers if p not in mine])
         self.events = EventLog(config.self_id, reactor)
         sampler = self._sampler = LoadSampler(now, source_for(me, reactor, now))
         effects = DaemonEffects(
@@ -161,24 +166,50 @@ class NodeService(Service):
         )
         driver = self._driver = Driver(node, effects, reactor)
         self.protocol.deliver = self.metrics.delivering(driver.received)
-        self._port = reactor.listenMulticast(cluster.port, self.protocol, listenMultiple=True)
+        if cluster.peers:
+            # Sent from this host's own entry, so that the peers know the datagrams as a peer's.
+            self._port = reactor.listenUDP(cluster.port, self.protocol, interface=mine[0][0] if mine
+                                           else cluster.interface)
+        else:
+            # Bound to the group, not to every address: a unicast datagram (a host set up with peers,
+            # in a cluster without) is not heard at all, rather than heard one way only.
+            self._port = reactor.listenMulticast(cluster.port, self.protocol, interface=cluster.group,
+                                                 listenMultiple=True)
         self.log.info(
-            "node {id} ({role}) in cluster {cluster}, group {group}:{port}, boot epoch {epoch}, "
+            "node {id} ({role}) in cluster {cluster}, {transport}, boot epoch {epoch}, "
             "tables at generation {generation}, load from {load}",
             id=str(config.self_id), role=me.role, cluster=str(cluster.id),
-            group=cluster.group, port=cluster.port, epoch=node.boot_epoch,
+            transport=transport_words(cluster), epoch=node.boot_epoch,
             generation=node.tables.generation, load=sampler.source,
         )
         interval = cluster.heartbeat_interval
+        if self.protocol.unicast:
+            self._loop("peers heard", self._peers_heard, max(PEERS_CHECK, 2 * cluster.dead_after * interval),
+                       now=False)
         # Sampled before the beat is stamped, so round trips do not include the sampling's time.
         self._loop("heartbeat", lambda: driver.beat(sampler.sample(reactor.seconds())), interval)
         self._loop("tick", driver.tick, interval / TICKS_PER_INTERVAL)
         self._loop("probe schedule", driver.poll_probes, POLL)
 
-    def _loop(self, name: str, f: Any, interval: float) -> None:
+    def _peers_heard(self) -> None:
+        """Say which peers have sent nothing lately, when that changes: a host down says so in the
+        node's own words, but a peer list, port or key that differs between hosts shows only here."""
+        assert self.protocol is not None
+        silent = self.protocol.silent()
+        if silent == self._silent:
+            return
+        self._silent = silent
+        if silent:
+            self.log.warn("nothing heard from peers {peers}: is each up, with the same [cluster] peers, port and "
+                          "key, and is UDP {port} open between the hosts?",
+                          peers=" ".join(f"{a}:{p}" for a, p in silent), port=self.config.cluster.port)
+        else:
+            self.log.info("every peer heard again")
+
+    def _loop(self, name: str, f: Any, interval: float, now: bool = True) -> None:
         loop = LoopingCall(f)
         loop.clock = self.reactor
-        loop.start(interval, now=True).addErrback(
+        loop.start(interval, now=now).addErrback(
             lambda failure: self.log.failure("timer {name} stopped", failure, name=name)
         )
         self._loops.append(loop)

@@ -11,6 +11,7 @@ with ``rais.netcluster``, which puts each node in a network namespace.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import random
 import signal
@@ -79,7 +80,7 @@ CONFIG = """\
 [cluster]
 id = "{cluster}"
 key_file = "../cluster.key"
-group = "{group}"
+{transport}
 port = {port}
 interface = "{address}"
 heartbeat_interval = {interval}
@@ -111,6 +112,14 @@ class Shared:
     # These clusters start their nodes together, within a second: a starting cluster need not
     # listen for the 10 s an operator's hosts may take to boot.
     settle: float = 2.0
+    peers: tuple[str, ...] = ()  # unicast to these ("ADDRESS[:PORT]") instead of the group
+
+    @property
+    def transport(self) -> str:
+        """The [cluster] line saying where datagrams go."""
+        if self.peers:
+            return f"peers = [{', '.join(json.dumps(peer) for peer in self.peers)}]"
+        return f'group = "{self.group}"'
 
 
 # A service whose start runs a server in the background, its pid in NAME.pid in the node's folder,
@@ -180,7 +189,7 @@ def write_config(node: LocalNode, shared: Shared, extra: str = "") -> None:
     os.makedirs(node.folder, exist_ok=True)
     with open(node.config_path, "w") as f:
         f.write(CONFIG.format(
-            cluster=shared.cluster, group=shared.group, port=shared.port, interval=shared.interval,
+            cluster=shared.cluster, transport=shared.transport, port=shared.port, interval=shared.interval,
             dead_after=shared.dead_after, settle=shared.settle, settings=shared.settings, host_id=node.host_id,
             address=node.address,
             role=node.role, priority=100, control_port=node.control_port,

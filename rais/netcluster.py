@@ -243,11 +243,12 @@ class NetCluster(TwistdCluster[NetNode]):
     ``settings`` adds [cluster] keys (``quorum = true``); ``extra`` goes into every node's
     config and ``extras[i]`` into node i's; ``host_ids[i]`` gives node i another host id
     (the same as another node's, for a duplicate-id test); ``settle`` is [cluster] settle.
+    ``unicast`` lists every node in [cluster] peers instead of a group, and drops multicast at each node.
     """
 
     def __init__(self, base: str, roles: list[str], interval: float = 1.0, dead_after: int = 3, *,
                  cluster: str = "1.2", settings: str = "", extra: str = "", extras: dict[int, str] | None = None,
-                 host_ids: dict[int, int] | None = None, settle: float = 2.0) -> None:
+                 host_ids: dict[int, int] | None = None, settle: float = 2.0, unicast: bool = False) -> None:
         super().__init__(base, interval, dead_after)
         self.group, self.port = GROUP, PORT
         self.key_path = os.path.join(base, "cluster.key")
@@ -265,7 +266,9 @@ class NetCluster(TwistdCluster[NetNode]):
             self.observer_address = f"{net}.{OBSERVER}"
             self.vip = f"{net}.{VIP}"
             self.observer = f"rais{octet}-{os.getpid()}-obs"
-            shared = Shared(self.group, self.port, interval, dead_after, cluster, settings, extra, settle)
+            # unicast: [cluster] peers lists every node, and no multicast datagram reaches any node.
+            peers = tuple(f"{net}.{index}" for index in range(1, len(roles) + 1)) if unicast else ()
+            shared = Shared(self.group, self.port, interval, dead_after, cluster, settings, extra, settle, peers)
             write_new_key_file(self.key_path)
             for index, role in enumerate(roles, 1):
                 node = NetNode(
@@ -280,6 +283,9 @@ class NetCluster(TwistdCluster[NetNode]):
             tables = f"add table inet {TABLE}\n" + "".join(
                 f"add chain inet {TABLE} {chain} {{ type filter hook input priority {prio}; policy accept; }}\n"
                 for chain, prio in (("cut", 0), ("loss", 10)))
+            if unicast:
+                tables += f"add chain inet {TABLE} nomulticast {{ type filter hook input priority -10; }}\n" \
+                          f"add rule inet {TABLE} nomulticast ip daddr 224.0.0.0/4 drop\n"
             self._nft({node.namespace: tables for node in self.nodes})
         except BaseException:
             self.close()

@@ -1,14 +1,17 @@
-"""The multicast datagram protocol: bytes in to authenticated datagrams, messages out to bytes.
+"""The datagram protocol: bytes in to authenticated datagrams, messages out to bytes.
 
 Nothing here decides anything. It authenticates and decodes what arrives,
 drops and counts what is bad, hands the rest to ``deliver`` (the node's
-Driver), and seals and multicasts what the node wants said.
+Driver), and seals and sends what the node wants said: to the multicast
+group, or, with ``peers`` (``[cluster] peers``, for networks without
+multicast), to each peer by unicast. Everything above is the same either way:
+every node hears every datagram, sealed and replay-guarded alike.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from twisted.internet.interfaces import IMulticastTransport
 from twisted.internet.protocol import DatagramProtocol
@@ -25,7 +28,7 @@ LOG_EVERY = 1000
 
 class NodeProtocol(DatagramProtocol):
     log = Logger()
-    transport: IMulticastTransport | None  # it is only ever given to listenMulticast
+    transport: IMulticastTransport | None  # from listenMulticast, or listenUDP (unicast: no multicast calls)
 
     def __init__(
         self,
@@ -36,6 +39,7 @@ class NodeProtocol(DatagramProtocol):
         port: int,
         interface: str,
         ttl: int,
+        peers: Sequence[tuple[str, int]] = (),
     ) -> None:
         self.keyring = keyring
         self.sender = sender
@@ -44,6 +48,9 @@ class NodeProtocol(DatagramProtocol):
         self.port = port
         self.interface = interface
         self.ttl = ttl
+        # Unicast: where each datagram goes (every peer but this host), and what each has sent us.
+        self.peers = tuple(peers)
+        self.heard: Counter[tuple[str, int]] | None = Counter({peer: 0 for peer in peers}) if peers else None
         # Set before the port opens: where authenticated datagrams go; False means the node failed on one.
         self.deliver: Callable[[Datagram, str], bool] = lambda datagram, source: True
         self.guard = ReplayGuard(own=sender)
@@ -52,9 +59,17 @@ class NodeProtocol(DatagramProtocol):
         self.sent = 0
         self.dropped: Counter[str] = Counter()
 
+    @property
+    def unicast(self) -> bool:
+        return self.heard is not None
+
     def startProtocol(self) -> None:
         transport = self.transport
         assert transport is not None  # set before the port starts this protocol
+        if self.unicast:
+            self.log.info("unicast on port {port} to {count} peers: {peers}", port=self.port,
+                          count=len(self.peers), peers=" ".join(f"{a}:{p}" for a, p in self.peers))
+            return
         transport.setTTL(self.ttl)
         # Loopback mode lets several nodes on one machine hear each other.
         transport.setLoopbackMode(True)
@@ -75,6 +90,13 @@ class NodeProtocol(DatagramProtocol):
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
         source = f"{addr[0]}:{addr[1]}"
+        if self.heard is not None:
+            if addr not in self.heard:
+                # Whoever sent it does not hear us (we never send to it): delivering it would make a
+                # one-way link of a peer list that differs between hosts, so it is kept out whole.
+                self.drop("not-a-peer", source, "not in [cluster] peers: give every host the same list")
+                return
+            self.heard[addr] += 1
         try:
             datagram = open_datagram(data, self.keyring, self.sender.cluster, self.guard)
         except WireError as e:
@@ -102,13 +124,25 @@ class NodeProtocol(DatagramProtocol):
             return
         self.sequence += 1
         data = seal(self.keyring, self.sender, self.boot_epoch, self.sequence, term, message)
-        try:
-            self.transport.write(data, (self.group, self.port))
-        except OSError as e:
-            # No route while an interface is down: keep running, say so once a while.
-            self.drop("send-error", "self", e.strerror or str(e))
-            return
-        self.sent += 1
+        for destination in self.peers or ((self.group, self.port),):
+            try:
+                self.transport.write(data, destination)
+            except OSError as e:
+                # No route while an interface is down: keep running, say so once a while.
+                self.drop("send-error", "self", e.strerror or str(e))
+                continue
+            self.sent += 1
+
+    def silent(self) -> list[tuple[str, int]]:
+        """Unicast: the peers nothing has come from yet (since the last call), in the configured order."""
+        if self.heard is None:
+            return []
+        silent = [peer for peer in self.peers if not self.heard[peer]]
+        self.heard = Counter({peer: 0 for peer in self.peers})
+        return silent
 
     def counters(self) -> dict[str, object]:
-        return {"received": self.received, "sent": self.sent, "dropped": dict(self.dropped)}
+        counters: dict[str, object] = {"received": self.received, "sent": self.sent, "dropped": dict(self.dropped)}
+        if self.unicast:
+            counters["peers"] = [f"{a}:{p}" for a, p in self.peers]
+        return counters

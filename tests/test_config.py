@@ -21,6 +21,7 @@ from rais.config import (
     host_notes,
     host_problems,
     load_config,
+    own_peers,
     parse_hostport,
 )
 from rais.ids import ClusterId, HostClusterId
@@ -823,3 +824,68 @@ def test_own_cgroup_needs_cgroup_v2(folder: Path, monkeypatch: pytest.MonkeyPatc
     config = load_config(here(folder, {"node": {"load_source": '"cgroup"'}}))
     assert host_problems(config, starting=True) == [
         f"{config.path}: node.load_source: cgroup: no cgroup v2 hierarchy is mounted"]
+
+
+# --- unicast peers ------------------------------------------------------------
+
+
+def test_peers_take_the_cluster_port_unless_they_name_one(folder: Path) -> None:
+    cluster = load_config(write(folder, {"cluster": {"port": "5160",
+                                                     "peers": '["10.0.0.1", "10.0.0.2:5170", "10.0.0.7"]'}})).cluster
+    assert cluster.peers == (("10.0.0.1", 5160), ("10.0.0.2", 5170), ("10.0.0.7", 5160))
+    assert load_config(write(folder)).cluster.peers == ()  # multicast, the default
+
+
+@pytest.mark.parametrize(("keys", "problem"), [
+    ({"peers": '"10.0.0.1"'}, 'peers: expected an array of "ADDRESS" or "ADDRESS:PORT" strings, got a string'),
+    ({"peers": '["10.0.0.1", 7]'}, 'peers: item 2: expected a string "ADDRESS" or "ADDRESS:PORT", got an integer'),
+    ({"peers": '["db1.example.com"]'}, "peers: item 1: 'db1.example.com' is not an IPv4 address"),
+    ({"peers": '["10.0.0.1:0"]'}, "peers: item 1: '10.0.0.1:0': port '0' must be 1..65535"),
+    ({"peers": '["239.1.2.3"]'}, "peers: item 1: 239.1.2.3 is not a unicast address"),
+    ({"peers": '["10.0.0.1", "10.0.0.1:5150"]'}, "peers: 10.0.0.1:5150 is named twice"),
+    ({"peers": '["10.0.0.1"]', "group": '"239.192.1.2"'}, "group: used only with multicast, not with "
+     "cluster.peers (unicast)"),
+    ({"peers": '["10.0.0.1"]', "ttl": "2"}, "ttl: used only with multicast, not with cluster.peers (unicast)"),
+    ({"peers": "[" + ", ".join(f'"10.0.{i // 250}.{i % 250 + 1}"' for i in range(257)) + "]"},
+     "peers: 257 peers; at most 256 (a cluster that big wants multicast)"),
+])
+def test_peers_problems(folder: Path, keys: dict[str, str], problem: str) -> None:
+    path = write(folder, {"cluster": keys})
+    assert only_problem(path) == f"{path}: cluster.{problem}"
+
+
+def test_this_host_among_the_peers(folder: Path) -> None:
+    """The entry at this host's address and the cluster port is this host: it sends from there and
+    not to itself. None is a note (each host may list only the others); two an error."""
+    port = free_port(socket.SOCK_DGRAM)
+    peers = f'["127.0.0.1:{port}", "127.0.0.1:{port + 1}", "10.0.0.2"]'
+    local = {"cluster": {"port": str(port), "peers": peers}, "node": {"state_dir": '"state"'}}
+    config = load_config(write(folder, local))
+    assert own_peers(config) == [("127.0.0.1", port)]  # interface 0.0.0.0: any address of this host
+    assert host_problems(config, starting=True) == [] and not [n for n in host_notes(config) if "cluster.peers" in n]
+    config = load_config(write(folder, {**local, "cluster": {**local["cluster"], "interface": '"127.0.0.1"'}}))
+    assert own_peers(config) == [("127.0.0.1", port)]
+
+    path = write(folder, {"cluster": {"port": str(port), "peers": '["10.0.0.2", "10.0.0.3"]'},
+                          "node": {"state_dir": '"state"'}})
+    assert host_notes(load_config(path))[0] == (
+        f"{path}: note: cluster.peers: none is this host (any address of this host, port {port}): fine if each "
+        "host lists only the others, but the same list on every host is simpler")
+
+    path = write(folder, {"cluster": {"port": str(port), "peers": '["127.0.0.1", "127.0.0.2"]'},
+                          "node": {"state_dir": '"state"'}})
+    assert host_problems(load_config(path)) == [
+        f"{path}: cluster.peers: 127.0.0.1 and 127.0.0.2 are all this host's: set cluster.interface to the one "
+        "it sends from"]
+
+
+def test_a_unicast_port_in_use_stops_a_start(folder: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        path = write(folder, {"cluster": {"port": str(port), "peers": '["127.0.0.1", "10.0.0.2"]'},
+                              "node": {"state_dir": '"state"', "control": f'"127.0.0.1:{free_port()}"'}})
+        config = load_config(path)
+        assert host_problems(config) == []  # check-config: the node may be running already
+        assert host_problems(config, starting=True) == [
+            f"{path}: cluster.port: cannot listen on UDP 127.0.0.1:{port}: Address already in use"]

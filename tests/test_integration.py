@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -246,6 +247,20 @@ def test_another_cluster_key_is_dropped_and_counted(tmp_path, cluster):
         assert hid(1) not in statuses(other.nodes[0])
     finally:
         other.stop_all()
+    # A node listens on the group only: what a host set up with [cluster] peers sends it by unicast is
+    # not heard at all (rather than heard one way), while the same bytes to the group are (and dropped).
+    def malformed():
+        return [n.status()["traffic"]["dropped"].get("malformed", 0) for n in cluster.nodes]
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+        before = malformed()
+        for _ in range(3):
+            s.sendto(b"not DER", ("127.0.0.1", cluster.port))
+        time.sleep(1)
+        assert malformed() == before
+        s.sendto(b"not DER", (cluster.group, cluster.port))
+        assert wait_for(lambda: malformed() == [n + 1 for n in before], 5)
 
 
 def test_sigterm_stops_a_node_cleanly_and_saves_its_tables(cluster):

@@ -79,11 +79,11 @@ class Daemon:
         return self.protocol.counters()
 
 
-def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1, services=(), prober=None):
+def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1, services=(), prober=None, peers=()):
     ident = Identity(id=HostClusterId.parse(f"1.2.0.{host}"), configured=role, address=f"10.0.0.{host}")
     node = Node(ident, epoch, Timing(interval=interval, dead_after=dead_after), clock.seconds(), services=services,
                 probing=ProbeDefaults(interval=interval, timeout=interval / 2))
-    proto = NodeProtocol(KEYS, ident.id, epoch, GROUP, PORT, "127.0.0.1", 1)
+    proto = NodeProtocol(KEYS, ident.id, epoch, GROUP, PORT, "127.0.0.1", 1, peers)
     daemon = Daemon(node, proto)
     daemon.metrics = NodeMetrics(daemon, clock)
     daemon.driver = Driver(node, DaemonEffects(proto, Saver(), clock, {}, None, prober, daemon.metrics,
@@ -216,3 +216,43 @@ def test_a_node_error_on_a_tick_is_logged_and_the_next_tick_runs():
     a.tick()
     a.tick()  # the shell survived the first
     assert len(calls) == 2
+
+
+def peers_of(host, hosts=(1, 2, 3)):
+    return [(f"10.0.0.{h}", PORT) for h in hosts if h != host]
+
+
+def test_unicast_sends_each_datagram_to_every_peer_and_hears_only_peers():
+    clock = Clock()
+    a, b, c = (make(h, clock, peers=peers_of(h)) for h in (1, 2, 3))
+    assert a.transport.joined == []  # no group, no multicast settings
+    a.beat()
+    assert [addr for _, addr in a.transport.written] == [("10.0.0.2", PORT), ("10.0.0.3", PORT)]
+    assert a.counters()["sent"] == 2 and a.counters()["peers"] == ["10.0.0.2:5150", "10.0.0.3:5150"]
+    data = a.transport.written[0][0]
+    b.datagramReceived(data, ("10.0.0.1", PORT))
+    assert b.counters()["received"] == 1
+    # The same datagram from an address b does not send to: kept out, so a peer list that differs
+    # between hosts makes no one-way link.
+    c.datagramReceived(data, ("10.0.0.9", PORT))
+    c.datagramReceived(data, ("10.0.0.1", PORT + 1))
+    assert c.counters()["received"] == 0 and c.counters()["dropped"] == {"not-a-peer": 2}
+    assert b.protocol.silent() == [("10.0.0.3", PORT)] and c.protocol.silent() == peers_of(3)
+    assert b.protocol.silent() == peers_of(2)  # each call looks back to the one before
+
+
+def test_unicast_nodes_elect_a_master_and_follow_it():
+    clock = Clock()
+    nodes = [make(h, clock, role, peers=peers_of(h)) for h, role in ((1, "master"), (2, "active"), (3, "standby"))]
+    by_address = {f"10.0.0.{n.node.identity.id.host}": n for n in nodes}
+    for _ in range(24):
+        clock.advance(0.25)
+        for n in nodes:
+            n.beat()
+            n.tick()
+        for n in nodes:
+            for data, (address, _) in n.transport.written:
+                by_address[address].datagramReceived(data, (f"10.0.0.{n.node.identity.id.host}", PORT))
+            n.transport.written.clear()
+    assert [n.node.status(clock.seconds())["master"] for n in nodes] == ["1.2.0.1"] * 3
+    assert all(not n.counters()["dropped"] for n in nodes)
