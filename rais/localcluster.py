@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -225,11 +225,13 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def launch(argv: list[str], folder: str, stderr_path: str) -> subprocess.Popen:
-    """Start a process of a cluster in ``folder``, its stderr appended to ``stderr_path``."""
+def launch(argv: list[str], folder: str, stderr_path: str,
+           env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start a process of a cluster in ``folder``, its stderr appended to ``stderr_path``; with ``env``
+    as its whole environment if given, else this process's."""
     with open(stderr_path, "ab") as err:
         return subprocess.Popen(argv, cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=err, preexec_fn=_die_with_parent)
+                                stderr=err, preexec_fn=_die_with_parent, env=env)
 
 
 N = TypeVar("N", bound=LocalNode)
@@ -239,6 +241,11 @@ class TwistdCluster(Generic[N]):
     """The twistd processes of a cluster's nodes: started, signalled and stopped, and only
     those this object started (it keeps their Popen objects; nothing is found by name)."""
 
+    # The program that runs a node, and its environment (None: this process's); an installed
+    # copy of RAIS elsewhere (tests/test_wheel.py) sets its own.
+    twistd: str = TWISTD
+    env: Mapping[str, str] | None = None
+
     def __init__(self, base: str, interval: float, dead_after: int) -> None:
         self.base = base
         self.interval = interval
@@ -247,12 +254,12 @@ class TwistdCluster(Generic[N]):
         self.options: Sequence[str] = ()  # more options of the rais plugin, for every node
 
     def command(self, node: N) -> list[str]:
-        return [TWISTD, "-n", "--pidfile=", f"--logfile={node.log_path}", "rais", "--config", node.config_path,
+        return [self.twistd, "-n", "--pidfile=", f"--logfile={node.log_path}", "rais", "--config", node.config_path,
                 *self.options]
 
     def start(self, node: N) -> None:
         node.wanted = True
-        node.process = launch(self.command(node), node.folder, os.path.join(node.folder, "stderr.log"))
+        node.process = launch(self.command(node), node.folder, os.path.join(node.folder, "stderr.log"), self.env)
 
     def start_all(self) -> None:
         """Start every node, a configured master first: a cluster that never had a master

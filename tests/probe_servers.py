@@ -1,6 +1,6 @@
 """Real servers for the probe tests, each on free loopback ports in its own temp folder.
 
-nginx (Debian nginx-light) and OpenSMTPD (Debian opensmtpd) run as child
+nginx (Debian nginx-light), OpenSMTPD (Debian opensmtpd) and Redis (Debian redis-server) run as child
 processes, and so do the misbehaving servers of probe_fakes.py; the DNS
 server (twisted.names) runs in the test's own reactor. A missing program skips its tests with the package to install
 (and in CI, where tests/conftest.py turns skips into failures, fails them).
@@ -38,6 +38,7 @@ from rais.localcluster import free_port
 from rais.probing.conformance import NGINX, local_nginx, server_process
 
 SMTPD = "/usr/sbin/smtpd"
+REDIS = "/usr/bin/redis-server"
 PLUGINS = "/usr/lib/nagios/plugins"
 SERVER_NAME = "probe.test"  # the name in the test certificate
 
@@ -127,6 +128,17 @@ def opensmtpd(folder: Path) -> Iterator[int]:
     conf.touch(mode=0o600)  # smtpd refuses a config others can read
     conf.write_text(SMTPD_CONF.format(name=SERVER_NAME, port=port))
     with server_process([program, "-d", "-f", str(conf)], folder, (port,)):
+        yield port
+
+
+@contextmanager
+def redis(folder: Path) -> Iterator[int]:
+    """Redis on a loopback port (yielded): a master, saving nothing to disk."""
+    program = require(REDIS, "redis-server")
+    port = free_port()
+    argv = [program, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(folder)]
+    with server_process(argv, folder, (port,)):
         yield port
 
 
