@@ -429,7 +429,8 @@ class Mastership:
         if not done.ok:
             excluded = {**books.excluded, (host, service): Exclusion(
                 f"start failed: {done.detail}", now + START_FAILED_FOR)}
-            self.books = attrs.evolve(self.books, excluded=excluded)
+            # The next reconcile stops it there, before an exclusive copy starts elsewhere.
+            self.books = attrs.evolve(self.books, excluded=excluded, cleanup=books.cleanup | {(host, service)})
             if row is not None and row.assigned:
                 self.ledger.stage(attrs.evolve(row, assigned=False))  # it was there, and could not be again
             return [self._decided(now, Decision("start-failed", service, host, f"{service} did not start on "

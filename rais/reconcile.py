@@ -96,6 +96,9 @@ class Books:
     refresh: frozenset[str] = frozenset()  # services whose holders must announce them again
     moves: Mapping[str, HostClusterId] = attrs.field(factory=dict)  # asked for by the operator, not yet done
     back_since: Mapping[Copy, float] = attrs.field(factory=dict)  # a preferred host qualifies again since
+    # Copies whose start failed or went unanswered on a host still up: stopped there, in case the start
+    # did part of it (a virtual IP taken, then a timeout), before an exclusive one starts elsewhere.
+    cleanup: frozenset[Copy] = frozenset()
 
 
 @attrs.frozen
@@ -194,6 +197,7 @@ class _Step:
         self.refresh = set(books.refresh)
         self.moves = dict(books.moves)
         self.back_since = dict(books.back_since)
+        self.cleanup = set(books.cleanup)
         if not books.announced:
             # A new term: after a heal or a master change, a holder may not be where clients last
             # looked, so every holder announces what it serves.
@@ -224,7 +228,8 @@ class _Step:
 
     def changes(self) -> Changes:
         books = Books(self.orders, self.next_order, self.excluded, self.released_at, self.over_since,
-                      self.leaving, True, frozenset(self.refresh), self.moves, self.back_since)
+                      self.leaving, True, frozenset(self.refresh), self.moves, self.back_since,
+                      frozenset(self.cleanup))
         return Changes(tuple(self.decisions), tuple(self.rows), tuple(self.resend), books)
 
     def up(self, host: HostClusterId) -> bool:
@@ -247,6 +252,7 @@ class _Step:
                 if order.action == OrderAction.ASSIGN:
                     why = "did not answer the start order"
                     self.exclude(order.service, order.host, why, START_FAILED_FOR)
+                    self.cleanup.add((order.host, order.service))  # stopped there if it is up
                     self.decide("expired", order.service, order.host,
                                 f"{order.service}: {order.host} {why}; trying another host")
             elif self.now - pending.sent_at >= self.timing.interval:
@@ -267,6 +273,7 @@ class _Step:
                     if p.order.service == name and p.order.action == OrderAction.ASSIGN]
         for row in serving:
             self.reestablish(row, starting)
+        self.clean_up(name, rows, starting)
         if policy is None:
             # No [policy]: keep the copies it has now (one, for most services), in the tables,
             # so that every later master keeps the same count.
@@ -302,6 +309,9 @@ class _Step:
         if missing > 0 and (fencing := self.fencing(rows)) is not None:
             self.decide("waiting", name, fencing, f"{name}: waiting until {fencing} has fenced itself "
                                                   f"(it holds an exclusive copy) before starting it elsewhere")
+        elif missing > 0 and exclusive and (stopping := self.stopping(name)) is not None:
+            self.decide("waiting", name, stopping, f"{name}: waiting until {stopping} has stopped it "
+                                                   f"(exclusive: never two holders) before starting it elsewhere")
         elif missing > 0 or (replace > 0 and not exclusive):
             exclude = self.exclusions(name)
             exclude.update((host, "being started") for host in starting)
@@ -425,6 +435,26 @@ class _Step:
             if (row.can_refresh and self.up(row.host) and row.host not in busy and server is not None
                     and row.epoch == server.boot_epoch):
                 self.order(OrderAction.REFRESH, name, row.host, f"{name}: {row.host} announces it again")
+
+    def clean_up(self, name: str, rows: list[ServiceRow], starting: list[HostClusterId]) -> None:
+        """Stop the service where its start failed (or went unanswered), once, as Pacemaker stops a
+        resource whose start failed: a start cut short may have done part of its work."""
+        for row in rows:
+            copy = (row.host, name)
+            if copy not in self.cleanup or row.host in starting:
+                continue
+            self.cleanup.discard(copy)
+            if row.can_stop and not row.assigned and self.up(row.host):
+                self.order(OrderAction.RELEASE, name, row.host, f"{name} stopped on {row.host}, where its start "
+                                                                f"failed, in case it did part of its work")
+
+    def stopping(self, name: str) -> HostClusterId | None:
+        """A host still up that was told to stop ``name`` and has not answered yet."""
+        for pending in self.orders.values():
+            order = pending.order
+            if order.service == name and order.action == OrderAction.RELEASE and self.up(order.host):
+                return order.host
+        return None
 
     def fencing(self, rows: list[ServiceRow]) -> HostClusterId | None:
         """In quorum mode, a down host that ran an exclusive copy, not yet surely fenced: it stops

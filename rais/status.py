@@ -117,6 +117,7 @@ def books_json(books: Books) -> dict[str, Any]:
         "moves": {name: str(host) for name, host in sorted(books.moves.items())},
         "back_since": [{"host": str(host), "service": name, "since": since}
                        for (host, name), since in sorted(books.back_since.items())],
+        "cleanup": [{"host": str(host), "service": name} for host, name in sorted(books.cleanup)],
     }
 
 
@@ -276,7 +277,7 @@ def _field(kind: Kind) -> Callable[[Any, str], Any]:
 
 
 _BOOKS_FIELDS = ("acts_from", "next_order", "orders", "excluded", "released_at", "over_since", "leaving",
-                 "announced", "refresh", "moves", "back_since")
+                 "announced", "refresh", "moves", "back_since", "cleanup")
 _PENDING_FIELDS = ("sent_at", "deadline")  # beside an order's own
 
 
@@ -315,6 +316,7 @@ def _books(value: Any, where: str) -> Books:
                           for i, name in enumerate(_get(data, "refresh", _list, where=where, default=[]))),
         moves=_services_to_hosts(data, "moves", where),
         back_since=_copies(data, "back_since", where, ("since",), lambda e, at: _get(e, "since", _time, where=at)),
+        cleanup=frozenset(_copies(data, "cleanup", where, (), lambda e, at: True)),
     )
 
 

@@ -75,6 +75,7 @@ def test_answers_to_its_orders_are_decisions_and_a_start_that_worked_waits_for_i
     (failed,) = m.order_done(T0 + 1, ME, OrderDone(2, "web", False, "exit status 1"))
     assert failed.decision.action == "start-failed"
     assert m.books.excluded[(ME, "web")] == Exclusion("start failed: exit status 1", T0 + 1 + START_FAILED_FOR)
+    assert m.books.cleanup == {(ME, "web")}  # stopped there by the next reconcile
     assert m.order_done(T0 + 1, PEER, OrderDone(3, "web", True, "x")) == []  # not the host it was given to
     (started,) = m.order_done(T0 + 1, ME, OrderDone(3, "web", True, "started web"))
     assert started.decision.explanation == "web started on 1.2.0.1 (started web); waiting for its probe"

@@ -111,7 +111,7 @@ def test_an_unanswered_order_is_said_again_each_interval_and_given_up_at_its_dea
     assert changes.resend == (order,) and changes.books.orders[4].sent_at == NOW
     expired = Books(orders={4: Pending(order, NOW - 1.0, NOW)}, next_order=5)
     changes = reconcile(situation(*rows, books=expired))
-    assert said(changes)[:2] == [("expired", "web", 3), ("assign", "web", 2)]
+    assert said(changes)[:3] == [("expired", "web", 3), ("release", "web", 3), ("assign", "web", 2)]  # stopped there
     assert changes.books.excluded[(hid(3), "web")] == Exclusion("did not answer the start order",
                                                                NOW + START_FAILED_FOR)
     assert ORDER_TIMEOUT > TIMING.dead  # a host has time to answer before it is given up
@@ -315,6 +315,43 @@ def test_an_exclusive_service_is_released_before_it_is_started_where_it_moves():
     placed = reconcile(situation(*released, books=attrs.evolve(first.books, orders={})))
     assert said(placed) == [("assign", "web", 4)]  # not the standby, which scores higher
     assert "preferred" in placed.decisions[0].explanation
+
+
+def test_an_exclusive_move_starts_where_it_goes_only_once_the_release_is_answered():
+    released = (server(1), server(2), server(3, role="standby"), server(4),
+                web(2, exclusive=True), web(3, exclusive=True), web(4, exclusive=True))
+    stopping = Books(orders={1: Pending(Order(1, "release", hid(2), "web", 1), NOW, NOW + ORDER_TIMEOUT)},
+                     next_order=2, moves={"web": hid(4)})
+    waiting = reconcile(situation(*released, books=stopping))
+    assert said(waiting) == [("waiting", "web", 2)]
+    assert waiting.decisions[0].explanation == ("web: waiting until 1.2.0.2 has stopped it (exclusive: never two "
+                                                "holders) before starting it elsewhere")
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_where_a_start_failed_the_service_is_stopped_once_and_an_exclusive_one_starts_elsewhere_after(exclusive):
+    """A start cut short (a timeout) may have done part of its work: a virtual IP taken, say."""
+    rows = (server(1), server(2), server(3), web(2, exclusive=exclusive), web(3, exclusive=exclusive))
+    books = Books(excluded={(hid(2), "web"): Exclusion("start failed: timed out", NOW + 300)},
+                  cleanup=frozenset({(hid(2), "web")}))
+    changes = reconcile(situation(*rows, books=books))
+    if exclusive:
+        assert said(changes) == [("release", "web", 2), ("waiting", "web", 2)]
+    else:
+        assert said(changes) == [("release", "web", 2), ("assign", "web", 3)]
+    assert changes.decisions[0].explanation == ("web stopped on 1.2.0.2, where its start failed, in case it did "
+                                                "part of its work")
+    assert changes.books.cleanup == frozenset()
+    answered = reconcile(situation(*rows, books=attrs.evolve(changes.books, orders={})))  # the stop done
+    assert said(answered) == [("assign", "web", 3)]  # and not stopped again
+
+
+def test_a_start_unanswered_on_a_host_still_up_is_stopped_there_and_not_on_a_host_gone_down():
+    late = Books(orders={1: Pending(Order(1, "assign", hid(2), "web", 1), NOW - 200, NOW - 1)}, next_order=2)
+    changes = reconcile(situation(server(1), server(2), server(3), web(2), web(3), books=late))
+    assert said(changes) == [("expired", "web", 2), ("release", "web", 2), ("assign", "web", 3)]
+    gone = reconcile(situation(server(1), server(2, status="down"), server(3), web(2), web(3), books=late))
+    assert said(gone) == [("expired", "web", 2), ("assign", "web", 3)] and gone.books.cleanup == frozenset()
 
 
 def test_a_move_to_a_host_that_cannot_take_it_is_given_up_with_the_reason():
