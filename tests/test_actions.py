@@ -1,6 +1,7 @@
 """The files in etc/ an operator installs as they are, run for real: ``etc/actions/rais-systemd``
 against a real systemd manager (``systemd --user`` in namespaces of its own, tests/usermanager.py:
-systemd is not PID 1 here). ``etc/actions/rais-vip`` is tests/test_netns_vip.py's.
+systemd is not PID 1 here), and ``etc/rais.service`` checked by systemd's own tools.
+``etc/actions/rais-vip`` is tests/test_netns_vip.py's.
 """
 
 import os
@@ -16,6 +17,8 @@ from tests import usermanager
 
 ETC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "etc")
 SYSTEMD_ACTION = os.path.join(ETC, "actions", "rais-systemd")
+UNIT = os.path.join(ETC, "rais.service")
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")  # this environment's, as /opt/rais/bin/twistd
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +128,41 @@ def test_rais_systemd_usage_errors_exit_2(args, scope):
                                                                   if k != "SYSTEMCTL_SCOPE"}
     code, err = systemd_action(env, *args)
     assert code == 2 and "usage: rais-systemd start|stop|status UNIT" in err
+
+
+def verify(unit_path):
+    """``systemd-analyze verify`` of a unit file where /opt/rais/bin/twistd is this environment's
+    twistd (a tmpfs on /opt in a mount namespace of its own), as an operator's install has it."""
+    script = 'mount -t tmpfs tmpfs /opt && mkdir -p /opt/rais/bin && ln -s "$1" /opt/rais/bin/twistd && ' \
+             'exec systemd-analyze verify "$2"'
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", TWISTD,
+                           unit_path], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def analyze():
+    if os.geteuid() != 0:
+        pytest.skip("a mount namespace for /opt/rais needs root")
+    for tool, package in (("systemd-analyze", "systemd"), ("unshare", "util-linux")):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian: {package})")
+
+
+def test_rais_service_passes_systemd_analyze_verify(analyze, tmp_path):
+    """verify exits 0 even on a directive it ignores, so nothing may be printed; and a copy with
+    one misspelt value is reported, so the silence is verify reading this file."""
+    done = verify(UNIT)
+    assert (done.returncode, done.stdout + done.stderr) == (0, "")
+    broken = tmp_path / "rais.service"
+    with open(UNIT) as f:
+        broken.write_text(f.read().replace("Restart=on-failure", "Restart=on-fail"))
+    assert "on-fail" in verify(str(broken)).stderr
+
+
+def test_rais_service_hardening_keeps_its_exposure_low(analyze):
+    """systemd-analyze security (offline, from the file): 2.7 "OK" when written; over 3.0 means
+    a hardening line went."""
+    done = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=30", UNIT],
+                          capture_output=True, text=True, timeout=60)
+    print("\n  " + done.stdout.strip().rsplit("\n", 1)[-1])
+    assert done.returncode == 0, done.stdout
