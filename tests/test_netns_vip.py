@@ -10,6 +10,7 @@ this is also the kernel sending no neighbour advertisement for an address added 
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -53,12 +54,27 @@ def prefixed(address):
     return f"{address}/32" if ":" not in address else f"{address}/64"
 
 
-def vip(namespace, *args):
+def confinement():
+    """setpriv's options for what etc/rais.service leaves the node and its actions: its
+    CapabilityBoundingSet, and NoNewPrivileges."""
+    settings = {}
+    with open(os.path.join(os.path.dirname(os.path.dirname(VIP_ACTION)), "rais.service")) as f:
+        for line in f:
+            key, _, value = line.strip().partition("=")
+            settings[key] = value
+    caps = ",".join(f"+{cap.lower().removeprefix('cap_')}" for cap in settings["CapabilityBoundingSet"].split())
+    return ["setpriv", "--bounding-set", f"-all,{caps}"] + \
+        (["--no-new-privs"] if settings.get("NoNewPrivileges") == "yes" else []) + ["--"]
+
+
+def vip(namespace, *args, confined=False):
     """rais-vip run in a namespace, its output read as RAIS reads an action's: (exit status, what it
-    printed on stderr). Every action returns at once, its announcements left running in the
-    background with the output closed (RAIS counts an action done when its output closes)."""
+    printed on stderr); ``confined``: with only the capabilities etc/rais.service leaves it. Every
+    action returns at once, its announcements left running in the background with the output
+    closed (RAIS counts an action done when its output closes)."""
     began = time.monotonic()
-    done = subprocess.run(["ip", "netns", "exec", namespace, VIP_ACTION, *args], capture_output=True, text=True)
+    done = subprocess.run(["ip", "netns", "exec", namespace, *(confinement() if confined else []), VIP_ACTION,
+                           *args], capture_output=True, text=True)
     took = time.monotonic() - began
     assert took < RETURNS, f"rais-vip {' '.join(args)} took {took:.2f}s"
     return done.returncode, done.stderr
@@ -189,6 +205,20 @@ def test_a_neighbour_follows_the_address_to_its_new_holder(lan, family):
     assert vip(two, "stop", address, "eth0") == (0, "")
     assert vip(one, "start", prefixed(address), "eth0") == (0, "")
     assert wait_for(lambda: cached(peer, address) == mac(one), ANNOUNCED), cached(peer, address)
+
+
+def test_the_units_capabilities_are_enough_to_take_announce_and_drop_the_address(lan, family):
+    """Run as etc/rais.service runs the node's actions (root with only CAP_NET_ADMIN and CAP_NET_RAW,
+    no new privileges), a move still reaches the neighbour and the stop still removes the address."""
+    (one, two), peer = [n.namespace for n in lan.nodes], neighbour(lan, family)
+    address = address_of(lan, family)
+    assert vip(one, "start", prefixed(address), "eth0") == (0, "")
+    knock(peer, address)
+    assert vip(one, "stop", address, "eth0") == (0, "")
+    assert vip(two, "start", prefixed(address), "eth0", confined=True) == (0, "")
+    assert wait_for(lambda: cached(peer, address) == mac(two), ANNOUNCED), cached(peer, address)
+    assert vip(two, "stop", address, "eth0", confined=True) == (0, "")
+    assert entries(two, address) == []
 
 
 def held_then_let_go(cluster, family):
