@@ -166,3 +166,13 @@ def test_rais_service_hardening_keeps_its_exposure_low(analyze):
                           capture_output=True, text=True, timeout=60)
     print("\n  " + done.stdout.strip().rsplit("\n", 1)[-1])
     assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize("script", ["rais-vip", "rais-systemd"])
+def test_the_action_scripts_are_posix_sh_shellcheck_finds_nothing_in(script):
+    """They run under /bin/sh, dash on Debian: no bashisms, quoting as meant."""
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (Debian: shellcheck)")
+    done = subprocess.run(["shellcheck", "--shell=sh", os.path.join(ETC, "actions", script)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout
