@@ -48,16 +48,19 @@ def answers(port):
 
 
 @pytest.fixture
-def manager():
-    """A systemd user manager with web.service (an HTTP server on ``manager.port``) and
-    broken.service installed, neither started."""
+def port():
+    return free_port()
+
+
+@pytest.fixture
+def manager(port):
+    """A systemd user manager with web.service (an HTTP server on ``port``) and broken.service
+    installed, neither started."""
     reason = usermanager.unavailable()
     if reason:
         pytest.skip(f"systemd user manager: {reason}")
-    port = free_port()
     with usermanager.UserManager({"web.service": WEB.format(python=sys.executable, port=port),
                                   "broken.service": BROKEN}) as made:
-        made.port = port
         yield made
 
 
@@ -71,8 +74,8 @@ def main_pid(manager, unit):
     return int(manager.systemctl("show", "--property=MainPID", "--value", unit).stdout)
 
 
-def test_rais_systemd_starts_and_stops_a_unit_and_again_changes_nothing(manager):
-    env, port = manager.env, manager.port
+def test_rais_systemd_starts_and_stops_a_unit_and_again_changes_nothing(manager, port):
+    env = manager.env
     assert systemd_action(env, "status", "web.service") == (3, "")
     assert systemd_action(env, "start", "web.service") == (0, "")
     assert wait_for(lambda: answers(port), 10), manager.log()
