@@ -18,9 +18,10 @@ receivers' namespaces; a cut is written for every namespace before any is
 applied, and applied to all at once.
 
 A service that moves: ``vip`` (``.100``) is a virtual IP a service's start takes
-(``vip_take``: the address, then a gratuitous ARP) and its stop drops
-(``vip_drop``); ``serve()`` runs nginx in a node's namespace on every address, so
-whoever holds the VIP answers HTTP on it. Watching it: a ``Client`` in the
+(``vip_take``: the address, then gratuitous ARPs) and its stop drops
+(``vip_drop``), both ``etc/actions/rais-vip``, the script an operator installs;
+``serve()`` runs nginx in a node's namespace on every address, so whoever holds
+the VIP answers HTTP on it. Watching it: a ``Client`` in the
 observer fetches from the VIP every 10 ms and reports the outages, and a
 ``HolderWatch`` samples which namespaces hold the VIP and reports when two did.
 
@@ -44,6 +45,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -64,6 +66,8 @@ from rais.localcluster import LocalNode, Shared, TwistdCluster, launch, stop_pro
 ROOT, OBSERVER = 254, 250  # host parts of the root namespace's and the observer's addresses
 VIP, HTTP_PORT = 100, 8080  # the virtual IP's host part; the port serve() listens on
 GROUP, PORT, CONTROL_PORT = "239.192.1.2", 5150, 8470  # each cluster has a bridge of its own
+# The virtual IP's actions, as an operator installs them: etc/actions/ beside this package.
+VIP_ACTION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "etc", "actions", "rais-vip")
 TABLE = "raisfault"  # the nftables table in each node's namespace: chains cut and loss
 OWNER = "rais.netcluster pid "  # the bridge's alias: which process made it
 _CLONE_NEWNET = 0x40000000
@@ -377,34 +381,33 @@ class NetCluster(TwistdCluster[NetNode]):
 
     # A service that moves: the virtual IP, and a server wherever it goes.
 
+    def vip_action(self, action: str) -> list[str]:
+        """The argv of ``rais-vip ACTION`` for the VIP on a node's eth0 (start, stop, status, announce)."""
+        return [VIP_ACTION, action, f"{self.vip}/32", "eth0"]
+
     @property
     def vip_announce(self) -> str:
-        """Shell: gratuitous ARPs for the VIP from this host, so neighbours' caches point here, in
-        the background. Four, half a second apart: Linux ignores a change of an entry within
-        `locktime` (1 s) of its last one, so one of them lands whatever changed that entry just
-        before. Each only while the host still holds the VIP: one sent after a release would
-        point the neighbours back at a host that no longer answers."""
-        held = f'ip -4 addr show dev eth0 | grep -q " {self.vip}/"'
-        once = f"arping -q -U -c 1 -w 1 -I eth0 {self.vip}"
-        return f"( for i in 1 2 3 4; do {held} || exit 0; {once}; sleep 0.5; done >/dev/null 2>&1 & )"
+        """Shell: announce the VIP again from this host, in the background, only while it holds it
+        (rais-vip: gratuitous ARPs, four, half a second apart)."""
+        return shlex.join(self.vip_action("announce"))
 
     @property
     def vip_take(self) -> str:
-        """Shell: hold the VIP (replace: holding it already is fine), then announce it."""
-        return f"ip addr replace {self.vip}/32 dev eth0 && {self.vip_announce}"
+        """Shell: hold the VIP (holding it already is fine), then announce it."""
+        return shlex.join(self.vip_action("start"))
 
     @property
     def vip_drop(self) -> str:
         """Shell: let the VIP go (not holding it is fine)."""
-        return f"ip addr del {self.vip}/32 dev eth0 2>/dev/null; true"
+        return shlex.join(self.vip_action("stop"))
 
     def take_vip(self, node: NetNode) -> None:
         """The node's host takes the VIP now, outside its node: as a host whose boot brings it up."""
-        run(["ip", "netns", "exec", node.namespace, "sh", "-c", self.vip_take])
+        run(["ip", "netns", "exec", node.namespace, *self.vip_action("start")])
 
     def drop_vip(self, node: NetNode) -> None:
         """The node's host loses the VIP, outside its node: as a reboot does."""
-        run(["ip", "netns", "exec", node.namespace, "sh", "-c", self.vip_drop])
+        run(["ip", "netns", "exec", node.namespace, *self.vip_action("stop")])
 
     def serve(self, node: NetNode, port: int = HTTP_PORT) -> subprocess.Popen:
         """nginx in the node's namespace on every address (the VIP too, whenever it is there),
