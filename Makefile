@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all install lint test demo bench clean
+.PHONY: all install lint test demo bench wheel clean
 
 all: test
 
@@ -39,6 +39,10 @@ demo: install
 # BENCH= names benchmark modules in bench/ (default: all of them).
 bench: install
 	$(PY) -m bench $(BENCH)
+
+# The package for real hosts (README "Deploying on real hosts"): dist/rais-VERSION-py3-none-any.whl.
+wheel: install
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

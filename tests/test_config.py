@@ -889,3 +889,39 @@ def test_a_unicast_port_in_use_stops_a_start(folder: Path) -> None:
         assert host_problems(config) == []  # check-config: the node may be running already
         assert host_problems(config, starting=True) == [
             f"{path}: cluster.port: cannot listen on UDP 127.0.0.1:{port}: Address already in use"]
+
+
+# --- the three-host example ----------------------------------------------------
+
+WEB_VIP = EXAMPLE.parent / "web-vip.toml"
+
+
+@pytest.mark.parametrize("host", [1, 2, 3])
+@pytest.mark.parametrize("variant", ["multicast", "unicast", "with-worker"])
+def test_the_three_host_example_is_valid_on_each_host(folder: Path, host: int, variant: str) -> None:
+    """etc/web-vip.toml with its PER HOST lines changed, as README says; the commented unicast and
+    worker variants too. Its actions are the scripts in etc/actions/, installed in /etc/rais/actions/."""
+    text = WEB_VIP.read_text()
+    for line in ('interface = "192.0.2.11"', "host_id = 1 "):
+        assert line in text, line
+    text = text.replace('interface = "192.0.2.11"', f'interface = "192.0.2.1{host}"')
+    text = text.replace("host_id = 1 ", f"host_id = {host} ")
+    text = text.replace('"/etc/rais/rais.key"', '"rais.key"').replace('"/var/lib/rais"', '"state"')
+    if variant == "unicast":
+        text = text.replace("# peers = [", "peers = [")
+    if variant == "with-worker":
+        block = text[text.index("# [services.worker]"):text.index("[policy.vip]")]
+        text = text.replace(block, "\n".join(line.removeprefix("# ") for line in block.splitlines()) + "\n")
+    path = folder / "rais.toml"
+    path.write_text(text)
+    config = load_config(str(path))
+    assert config.self_id == HostClusterId.parse(f"1.2.0.{host}") and config.cluster.quorum
+    assert len(config.cluster.peers) == (3 if variant == "unicast" else 0)
+    assert set(config.services) == ({"vip", "worker"} if variant == "with-worker" else {"vip"})
+    vip = config.services["vip"]
+    assert vip.exclusive and vip.address == "192.0.2.10"
+    for service in config.services.values():
+        for command in (service.start, service.stop, service.refresh):
+            if command is not None:
+                script = EXAMPLE.parent / "actions" / os.path.basename(command.argv[0])
+                assert command.argv[0] == f"/etc/rais/actions/{script.name}" and os.access(script, os.X_OK)
