@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rais.localcluster import LocalCluster, agreed, converged, declared, wait_for
+from rais.localcluster import LocalCluster, agreed, converged, declared, free_port, wait_for
 from tests.test_metrics import promtool_check
 
 pytestmark = pytest.mark.integration
@@ -493,3 +493,29 @@ def test_metrics_say_what_each_node_sees_and_promtool_accepts_them(cluster):
     # The master probes each service within its probe interval (5 s) after settling (2 s).
     assert wait_for(lambda: metrics(nodes[0])[1].get(("rais_probe_latency_seconds_count", (("probe", "tcp"),)),
                                                       0) >= len(ROLES), 10), metrics(nodes[0])[0]
+
+
+def test_unicast_peers_on_one_machine_elect_sync_and_fail_over(tmp_path):
+    """[cluster] peers on loopback: each node its own port, every node listed as 127.0.0.1:PORT."""
+    cluster = LocalCluster(str(tmp_path), ["master", "active", "standby"], INTERVAL, DEAD_AFTER)
+    ports = [free_port(socket.SOCK_DGRAM) for _ in cluster.nodes]
+    peers = ", ".join(f'"127.0.0.1:{port}"' for port in ports)
+    for node, port in zip(cluster.nodes, ports, strict=True):
+        text = open(node.config_path).read()
+        for old, new in ((f'\ngroup = "{cluster.group}"\n', f"\npeers = [{peers}]\n"),
+                         (f"\nport = {cluster.port}\n", f"\nport = {port}\n")):
+            assert old in text
+            text = text.replace(old, new)
+        open(node.config_path, "w").write(text)
+    try:
+        cluster.start_all()
+        cluster.wait_ready()
+        assert wait_for(lambda: converged(cluster.nodes), 10)
+        docs = [n.status() for n in cluster.nodes]
+        assert [d["traffic"]["peers"] for d in docs] == [
+            [f"127.0.0.1:{p}" for p in ports if p != own] for own in ports]
+        assert all(d["traffic"]["dropped"] == {} and d["master"] == "1.2.0.1" for d in docs)
+        cluster.kill(cluster.nodes[0])
+        assert wait_for(lambda: (agreed(cluster.nodes[1:]) or (None,))[0] == "1.2.0.3", 4 * DEAD)  # the standby
+    finally:
+        cluster.stop_all()
