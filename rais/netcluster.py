@@ -127,7 +127,8 @@ def unavailable() -> str | None:
     return None
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -146,12 +147,12 @@ def sweep() -> None:
     for link in json.loads(run(["ip", "-j", "link", "show", "type", "bridge"]) or "[]"):
         octet = re.fullmatch(r"raisbr(\d+)", link["ifname"])
         owner = re.fullmatch(re.escape(OWNER) + r"(\d+)", link.get("ifalias", ""))
-        if octet is None or owner is None or _alive(int(owner[1])):
+        if octet is None or owner is None or alive(int(owner[1])):
             continue
         ports = [p["ifname"] for p in json.loads(run(["ip", "-j", "link", "show", "master", link["ifname"]]) or "[]")]
         prefix = f"rais{octet[1]}-{owner[1]}-"
         _delete(ports, [ns for ns in _namespaces() if ns.startswith(prefix)], link["ifname"])
-    probes = [ns for ns in _namespaces() if (m := re.fullmatch(r"raisprobe-(\d+)", ns)) and not _alive(int(m[1]))]
+    probes = [ns for ns in _namespaces() if (m := re.fullmatch(r"raisprobe-(\d+)", ns)) and not alive(int(m[1]))]
     if probes:
         _delete([], probes, None)  # unavailable()'s, killed before it deleted it
 

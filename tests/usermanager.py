@@ -32,6 +32,8 @@ import tempfile
 import time
 from types import TracebackType
 
+from rais.netcluster import alive
+
 SYSTEMD = "/usr/lib/systemd/systemd"
 PREFIX = "rais-um-"  # the cgroups it makes: rais-um-<pid of the test process>
 TARGET = "rais-test.target"  # what the manager starts: nothing
@@ -99,14 +101,6 @@ def unavailable() -> str | None:
     return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _remove(folders: list[str]) -> None:
     """Kill every process left in these cgroups and remove them, deepest first."""
     deadline = time.monotonic() + 5
@@ -135,7 +129,7 @@ def sweep() -> None:
     for _, point, own in hierarchies():
         base = os.path.join(point, own.lstrip("/"))
         stale = [os.path.join(base, name) for name in os.listdir(base)
-                 if name.startswith(PREFIX) and name[len(PREFIX):].isdigit() and not _alive(int(name[len(PREFIX):]))]
+                 if name.startswith(PREFIX) and name[len(PREFIX):].isdigit() and not alive(int(name[len(PREFIX):]))]
         _remove(stale)
 
 
