@@ -90,19 +90,19 @@ class NodeProtocol(DatagramProtocol):
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
         source = f"{addr[0]}:{addr[1]}"
-        if self.heard is not None:
-            if addr not in self.heard:
-                # Whoever sent it does not hear us (we never send to it): delivering it would make a
-                # one-way link of a peer list that differs between hosts, so it is kept out whole.
-                self.drop("not-a-peer", source, "not in [cluster] peers: give every host the same list")
-                return
-            self.heard[addr] += 1
+        if self.heard is not None and addr not in self.heard:
+            # Whoever sent it does not hear us (we never send to it): delivering it would make a
+            # one-way link of a peer list that differs between hosts, so it is kept out whole.
+            self.drop("not-a-peer", source, "not in [cluster] peers: give every host the same list")
+            return
         try:
             datagram = open_datagram(data, self.keyring, self.sender.cluster, self.guard)
         except WireError as e:
             self.drop(e.reason, source, str(e))
             return
         self.received += 1
+        if self.heard is not None:
+            self.heard[addr] += 1  # a peer is heard when what it sends is sealed with our key
         if datagram.sender == self.sender and datagram.boot_epoch != self.boot_epoch:
             # Counted here, still delivered: the node judges whether another process uses our id.
             self.drop("duplicate-id", source, f"another node uses {self.sender} (boot epoch {datagram.boot_epoch})")

@@ -237,6 +237,7 @@ def test_unicast_sends_each_datagram_to_every_peer_and_hears_only_peers():
     c.datagramReceived(data, ("10.0.0.9", PORT))
     c.datagramReceived(data, ("10.0.0.1", PORT + 1))
     assert c.counters()["received"] == 0 and c.counters()["dropped"] == {"not-a-peer": 2}
+    b.datagramReceived(b"junk", ("10.0.0.3", PORT))  # from a peer's address, but not sealed: not heard
     assert b.protocol.silent() == [("10.0.0.3", PORT)] and c.protocol.silent() == peers_of(3)
     assert b.protocol.silent() == peers_of(2)  # each call looks back to the one before
 
