@@ -3,12 +3,14 @@
 import attrs
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
 
-from rais.daemon import DaemonEffects
+from rais.config import load_config
+from rais.daemon import DaemonEffects, NodeService
 from rais.effects import Driver
 from rais.events import EventLog
 from rais.ids import HostClusterId
-from rais.keys import parse_keys
+from rais.keys import parse_keys, write_new_key_file
 from rais.metrics import NodeMetrics
 from rais.node import Node
 from rais.probing.schedule import ProbeDefaults
@@ -257,3 +259,33 @@ def test_unicast_nodes_elect_a_master_and_follow_it():
             n.transport.written.clear()
     assert [n.node.status(clock.seconds())["master"] for n in nodes] == ["1.2.0.1"] * 3
     assert all(not n.counters()["dropped"] for n in nodes)
+
+
+def test_the_node_says_when_the_peers_it_hears_nothing_from_change(tmp_path):
+    """A peer list, port or key that differs between hosts shows as peers never heard: said once when
+    the silent set changes, not every check."""
+    write_new_key_file(str(tmp_path / "rais.key"))
+    (tmp_path / "rais.toml").write_text('[cluster]\nid = "1.2"\nkey_file = "rais.key"\n'
+                                        'peers = ["10.0.0.2", "10.0.0.3"]\n[node]\nhost_id = 1\naddress = "10.0.0.1"\n')
+    service = NodeService(load_config(str(tmp_path / "rais.toml")), (), Clock())
+    protocol = service.protocol = NodeProtocol(KEYS, HostClusterId.parse("1.2.0.1"), 1, GROUP, PORT, "0.0.0.0", 1,
+                                               peers_of(1))
+    sender = make(2, Clock(), peers=peers_of(2))
+    sender.beat()
+    data = sender.transport.written[0][0]
+    with capturedLogs() as events:
+        service._peers_heard()  # both silent
+        service._peers_heard()  # the same: not said again
+        protocol.datagramReceived(data, ("10.0.0.2", PORT))
+        service._peers_heard()
+        protocol.datagramReceived(b"junk", ("10.0.0.2", PORT))  # not sealed: not heard
+        service._peers_heard()  # the same silent set as before: said once
+    said = [formatEvent(e) for e in events if e.get("log_namespace") == "rais.daemon.NodeService"]
+    assert said == [
+        "nothing heard from peers 10.0.0.2:5150 10.0.0.3:5150: is each up, with the same [cluster] peers, port and "
+        "key, and is UDP 5150 open between the hosts?",
+        "nothing heard from peers 10.0.0.3:5150: is each up, with the same [cluster] peers, port and key, and is "
+        "UDP 5150 open between the hosts?",
+        "nothing heard from peers 10.0.0.2:5150 10.0.0.3:5150: is each up, with the same [cluster] peers, port and "
+        "key, and is UDP 5150 open between the hosts?",
+    ]
