@@ -423,6 +423,7 @@ class Mastership:
         if order.action == OrderAction.RELEASE:
             if done.ok:  # clients that found it there must now find the copies that remain
                 self.books = attrs.evolve(self.books, refresh=self.books.refresh | {service})
+                self._declared(host, service, False)
             return [self._decided(now, Decision("released", service, host,
                                                 f"{service} released on {host}: {done.detail}"))]
         row = row_as(ServiceRow, self.ledger.view(RowKey("services", host.value, order.service)))
@@ -436,12 +437,20 @@ class Mastership:
             return [self._decided(now, Decision("start-failed", service, host, f"{service} did not start on "
                                                 f"{host}: {done.detail}; trying the next host"))]
         if row is not None:
-            # Served only once its probe says so: unknown until rise results in a row.
-            self.ledger.stage(attrs.evolve(row, assigned=True, state=ServiceState.UNKNOWN, result=Result.NONE,
-                                           changed_ms=int(now * 1000), epoch=order.epoch))
+            # Served only once its probe says so: unknown until rise results in a row. Running, by the
+            # host's word, at once: its catalogue says so only a round trip later, and a host cut off
+            # meanwhile must be waited for (fencing) as one that holds an exclusive copy.
+            self.ledger.stage(attrs.evolve(row, assigned=True, running=True, state=ServiceState.UNKNOWN,
+                                           result=Result.NONE, changed_ms=int(now * 1000), epoch=order.epoch))
             self._health.pop((host, order.service), None)
         return [self._decided(now, Decision("started", service, host, f"{service} started on {host} "
                                             f"({done.detail}); waiting for its probe"))]
+
+    def _declared(self, host: HostClusterId, service: str, running: bool) -> None:
+        """What a host's answer says runs there, before its catalogue does."""
+        row = row_as(ServiceRow, self.ledger.view(RowKey("services", host.value, service)))
+        if row is not None and row.running != running:
+            self.ledger.stage(attrs.evolve(row, running=running))
 
     def _decided(self, now: float, decision: Decision) -> Decided:
         """Keep the latest few decisions per service for the status document; one that repeats

@@ -72,6 +72,7 @@ def test_answers_to_its_orders_are_decisions_and_a_start_that_worked_waits_for_i
     m.books = Books(orders=orders, next_order=4)
     (released,) = m.order_done(T0 + 1, ME, OrderDone(1, "web", True, "stopped web"))
     assert released.decision == Decision("released", "web", ME, "web released on 1.2.0.1: stopped web")
+    assert not m.ledger.view(RowKey("services", ME.value, "web")).running  # by its answer, before its catalogue
     (failed,) = m.order_done(T0 + 1, ME, OrderDone(2, "web", False, "exit status 1"))
     assert failed.decision.action == "start-failed"
     assert m.books.excluded[(ME, "web")] == Exclusion("start failed: exit status 1", T0 + 1 + START_FAILED_FOR)
@@ -82,7 +83,8 @@ def test_answers_to_its_orders_are_decisions_and_a_start_that_worked_waits_for_i
     assert m.order_done(T0 + 1, ME, OrderDone(3, "web", True, "started web")) == []  # answered twice
     upkeep(m, membership, T0 + 1)
     row = m.tables.get(RowKey("services", ME.value, "web"))
-    assert (row.assigned, row.state, row.result, row.epoch) == (True, ServiceState.UNKNOWN, Result.NONE, 5)
+    assert (row.assigned, row.running, row.state, row.result, row.epoch) == (
+        True, True, ServiceState.UNKNOWN, Result.NONE, 5)  # running by its answer: a cut-off host is fenced
     assert m.books.orders == {}
     assert m.books.refresh == {"web"}  # released on one host: the others announce it again
 
