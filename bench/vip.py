@@ -108,7 +108,7 @@ global_defs {{
     ! VRRPv3: VRRPv2 rounds an advert_int under a second up to 1 s.
     vrrp_version 3
     ! On becoming master, 5 gratuitous ARPs at once (the default), and 5 more a second later, not
-    ! 5 s later, in case the first burst was lost; rais-vip spreads its 4 over 1.5 s likewise.
+    ! 5 s later, in case the first burst was lost (rais-vip repeats its announcements likewise).
     vrrp_garp_master_repeat 5
     vrrp_garp_master_delay 1
     ! Announce again every 5 s while master, so a client pointed elsewhere (a lost ARP, a holder that
@@ -121,7 +121,7 @@ global_defs {{
     max_auto_priority
 }}
 vrrp_script nginx {{
-    ! What RAIS's http probe does: GET / must answer 2xx (here at this host's own address:
+    ! What RAIS's http probe does: GET / must answer under 400 (here at this host's own address:
     ! a backup checks its own nginx before it may take the VIP).
     script "/usr/bin/curl --fail --silent --output /dev/null --max-time {timeout} http://{address}:{port}/"
     interval {check}
