@@ -11,12 +11,15 @@ nginx up, every link up), brings one system to steady state, then fails one thin
 - link: host 2's link down (its cable pulled);
 - daemon: the failover daemon killed with SIGKILL where it leads: RAIS's master, host
   1, which does not hold the VIP; keepalived on the VRRP master, host 2, which does
-  (every keepalived process there at once: the daemon crashed).
+  (every keepalived process there at once: the daemon crashed);
+- and keepalived only, as it runs two processes: main, its main process killed
+  (SIGKILL), whose VRRP child is then told to stop (SIGTERM) and leaves in order;
+  vrrp, its VRRP process killed, which the main process starts again.
 At two timings (TIMINGS): every second, and the fastest each runs reliably here.
 Reported over RAIS_VIP_RUNS runs (default 5) for each system, timing and failure:
 the longest outage and the total, median and max, and keepalived's over RAIS's, as a
 markdown table; a plot goes to RAIS_VIP_PLOT (default bench-vip.png here). Fewer
-while developing: RAIS_VIP_TIMINGS=slow|fast, RAIS_VIP_FAILURES=nginx,link,daemon,
+while developing: RAIS_VIP_TIMINGS=slow|fast, RAIS_VIP_FAILURES=nginx,link,daemon,main,vrrp,
 RAIS_VIP_SYSTEMS=rais,keepalived (comma-separated). It needs root, keepalived, nginx,
 arping, curl and matplotlib (`make bench` installs matplotlib; it says what is missing).
 """
@@ -30,6 +33,7 @@ import signal
 import statistics
 import subprocess
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -75,7 +79,8 @@ TIMINGS = {
     # "suspect", in a stall of the whole machine), keepalived 420 s without a change of master.
     "fast": Timing("fastest", 0.05, 0.1, 0.01, 1),
 }
-FAILURES = {"nginx": "nginx killed on the holder", "link": "holder's link down", "daemon": "daemon killed (SIGKILL)"}
+FAILURES = {"nginx": "nginx killed on the holder", "link": "holder's link down", "daemon": "daemon killed (SIGKILL)",
+            "main": "keepalived's main process killed", "vrrp": "keepalived's VRRP process killed"}
 
 # Each host declares the VIP as a service; host 2 boots holding it. The probe checks the VIP itself
 # (address), so the master sees what clients see.
@@ -188,12 +193,13 @@ class NotSteady(RuntimeError):
 
 class System(Protocol):
     name: str
+    failures: tuple[str, ...]  # those of FAILURES it has
 
     def start(self, seen: Seen) -> None:
         """Start every host's daemon and return at steady state: host 2 holds the VIP and serves."""
 
-    def kill_daemon(self, seen: Seen) -> Callable[[], bool]:
-        """SIGKILL the daemon where it leads; what says the others have taken over."""
+    def kill(self, seen: Seen, failure: str) -> Callable[[], bool]:
+        """Kill the daemon (or a process of it) where it leads; what says the failover is complete."""
 
     def stop(self) -> None:
         """Stop every process it started."""
@@ -229,7 +235,7 @@ class Scene:
         elif failure == "link":
             self.cluster.link_down(self.node(HOLDER))
         else:
-            return system.kill_daemon(seen)
+            return system.kill(seen, failure)
         return seen.taken_over
 
 
@@ -237,6 +243,7 @@ class Rais:
     """RAIS nodes, host 1 the configured master; every run a new cluster (state wiped)."""
 
     name = "RAIS"
+    failures: tuple[str, ...] = ("nginx", "link", "daemon")  # a node is one process
 
     def __init__(self, scene: Scene, timing: Timing) -> None:
         self.cluster = scene.cluster
@@ -272,7 +279,7 @@ class Rais:
         holder = host_id(nodes[HOLDER - 1])
         return [h for h, r in rows.items() if r["assigned"]] == [holder] and rows[holder]["state"] == "running"
 
-    def kill_daemon(self, seen: Seen) -> Callable[[], bool]:
+    def kill(self, seen: Seen, failure: str) -> Callable[[], bool]:
         master = self.cluster.nodes[0]  # steady() made sure it leads, and it does not hold the VIP
         self.cluster.kill(master, signal.SIGKILL)
         rest = self.cluster.nodes[1:]
@@ -287,6 +294,7 @@ class Keepalived:
     own config, pid files and log in its node's folder."""
 
     name = "keepalived"
+    failures: tuple[str, ...] = tuple(FAILURES)
 
     def __init__(self, scene: Scene, timing: Timing) -> None:
         self.cluster = scene.cluster
@@ -340,16 +348,25 @@ class Keepalived:
                 or not seen.served_by(HOLDER):
             raise NotSteady(f"no steady state: holders {sorted(seen.watch.holding())}")
 
-    def kill_daemon(self, seen: Seen) -> Callable[[], bool]:
-        # The VRRP child first: killed after its parent, it would get the SIGTERM its parent asks
-        # for when it dies (PR_SET_PDEATHSIG) and leave in good order (priority 0 sent, VIP
-        # dropped), which a crash does not do; left alone, its parent would start a new one.
+    def kill(self, seen: Seen, failure: str) -> Callable[[], bool]:
+        # The VRRP child dies first: killed after its parent, it would get the SIGTERM its parent
+        # asks for when it dies (PR_SET_PDEATHSIG) and leave in good order (priority 0 sent, VIP
+        # dropped), which a crash does not do ("main" measures that); killed alone, its parent
+        # starts a new one ("vrrp").
         holder = self.cluster.nodes[HOLDER - 1]
-        with open(self.path(holder, "vrrp.pid")) as f:
-            os.kill(int(f.read()), signal.SIGKILL)
-        parent = self.processes.pop(HOLDER)
-        parent.kill()
-        parent.wait()
+        killed = time.monotonic()
+        if failure in ("daemon", "vrrp"):
+            with open(self.path(holder, "vrrp.pid")) as f:
+                os.kill(int(f.read()), signal.SIGKILL)
+        if failure in ("daemon", "main"):
+            parent = self.processes.pop(HOLDER)
+            parent.kill()
+            parent.wait()
+        if failure == "vrrp":
+            # The new VRRP process drops the VIP as it starts and joins as a backup; with nobody
+            # master, the highest priority takes it, which may be host 2 again.
+            return lambda: (any(not held for at, held in list(seen.watch.samples) if at >= killed)
+                            and any(seen.served_by(i) for i in seen.watch.holding()))
         return seen.taken_over
 
     def stop(self) -> None:
@@ -462,7 +479,8 @@ def plot(results: list[Run], timings: list[Timing], failures: list[str], systems
     import matplotlib.pyplot as plt
 
     colours = {Rais.name: "tab:blue", Keepalived.name: "tab:orange"}
-    figure, axes = plt.subplots(2, len(timings), figsize=(max(7.0, 5.5 * len(timings)), 7), squeeze=False)
+    figure, axes = plt.subplots(2, len(timings), figsize=(max(7.0, 1.5 * len(failures) * len(timings)), 7.5),
+                                squeeze=False)
     width = 0.8 / len(systems)
     for column, timing in enumerate(timings):
         for row, (measure, label) in enumerate((("longest", "longest outage (s)"), ("total", "total outage (s)"))):
@@ -476,7 +494,7 @@ def plot(results: list[Run], timings: list[Timing], failures: list[str], systems
                     ax.bar(x, statistics.median(values), width * 0.9, color=colours[system], alpha=0.45,
                            label=system if f == 0 else None)
                     ax.scatter([x] * len(values), values, color=colours[system], s=14, zorder=3)
-            ax.set_xticks(range(len(failures)), [FAILURES[f] for f in failures], fontsize=8)
+            ax.set_xticks(range(len(failures)), [textwrap.fill(FAILURES[f], 16) for f in failures], fontsize=7)
             ax.set_ylabel(label)
             ax.set_title(f"{timing.name}: RAIS heartbeat {timing.heartbeat:g} s, probe {timing.probe:g} s; "
                          f"keepalived advert {timing.advert:g} s, check {timing.check} s", fontsize=8)
@@ -524,8 +542,9 @@ def main() -> None:
                     # Each system first every other round, so a machine busier at some moments
                     # favours neither.
                     for name in (systems if i % 2 == 0 else systems[::-1]):
-                        results.append(measure(scene, made[name], timing, failure))
-                        print(f"  {results[-1]}", flush=True)
+                        if failure in made[name].failures:
+                            results.append(measure(scene, made[name], timing, failure))
+                            print(f"  {results[-1]}", flush=True)
     print(f"\nClient-observed downtime in seconds, median / max of {count} run(s) each; k/R: keepalived's median "
           f"over RAIS's. Both: rise {RISE}, fall {FALL}, checks time out after {CHECK_TIMEOUT} s; RAIS dead_after "
           f"{DEAD_AFTER}; keepalived VRRPv3.\n")
