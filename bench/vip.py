@@ -354,7 +354,8 @@ class Keepalived:
         # dropped), which a crash does not do ("main" measures that); killed alone, its parent
         # starts a new one ("vrrp").
         holder = self.cluster.nodes[HOLDER - 1]
-        killed = time.monotonic()
+        log = self.path(holder, "keepalived.log")
+        mark = os.path.getsize(log)
         if failure in ("daemon", "vrrp"):
             with open(self.path(holder, "vrrp.pid")) as f:
                 os.kill(int(f.read()), signal.SIGKILL)
@@ -363,10 +364,25 @@ class Keepalived:
             parent.kill()
             parent.wait()
         if failure == "vrrp":
-            # The new VRRP process drops the VIP as it starts and joins as a backup; with nobody
-            # master, the highest priority takes it, which may be host 2 again.
-            return lambda: (any(not held for at, held in list(seen.watch.samples) if at >= killed)
-                            and any(seen.served_by(i) for i in seen.watch.holding()))
+            # The new VRRP process drops the VIP as it starts and joins as a backup; a backup
+            # takes over, or with nobody master the highest priority does, which may be host 2
+            # again: done once the new process has a state and one host serves, as seen afresh
+            # (a watch sample and an answered fetch both begun after the state was logged).
+            since: list[float] = []
+
+            def done() -> bool:
+                if not since:
+                    with open(log, "rb") as f:
+                        f.seek(mark)
+                        text = f.read()
+                    if b"Entering BACKUP STATE" in text or b"Entering MASTER STATE" in text:
+                        since.append(time.monotonic())
+                    return False
+                last, samples = seen.client.last(), seen.watch.samples
+                return (last is not None and last.at > since[0] and bool(samples) and samples[-1][0] > since[0]
+                        and any(seen.served_by(i) for i in seen.watch.holding()))
+
+            return done
         return seen.taken_over
 
     def stop(self) -> None:
@@ -386,14 +402,14 @@ class Run:
     total: float  # s, all of them
     took: float | None  # s until the failover was seen complete; None: not within LIMIT
     doubled: bool  # two hosts held the VIP at the end
-    unsteady: bool  # an outage, or another holder, in the steady second before the failure
+    unsteady: str  # what went wrong in the steady second before the failure (an outage, another holder), or ""
 
     def __str__(self) -> str:
         took = f"{self.took:.2f} s" if self.took is not None else f"NOT within {LIMIT:g} s"
         return (f"{self.timing}, {FAILURES[self.failure]}, {self.system}: longest outage {self.longest:.2f} s, "
                 f"total {self.total:.2f} s; failover seen complete after {took}"
                 + ("; VIP on two hosts" if self.doubled else "")
-                + ("; NOT STEADY before the failure" if self.unsteady else ""))
+                + (f"; NOT STEADY before the failure: {self.unsteady}" if self.unsteady else ""))
 
 
 def one_run(scene: Scene, system: System, timing: Timing, failure: str) -> Run:
@@ -413,8 +429,11 @@ def one_run(scene: Scene, system: System, timing: Timing, failure: str) -> Run:
         finally:
             system.stop()
     outages = [b - a for a, b in client.outages(failed, end)]
-    unsteady = bool(client.outages(steady, failed)) or watch.held_by(steady, failed) != {HOLDER}
-    return Run(system.name, timing.name, failure, max(outages, default=0.0), sum(outages), took, doubled, unsteady)
+    wrong = [f"outage of {b - a:.2f} s" for a, b in client.outages(steady, failed)]
+    if (held := watch.held_by(steady, failed)) != {HOLDER}:
+        wrong.append(f"held by {sorted(held)}")
+    return Run(system.name, timing.name, failure, max(outages, default=0.0), sum(outages), took, doubled,
+               ", ".join(wrong))
 
 
 def missing() -> list[str]:
@@ -552,7 +571,7 @@ def main() -> None:
     for timing in timings:
         print(f"- {timing.name}: RAIS heartbeat_interval {timing.heartbeat:g} s, probe_interval {timing.probe:g} s; "
               f"keepalived advert_int {timing.advert:g} s, vrrp_script interval {timing.check} s")
-    unsteady = sum(r.unsteady for r in results)
+    unsteady = sum(bool(r.unsteady) for r in results)
     if unsteady:
         print(f"{unsteady} run(s) saw an outage or another holder in the steady second before the failure")
     plot(results, timings, failures, [SYSTEMS[s].name for s in systems], path)
