@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: all install lint test demo bench wheel clean
 
@@ -36,8 +37,14 @@ test: install lint
 demo: install
 	$(PY) -m rais.demo
 
-# BENCH= names benchmark modules in bench/ (default: all of them).
-bench: install
+# The bench's own extra (matplotlib, for plots) goes in only here, so `make test` never needs it.
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[test,demo,bench]'
+	@touch $@
+
+# BENCH= names benchmark modules in bench/ (default: all of them). bench.vip also needs
+# keepalived, nginx, arping and curl (Debian packages; it says which are missing) and root.
+bench: install $(BENCH_STAMP)
 	$(PY) -m bench $(BENCH)
 
 # The package for real hosts (README "Deploying on real hosts"): dist/rais-VERSION-py3-none-any.whl.

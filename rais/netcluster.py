@@ -366,10 +366,12 @@ class NetCluster(TwistdCluster[NetNode]):
         assert node.process is not None
         node.process.send_signal(signal.SIGCONT)
 
-    def spawn(self, node: NetNode, argv: list[str]) -> subprocess.Popen:
-        """Another process in the node's namespace (a server for a probe), stopped by close()."""
+    def spawn(self, node: NetNode, argv: list[str], log: str | None = None) -> subprocess.Popen:
+        """Another process in the node's namespace (a server for a probe, another failover
+        daemon), stopped by close(). Its stderr goes to ``log`` if given (a log to read back
+        alone), else to helpers.log in the node's folder."""
         p = launch(["ip", "netns", "exec", node.namespace, *argv], node.folder,
-                   os.path.join(node.folder, "helpers.log"))
+                   log or os.path.join(node.folder, "helpers.log"))
         self._helpers.append(p)
         return p
 
