@@ -41,9 +41,8 @@ from typing import Protocol
 import attrs
 
 from rais.localcluster import agreed, converged, service_rows, stop_processes, wait_for
-from rais.netcluster import HTTP_PORT, Client, HolderWatch, NetCluster, NetNode, run, unavailable
+from rais.netcluster import HTTP_PORT, VIP_ACTION, Client, HolderWatch, NetCluster, NetNode, run, unavailable
 
-ACTION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "etc", "actions", "rais-vip")
 ROLES = ["master", "active", "standby"]
 HOLDER = 2  # the host (its index) holding the VIP at the start of every run
 DEAD_AFTER = 3  # RAIS: a host is down after 3 silent heartbeats, as VRRP's master-down is 3 adverts (plus skew)
@@ -157,11 +156,6 @@ vrrp_instance web {{
 PRIORITIES = {1: 50, 2: 150, 3: 100}
 
 
-def vip_action(cluster: NetCluster, node: NetNode, action: str) -> None:
-    """Run rais-vip ``action`` (start, stop) for the cluster's VIP on the node's host."""
-    run(["ip", "netns", "exec", node.namespace, ACTION, action, f"{cluster.vip}/32", "eth0"])
-
-
 def host_id(node: NetNode) -> str:
     """The node's host as RAIS names it (cluster 1.2)."""
     return f"1.2.0.{node.host_id}"
@@ -222,7 +216,7 @@ class Scene:
             self.cluster.link_up(node)
             if self.servers[node.index].poll() is not None:
                 self.servers[node.index] = self.cluster.serve(node)
-            vip_action(self.cluster, node, "stop")
+            self.cluster.drop_vip(node)
         for namespace in [n.namespace for n in self.cluster.nodes] + [self.cluster.observer]:
             run(["ip", "-n", namespace, "neigh", "flush", "all"])
 
@@ -250,14 +244,14 @@ class Rais:
         for node in self.cluster.nodes:
             with open(node.config_path, "a") as f:
                 f.write(RAIS_WEB.format(port=HTTP_PORT, vip=self.cluster.vip, running=str(node.index == HOLDER).lower(),
-                                        action=ACTION, probe=timing.probe, timeout=CHECK_TIMEOUT, rise=RISE,
+                                        action=VIP_ACTION, probe=timing.probe, timeout=CHECK_TIMEOUT, rise=RISE,
                                         fall=FALL))
 
     def start(self, seen: Seen) -> None:
         nodes = self.cluster.nodes
         for node in nodes:  # a new cluster: no tables or terms from the last run
             shutil.rmtree(os.path.join(node.folder, "state"), ignore_errors=True)
-        vip_action(self.cluster, nodes[HOLDER - 1], "start")  # host 2 boots holding it, as its config says
+        self.cluster.take_vip(nodes[HOLDER - 1])  # host 2 boots holding it, as its config says
         master, *others = nodes
         self.cluster.start(master)
         settled = time.monotonic() + SETTLE
