@@ -438,18 +438,21 @@ class Mastership:
                                                 f"{host}: {done.detail}; trying the next host"))]
         if row is not None:
             # Served only once its probe says so: unknown until rise results in a row. Running, by the
-            # host's word, at once: its catalogue says so only a round trip later, and a host cut off
-            # meanwhile must be waited for (fencing) as one that holds an exclusive copy.
-            self.ledger.stage(attrs.evolve(row, assigned=True, running=True, state=ServiceState.UNKNOWN,
-                                           result=Result.NONE, changed_ms=int(now * 1000), epoch=order.epoch))
+            # host's word, at once (if it ran a start: one without answers that it left it as it is):
+            # its catalogue says so only a round trip later, and a host cut off meanwhile must be
+            # waited for (fencing) as one that holds an exclusive copy.
+            self.ledger.stage(attrs.evolve(row, assigned=True, running=row.running or row.can_start,
+                                           state=ServiceState.UNKNOWN, result=Result.NONE,
+                                           changed_ms=int(now * 1000), epoch=order.epoch))
             self._health.pop((host, order.service), None)
         return [self._decided(now, Decision("started", service, host, f"{service} started on {host} "
                                             f"({done.detail}); waiting for its probe"))]
 
     def _declared(self, host: HostClusterId, service: str, running: bool) -> None:
-        """What a host's answer says runs there, before its catalogue does."""
+        """What a host's answer to a stop says runs there, before its catalogue does. A host without a
+        stop action answers that it left the service as it is (rais.orders): that says nothing."""
         row = row_as(ServiceRow, self.ledger.view(RowKey("services", host.value, service)))
-        if row is not None and row.running != running:
+        if row is not None and row.can_stop and row.running != running:
             self.ledger.stage(attrs.evolve(row, running=running))
 
     def _decided(self, now: float, decision: Decision) -> Decided:

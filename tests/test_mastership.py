@@ -261,3 +261,14 @@ def test_a_new_master_keeps_a_policy_set_live_over_its_config_until_reset():
     m = mastership(Tables.of(65537, 4, [PolicyRow("web", 1, None, None)]), policies=[PolicyRow("web", 2, None, None)])
     upkeep(m, Membership(1.0, 3), T0)
     assert m.tables.get(RowKey("policy", 0, "web")).replicas == 2  # not live: the config's is the latest word
+
+
+def test_a_host_without_a_stop_action_still_runs_what_it_was_told_to_release():
+    """Its answer says it left the service as it is (rais.orders): the copy still runs, and is still
+    probed, so it is seen running again when its server comes back."""
+    m = mastership()
+    membership = Membership(1.0, 3)
+    upkeep(m, membership, T0, services=(attrs.evolve(WEB, can_start=False, can_stop=False),))
+    m.books = Books(orders={1: Pending(Order(1, "release", ME, "web", 5), T0, T0 + 120)}, next_order=2)
+    m.order_done(T0 + 1, ME, OrderDone(1, "web", True, "no stop action: left as it is"))
+    assert m.ledger.view(RowKey("services", ME.value, "web")).running
