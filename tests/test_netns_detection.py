@@ -152,13 +152,13 @@ def test_a_quiet_cluster_commits_rarely(net_cluster):
     master = cluster.nodes[0]
     time.sleep(6)  # load figures settle
     before = master.status()["generation"]
-    for _ in range(30):  # an operator polling every node's status once a second
+    for _ in range(20):  # an operator polling every node's status once a second
         time.sleep(1)
         for node in cluster.nodes:
             node.status()
     made = master.status()["generation"] - before
-    figure("a quiet cluster", generations_a_minute=made * 2)
-    assert made * 2 <= 30  # it made 400-600 a minute here before
+    figure("a quiet cluster", generations_a_minute=made * 3)
+    assert made * 3 <= 30  # it made 400-600 a minute here before
 
 
 @pytest.mark.parametrize("late", [0.3, 0.5])
