@@ -172,6 +172,7 @@ def reconcile(situation: Situation) -> Changes:
     names = {r.name for r in view.tables.table("policy")}
     names |= {name for name, rows in view.by_name.items() if any(r.assigned for r in rows)}
     names |= {p.order.service for p in step.orders.values()}
+    names |= {name for _, name in step.cleanup}  # a stop owed where a start failed, whatever else it has
     for name in sorted(names):
         step.service(name)
     step.place_wanted()

@@ -346,6 +346,13 @@ def test_where_a_start_failed_the_service_is_stopped_once_and_an_exclusive_one_s
     assert said(answered) == [("assign", "web", 3)]  # and not stopped again
 
 
+def test_a_stop_owed_where_a_start_failed_is_given_for_a_service_with_no_policy_and_no_copy():
+    books = Books(excluded={(hid(2), "web"): Exclusion("start failed: timed out", NOW + 300)},
+                  cleanup=frozenset({(hid(2), "web")}))
+    changes = reconcile(situation(server(1), server(2), web(2), books=books, policy=None))
+    assert said(changes)[0] == ("release", "web", 2) and changes.books.cleanup == frozenset()
+
+
 def test_a_start_unanswered_on_a_host_still_up_is_stopped_there_and_not_on_a_host_gone_down():
     late = Books(orders={1: Pending(Order(1, "assign", hid(2), "web", 1), NOW - 200, NOW - 1)}, next_order=2)
     changes = reconcile(situation(server(1), server(2), server(3), web(2), web(3), books=late))
