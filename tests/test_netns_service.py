@@ -385,3 +385,29 @@ def test_a_holder_nobody_hears_fences_itself_though_it_hears_everyone(net_cluste
                outage=client.longest(cut, end), holder=sorted(watch.holding()))
     assert moved_to and longest <= INTERVAL and watch.holding() == {moved_to}
     assert "fencing: stopping web: none of the hosts it hears has had news of it" in open(holder.log_path).read()
+
+
+def test_a_start_that_takes_the_vip_and_then_fails_is_stopped_there(net_cluster):
+    """A start cut short may have done part of its work: host 3's takes the VIP, then exits 1. The
+    master stops web there once (and, web exclusive, would start it elsewhere only after), so no
+    host is left holding the VIP with nobody the wiser."""
+    cluster = net_cluster(["master", "active", "active"], INTERVAL, DEAD_AFTER, extra=POLICY, settle=SETTLE)
+    master, holder, failing = cluster.nodes
+    servers = {node.index: cluster.serve(node) for node in cluster.nodes}
+    declare(holder, web(cluster, True, exclusive=True))
+    declare(failing, service(False, f"{cluster.vip_take} && exit 1", cluster.vip_drop)
+            + f'address = "{cluster.vip}"\nexclusive = true\n')
+    cluster.take_vip(holder)
+    with HolderWatch(cluster) as watch, Client(cluster) as client:
+        start_with_web_on_host_2(cluster, watch, client)
+        servers[2].terminate()  # web fails on host 2; host 3 is the one other host that can start it
+        servers[2].wait()
+        failed = time.monotonic()
+        stopped = wait_for(lambda: "stopped on 1.2.0.3, where its start failed" in open(master.log_path).read()
+                           and watch.holding() == set(), MOVED + SLACK)
+        time.sleep(QUIET)
+        end = time.monotonic()
+        figure("a start that took the VIP and failed", stopped=stopped, held_by=sorted(watch.held_by(failed, end)),
+               starts_on_host_3=starts(failing), holder=sorted(watch.holding()))
+    assert stopped, (sorted(watch.holding()), master.status()["reconcile"])
+    assert 3 in watch.held_by(failed, end) and watch.holding() == set() and starts(failing) == 1
