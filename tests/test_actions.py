@@ -125,7 +125,11 @@ def test_rais_systemd_without_a_manager_fails_and_never_says_inactive(tmp_path):
     (["start", "/etc/systemd/system/web.service"], None),
     (["start", ""], None),
     (["status", "web.service"], "--global"),
-], ids=["none", "no-unit", "extra", "restart", "option", "space", "path", "empty", "scope"])
+    (["stop", "web*"], None),
+    (["stop", "web?.service"], None),
+    (["stop", "web[12].service"], None),
+], ids=["none", "no-unit", "extra", "restart", "option", "space", "path", "empty", "scope", "glob", "glob?",
+        "glob["])
 def test_rais_systemd_usage_errors_exit_2(args, scope):
     env = dict(os.environ, SYSTEMCTL_SCOPE=scope) if scope else {k: v for k, v in os.environ.items()
                                                                   if k != "SYSTEMCTL_SCOPE"}
