@@ -5,7 +5,6 @@ etc/actions/rais-vip. The VIP comes up on one host; nginx killed there moves it;
 lets it go by itself (quorum and exclusive) while the two others move it on. A client in the
 observer fetches http://VIP/ every 10 ms throughout."""
 
-import shutil
 import time
 from pathlib import Path
 
@@ -13,20 +12,16 @@ import pytest
 
 from rais.localcluster import converged, wait_for
 from rais.netcluster import CONTROL_PORT, Client, HolderWatch
-from tests.test_netns_service import wait_value
+from tests.test_netns_service import (
+    _tools,  # noqa: F401 (an autouse fixture: arping and nginx)
+    wait_value,
+)
 
 pytestmark = pytest.mark.integration
 
 ETC = Path(__file__).resolve().parent.parent / "etc"
 HTTP = 80
 SETTLE = 2.0  # instead of 10 s: these hosts start together
-
-
-@pytest.fixture(autouse=True)
-def _tools():
-    for tool, package in (("arping", "iputils-arping"), ("nginx", "nginx-light")):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (Debian: {package})")
 
 
 def configure(cluster, node):
@@ -70,8 +65,8 @@ def test_the_three_host_example_moves_its_vip_when_nginx_fails_and_when_the_hold
         servers[first].terminate()  # nginx fails on the holder
         servers[first].wait()
         failed = time.monotonic()
-        second = wait_value(lambda: holder(cluster, watch, client, cluster.nodes) not in (None, first)
-                            and holder(cluster, watch, client, cluster.nodes), 15)
+        second = wait_value(lambda: (h := holder(cluster, watch, client, cluster.nodes)) not in (None, first) and h,
+                            15)
         assert second, (watch.holding(), client.last())
         nginx_outage = client.longest(failed, time.monotonic())
 

@@ -4,7 +4,6 @@ service moved by an operator, a failover when the VIP's holder is cut off, and t
 death, all as with multicast. The VIP is moved by etc/actions/rais-vip (as rais.netcluster's
 vip_take does); nginx on every host answers on it, and a client fetches it every 10 ms."""
 
-import shutil
 import sys
 import time
 
@@ -13,18 +12,20 @@ import pytest
 from bench.loss import DEAD_AFTER, INTERVAL
 from rais.localcluster import converged, wait_for
 from rais.netcluster import Client, HolderWatch
-from tests.test_netns_service import FAILOVER, MOVED, POLICY, declare, runs_web, serving, web
+from tests.test_netns_service import (
+    FAILOVER,
+    MOVED,
+    POLICY,
+    _tools,  # noqa: F401 (an autouse fixture: arping and nginx)
+    declare,
+    runs_web,
+    serving,
+    web,
+)
 
 pytestmark = pytest.mark.integration
 
 ROLES = ["master", "active", "active", "standby"]
-
-
-@pytest.fixture(autouse=True)
-def _tools():
-    for tool, package in (("arping", "iputils-arping"), ("nginx", "nginx-light")):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (Debian: {package})")
 
 
 def move(cluster, via, service, host):
