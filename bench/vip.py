@@ -27,6 +27,7 @@ arping, curl and matplotlib (`make bench` installs matplotlib; it says what is m
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -41,7 +42,7 @@ from typing import Protocol
 import attrs
 
 from rais.localcluster import agreed, converged, service_rows, stop_processes, wait_for
-from rais.netcluster import HTTP_PORT, VIP_ACTION, Client, HolderWatch, NetCluster, NetNode, run, unavailable
+from rais.netcluster import HTTP_PORT, Client, HolderWatch, NetCluster, NetNode, run, unavailable
 
 ROLES = ["master", "active", "standby"]
 HOLDER = 2  # the host (its index) holding the VIP at the start of every run
@@ -89,9 +90,9 @@ probe = "http"
 port = {port}
 address = "{vip}"
 running = {running}
-start = ["{action}", "start", "{vip}/32", "eth0"]
-stop = ["{action}", "stop", "{vip}/32", "eth0"]
-refresh = ["{action}", "announce", "{vip}/32", "eth0"]
+start = {start}
+stop = {stop}
+refresh = {refresh}
 exclusive = true
 probe_interval = {probe}
 probe_timeout = {timeout}
@@ -244,7 +245,10 @@ class Rais:
         for node in self.cluster.nodes:
             with open(node.config_path, "a") as f:
                 f.write(RAIS_WEB.format(port=HTTP_PORT, vip=self.cluster.vip, running=str(node.index == HOLDER).lower(),
-                                        action=VIP_ACTION, probe=timing.probe, timeout=CHECK_TIMEOUT, rise=RISE,
+                                        start=json.dumps(self.cluster.vip_action("start")),
+                                        stop=json.dumps(self.cluster.vip_action("stop")),
+                                        refresh=json.dumps(self.cluster.vip_action("announce")),
+                                        probe=timing.probe, timeout=CHECK_TIMEOUT, rise=RISE,
                                         fall=FALL))
 
     def start(self, seen: Seen) -> None:
