@@ -458,14 +458,15 @@ class _Step:
         return None
 
     def fencing(self, rows: list[ServiceRow]) -> HostClusterId | None:
-        """In quorum mode, a down host that ran an exclusive copy, not yet surely fenced: it stops
-        the copy by itself once it has heard no majority for dead_after intervals (rais.fencing);
-        an interval more covers the difference between its last news of us and ours of it."""
+        """In quorum mode, a host not up (down, or suspect: cut off a moment ago, its copy's probe
+        already failing) that ran an exclusive copy, not yet surely fenced: it stops the copy by
+        itself once it has heard no majority for dead_after intervals (rais.fencing); an interval
+        more covers the difference between its last news of us and ours of it."""
         if not self.timing.quorum:
             return None
         for row in rows:
             server = self.view.servers.get(row.host)
-            if (row.exclusive and row.running and server is not None and server.status == HostStatus.DOWN
+            if (row.exclusive and row.running and server is not None and server.status != HostStatus.UP
                     and self.now < server.last_heard_ms / 1000 + self.timing.dead + self.timing.interval):
                 return row.host
         return None

@@ -290,6 +290,23 @@ def flat(rows):
     return [r for item in rows for r in (item if isinstance(item, list) else [item])]
 
 
+@pytest.mark.parametrize("quorum,waits", [(True, True), (False, False)])
+def test_an_exclusive_copy_failing_on_a_host_just_cut_off_waits_until_it_has_fenced_itself(quorum, waits):
+    # Found by the namespace example: the holder cut off goes suspect, and the probe of its VIP
+    # fails before it is down; the copy was started elsewhere while the holder still held it.
+    suspect = [attrs.evolve(server(2, status="suspect")[0], last_heard_ms=int((NOW - 1.5) * 1000)), server(2)[1]]
+    rows = (server(1), suspect, server(3),
+            web(2, assigned=True, exclusive=True, state="failed", result="critical"), web(3))
+    timing = QUORUM if quorum else TIMING
+    changes = reconcile(Situation(View(Tables.of(65537, 7, [*flat(rows), ONE])), Books(), MASTER, timing, NOW))
+    if waits:  # until 1.5 s + an interval from now: dead_after intervals after its last news, and one more
+        assert said(changes) == [("unassign", "web", 2), ("waiting", "web", 2)]
+        assert changes.decisions[1].explanation == (
+            "web: waiting until 1.2.0.2 has fenced itself (it holds an exclusive copy) before starting it elsewhere")
+    else:
+        assert said(changes) == [("unassign", "web", 2), ("assign", "web", 3)]
+
+
 def test_a_move_starts_a_copy_on_the_host_named_then_releases_the_other_and_is_done():
     rows = (server(1), server(2), server(3), web(2, assigned=True), web(3))
     asked = Books(moves={"web": hid(3)})
