@@ -31,8 +31,11 @@ lint: install
 	$(PY) -m ruff check rais probes tests bench twisted etc/probes.d
 	$(PY) -m mypy
 
+# The tests without real processes spread over every core (pytest-xdist); the integration
+# tests, whose timings are the point, then run one at a time on an otherwise idle machine.
 test: install lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m 'not integration' -n auto
+	$(PY) -m pytest -q -m integration
 
 demo: install
 	$(PY) -m rais.demo
