@@ -54,27 +54,29 @@ def prefixed(address):
     return f"{address}/32" if ":" not in address else f"{address}/64"
 
 
-def confinement():
+def confinement(without=()):
     """setpriv's options for what etc/rais.service leaves the node and its actions: its
-    CapabilityBoundingSet, and NoNewPrivileges."""
+    CapabilityBoundingSet (less the capabilities ``without`` names), and NoNewPrivileges."""
     settings = {}
     with open(os.path.join(os.path.dirname(os.path.dirname(VIP_ACTION)), "rais.service")) as f:
         for line in f:
             key, _, value = line.strip().partition("=")
             settings[key] = value
-    caps = ",".join(f"+{cap.lower().removeprefix('cap_')}" for cap in settings["CapabilityBoundingSet"].split())
+    caps = ",".join(f"+{cap.lower().removeprefix('cap_')}" for cap in settings["CapabilityBoundingSet"].split()
+                    if cap not in without)
     return ["setpriv", "--bounding-set", f"-all,{caps}"] + \
         (["--no-new-privs"] if settings.get("NoNewPrivileges") == "yes" else []) + ["--"]
 
 
-def vip(namespace, *args, confined=False):
+def vip(namespace, *args, confined=False, without=()):
     """rais-vip run in a namespace, its output read as RAIS reads an action's: (exit status, what it
-    printed on stderr); ``confined``: with only the capabilities etc/rais.service leaves it. Every
-    action returns at once, its announcements left running in the background with the output
-    closed (RAIS counts an action done when its output closes)."""
+    printed on stderr); ``confined``: with only the capabilities etc/rais.service leaves it, less
+    those ``without`` names. Every action returns at once, its announcements left running in the
+    background with the output closed (RAIS counts an action done when its output closes)."""
     began = time.monotonic()
-    done = subprocess.run(["ip", "netns", "exec", namespace, *(confinement() if confined else []), VIP_ACTION,
-                           *args], capture_output=True, text=True)
+    confine = confinement(without) if confined else []
+    done = subprocess.run(["ip", "netns", "exec", namespace, *confine, VIP_ACTION, *args],
+                          capture_output=True, text=True)
     took = time.monotonic() - began
     assert took < RETURNS, f"rais-vip {' '.join(args)} took {took:.2f}s"
     return done.returncode, done.stderr
@@ -225,6 +227,22 @@ def test_the_units_capabilities_are_enough_to_take_announce_and_drop_the_address
     assert wait_for(lambda: cached(peer, address) == mac(two), ANNOUNCED), cached(peer, address)
     assert vip(two, "stop", address, "eth0", confined=True) == (0, "")
     assert entries(two, address) == []
+
+
+def test_without_cap_net_raw_start_fails_and_says_so_before_it_takes_the_address(lan, family):
+    """The announcements run with their output closed: without CAP_NET_RAW they would fail unseen,
+    and the host would hold an address its clients still look for on the previous holder. So start
+    and announce refuse, saying why, and the address is not taken (the master tries another host)."""
+    one = lan.nodes[0].namespace
+    address = address_of(lan, family)
+    status, said = vip(one, "start", prefixed(address), "eth0", confined=True, without={"CAP_NET_RAW"})
+    assert (status, said) == (1, "rais-vip: no CAP_NET_RAW: announcements need it (CapabilityBoundingSet in "
+                                 "rais.service)\n")
+    assert entries(one, address) == []
+    assert vip(one, "start", prefixed(address), "eth0") == (0, "")
+    assert vip(one, "announce", address, "eth0", confined=True, without={"CAP_NET_RAW"})[0] == 1
+    assert vip(one, "stop", address, "eth0", confined=True, without={"CAP_NET_RAW"}) == (0, "")  # stop needs none
+    assert entries(one, address) == []
 
 
 def held_then_let_go(cluster, family):
