@@ -12,6 +12,7 @@ running these scenarios, without those keys, against the daemon of that time, wh
 assertions failed.
 """
 
+import json
 import os
 import re
 import shutil
@@ -54,15 +55,16 @@ def figure(what, **values):
 
 def service(running, start, stop):
     """[services.web] on a host, probed with a TCP connect every 0.5 s (fall 2); ``running``: its
-    host serves it at boot; ``start`` and ``stop``: shell commands."""
+    host serves it at boot; ``start`` and ``stop``: shell commands (as TOML strings: a checkout path
+    the shell quotes stays whole)."""
     return f"""
 [services.web]
 probe = "tcp"
 port = {HTTP_PORT}
 running = {str(running).lower()}
 shell = true
-start = '{start}'
-stop = '{stop}'
+start = {json.dumps(start)}
+stop = {json.dumps(stop)}
 timeout = 5
 probe_interval = 0.5
 probe_timeout = 0.5
@@ -74,7 +76,7 @@ fall = 2
 def web(cluster, running, exclusive=False):
     """The VIP as web: its start takes the address, its stop drops it."""
     text = service(running, cluster.vip_take, cluster.vip_drop)
-    text += f"address = \"{cluster.vip}\"\nrefresh = '{cluster.vip_announce}'\n"
+    text += f"address = \"{cluster.vip}\"\nrefresh = {json.dumps(cluster.vip_announce)}\n"
     return text + ("exclusive = true\n" if exclusive else "")
 
 
@@ -319,7 +321,7 @@ probe = "tcp"
 port = 8081
 running = {running}
 shell = true
-start = '{start}'
+start = {start}
 stop = 'kill $(cat pool.pid) 2>/dev/null; rm -f pool.pid'
 timeout = 5
 probe_interval = 0.5
@@ -337,7 +339,7 @@ replicas = 2
                    f'== 0 or time.sleep(0.1) for _ in range(100))"')
         start = (f"timeout 60 python3 -m http.server --bind {node.address} 8081 >/dev/null 2>&1 & "
                  f"echo $! > pool.pid; {listens}")
-        declare(node, pool.format(running=str(node.index in (2, 3)).lower(), start=start))
+        declare(node, pool.format(running=str(node.index in (2, 3)).lower(), start=json.dumps(start)))
     for node in cluster.nodes[1:3]:
         # Serving at boot, its pid where the stop action looks.
         cluster.spawn(node, ["sh", "-c", f"python3 -m http.server --bind {node.address} 8081 >/dev/null 2>&1 & "
