@@ -261,10 +261,16 @@ def held_then_let_go(cluster, family):
     return one, peer, address
 
 
-def test_no_announcement_once_the_address_is_let_go(lan, family):
+@pytest.mark.parametrize("nonlocal_bind", [False, True], ids=["bind-held-only", "nonlocal-bind"])
+def test_no_announcement_once_the_address_is_let_go(lan, family, nonlocal_bind):
     """A host stopped after its first announcement sends none of the other three: the neighbour's
     entry stays where it was set meanwhile. One sent after the stop would point it back at a host
-    that no longer answers."""
+    that no longer answers. Also where the host may bind addresses it does not hold
+    (ip_nonlocal_bind, set for services that bind a VIP before they have it): the senders' bind
+    fails no more, and the check before each announcement is what stops them."""
+    if nonlocal_bind:
+        run(["ip", "netns", "exec", lan.nodes[0].namespace, "sysctl", "-q",
+             f"net.ipv{family}.ip_nonlocal_bind=1"])
     _, peer, address = held_then_let_go(lan, family)
     assert not wait_for(lambda: cached(peer, address) != FAKE_MAC, ANNOUNCED), "announced after the stop"
 
