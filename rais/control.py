@@ -25,6 +25,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 from rais import statuspage
 from rais.commands import OperatorCommand
 from rais.ids import HostClusterId
+from rais.readable import Readable
 from rais.statusview import render_status
 
 StatusSource = Callable[[], dict[str, Any]]
@@ -34,7 +35,7 @@ Form = Mapping[bytes, list[bytes]]
 Operate = Callable[[OperatorCommand], Deferred[str]]  # rais.daemon.NodeService.operate
 
 
-class StatusView(Resource):
+class StatusView(Readable):
     """The node's status document, rendered one way (JSON, or the readable table)."""
 
     isLeaf = True
@@ -125,7 +126,7 @@ def parse_policy(form: Form) -> OperatorCommand:
     return OperatorCommand("policySet", service, settings=tuple((key, value) for key, _, value in pairs))
 
 
-class MetricsView(Resource):
+class MetricsView(Readable):
     """The node's metrics (rais.metrics) in Prometheus' text format, 0.0.4, which every Prometheus
     reads. Rendered on the reactor thread, as the node is only ever read there: prometheus_client's
     own Twisted resource is a WSGI app, which would read it from a thread while the reactor changes

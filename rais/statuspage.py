@@ -14,6 +14,8 @@ from importlib.resources import files
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from rais.readable import Readable
+
 # The page's files, in rais/page/ (package data), and how each is served.
 FILES = {
     b"page.css": b"text/css; charset=utf-8",
@@ -21,7 +23,7 @@ FILES = {
 }
 
 
-class Asset(Resource):
+class Asset(Readable):
     """One file of the page, read once when the endpoint starts."""
 
     isLeaf = True

@@ -2,8 +2,12 @@
 
 import json
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -99,10 +103,12 @@ def get(site, path):
     return request.responseHeaders.getRawHeaders(b"content-type")[0].decode(), body.decode()
 
 
+STATUS = {"self": "1.2.0.1", "role": "master", "master": None, "address": "10.0.0.1", "cluster": "1.2", "term": 1,
+          "generation": 0, "priority": 100, "hosts": []}
+
+
 def test_the_site_serves_the_status_page_its_files_and_the_text_status():
-    site = control_site(lambda: {"self": "1.2.0.1", "role": "master", "master": None, "address": "10.0.0.1",
-                                 "cluster": "1.2", "term": 1, "generation": 0, "priority": 100, "hosts": []},
-                        Operator(), CollectorRegistry())
+    site = control_site(lambda: STATUS, Operator(), CollectorRegistry())
     kind, page = get(site, "/")
     assert kind == "text/html; charset=utf-8" and '<meta name="viewport"' in page
     for path, kind in (("/page/page.js", "text/javascript"), ("/page/page.css", "text/css")):
@@ -131,3 +137,34 @@ def test_an_answer_that_comes_later_is_written_then_and_an_operator_who_leaves_c
     assert view.render(gone) == NOT_DONE_YET and len(waiting) == 1
     gone.processingFailed(Exception("connection lost"))
     assert waiting == [] and gone.written == []
+
+
+def over_http(site, request):
+    """The site's answer to ``request`` (bytes of HTTP/1.1) on an in-memory connection: (status line,
+    headers, body), and what twisted.web logged meanwhile."""
+    protocol = site.buildProtocol(None)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    with capturedLogs() as events:
+        protocol.dataReceived(request)
+    protocol.connectionLost(Failure(ConnectionDone()))
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    return status, headers, body, [formatEvent(e) for e in events]
+
+
+def test_head_answers_the_headers_of_get_without_a_body_and_logs_nothing():
+    """Monitors check an endpoint with HEAD: twisted.web would render the GET, eat its body and log
+    a warning on each request."""
+    registry = CollectorRegistry()
+    Gauge("rais_up", "A metric, so that /metrics has a body.", registry=registry).set(1)
+    site = control_site(lambda: STATUS, Operator(), registry)
+    for path in ("/", "/status", "/status.json", "/metrics", "/page/page.css"):
+        ask = f" {path} HTTP/1.1\r\nHost: rais\r\nConnection: close\r\n\r\n".encode()
+        status, got, body, _ = over_http(site, b"GET" + ask)
+        assert status == "HTTP/1.1 200 OK" and int(got["content-length"]) == len(body) > 0, path
+        status, headed, nobody, said = over_http(site, b"HEAD" + ask)
+        assert (status, nobody, said) == ("HTTP/1.1 200 OK", b"", []), path
+        assert {k: headed[k] for k in ("content-type", "content-length", "cache-control")} == {
+            k: got[k] for k in ("content-type", "content-length", "cache-control")}, path
