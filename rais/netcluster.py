@@ -157,6 +157,17 @@ def sweep() -> None:
         _delete([], probes, None)  # unavailable()'s, killed before it deleted it
 
 
+def _kill_left_in(namespace: str) -> None:
+    """SIGKILL whatever still runs in one of the cluster's namespaces: a server a start action put in
+    the background outlives its node, and would outlive the namespace too."""
+    listed = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True).stdout
+    for pid in listed.split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass  # gone meanwhile
+
+
 def _delete(veths: Iterable[str], namespaces: Iterable[str], bridge: str | None) -> None:
     """Delete these links and namespaces, whatever is already gone: the veths first (a namespace
     deleted with a veth in it frees the veth only later)."""
@@ -550,6 +561,8 @@ class NetCluster(TwistdCluster[NetNode]):
         try:
             stop_processes([n.process for n in self.nodes if n.process] + self._helpers)
         finally:
+            for namespace in self._namespaces:
+                _kill_left_in(namespace)
             if self._injector is not None:
                 self._injector.close()
                 self._injector = None

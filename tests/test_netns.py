@@ -19,6 +19,7 @@ from bench.loss import DEAD_AFTER, INTERVAL, ROLES, WEB, WEB_PORT
 from rais.ids import ClusterId, HostClusterId
 from rais.keys import Key, Keyring, load_keyring
 from rais.localcluster import agreed, converged, declared, wait_for
+from rais.netcluster import alive
 from rais.wire import Heartbeat, ReplayGuard, WireError, open_datagram, seal
 
 pytestmark = pytest.mark.integration
@@ -294,6 +295,19 @@ def test_cluster_restarted_one_by_one_keeps_its_tables(start):
     assert declared(nodes[0].status()) == declared(before)
     figure("cluster restarted one by one", settled_after_each=[round(t, 2) for t in took],
            master=master_of(nodes))
+
+
+def test_closing_a_cluster_kills_what_its_actions_left_in_the_background(net_cluster):
+    """A start action's server outlives its node (it is meant to); the harness must not let it
+    outlive the test, bound to a port in a namespace nobody can reach any more."""
+    made = net_cluster(["active"])
+    namespace = made.nodes[0].namespace
+    subprocess.run(["ip", "netns", "exec", namespace, "sh", "-c", "sleep 300 >/dev/null 2>&1 &"], check=True)
+    left = [int(pid) for pid in subprocess.run(["ip", "netns", "pids", namespace], capture_output=True,
+                                               text=True, check=True).stdout.split()]
+    assert left
+    made.close()
+    assert wait_for(lambda: not any(alive(pid) for pid in left), 5), left
 
 
 def test_the_harness_faults_reach_the_datagrams(cluster):
