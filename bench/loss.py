@@ -8,6 +8,10 @@ at random, for RAIS_SOAK_SECONDS seconds each (default 120). No host dies, so
 reported per level, from the nodes' logs:
 - suspects and false downs: "host X is suspect" and "host X is down" lines, on
   any node (a suspect is only a late beat: it shows the loss biting);
+- pauses: "this node was not scheduled" lines (rais.pause: a process that did
+  not run, on a machine too busy), and the false downs of a host that logged one
+  then: its heartbeats stopped with it, so those downs are the machine's, not
+  the loss's;
 - new terms: terms claimed during the soak ("role ... -> master in term T");
 - decisions and orders: the master's decisions about web ("web: ..." lines), and
   those that give an order (an assign, or a release);
@@ -19,6 +23,7 @@ root and nftables (otherwise it says why and stops).
 
 from __future__ import annotations
 
+import datetime
 import glob
 import os
 import pathlib
@@ -44,7 +49,8 @@ rise = 1
 """
 
 # Lines of a node's twistd.log, after the time stamp and the logger's name.
-DOWN = re.compile(r"\] host \S+ is down \(was ")
+DOWN = re.compile(r"^(\S+) \[.*\] host (\S+) is down \(was ")
+PAUSED = re.compile(r"^(\S+) \[.*\] this node was not scheduled for ([\d.]+)s")
 SUSPECT = re.compile(r"\] host \S+ is suspect \(was ")
 MASTER = re.compile(r"\] role \w+ -> master in term (\S+):")
 DECIDED = re.compile(r"DaemonEffects#info\] web: (.*)$")
@@ -69,6 +75,11 @@ def sizes(cluster: NetCluster) -> dict[int, int]:
     return {n.index: sum(os.path.getsize(path) for path in log_files(n)) for n in cluster.nodes}
 
 
+def stamp(text: str) -> float:
+    """A log line's time stamp (twistd's, to the second), in seconds since 1970."""
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp()
+
+
 def count(lines: list[str], pattern: re.Pattern[str], keep: Callable[[re.Match[str]], bool] = bool) -> int:
     return sum(1 for line in lines if (m := pattern.search(line)) and keep(m))
 
@@ -81,11 +92,18 @@ def soak(cluster: NetCluster, percent: int, seconds: float) -> dict[str, object]
     after = sizes(cluster)
     healed = time.monotonic()
     settled = wait_for(lambda: converged(cluster.nodes), 30)
-    lines = [line for n in cluster.nodes for line in log_lines(n, before[n.index], after[n.index])]
+    logs = {n.index: log_lines(n, before[n.index], after[n.index]) for n in cluster.nodes}
+    lines = [line for node in logs.values() for line in node]
     terms = {m[1] for line in lines if (m := MASTER.search(line))}
+    paused = {index: [stamp(m[1]) for line in node if (m := PAUSED.search(line))] for index, node in logs.items()}
+    downs = [(stamp(m[1]), int(m[2].rsplit(".", 1)[1])) for line in lines if (m := DOWN.search(line))]
     return {
         "suspects": count(lines, SUSPECT),
-        "false downs": count(lines, DOWN),
+        "false downs": len(downs),
+        # A host whose own process did not run (rais.pause) sent no heartbeat either: its peers
+        # were right. Its log says so when it runs again, at most a few seconds after they judged.
+        "of a paused host": sum(1 for when, host in downs if any(-1 <= p - when <= 3 for p in paused.get(host, []))),
+        "pauses": sum(len(p) for p in paused.values()),
         "new terms": len(terms),
         "decisions": count(lines, DECIDED),
         "orders": count(lines, DECIDED, lambda m: bool(ORDER.search(m[1]))),

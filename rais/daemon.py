@@ -32,6 +32,7 @@ from rais.interfaces import IEffects, ProbeResult
 from rais.load import LoadSampler, source_for
 from rais.metrics import NodeMetrics
 from rais.node import Node
+from rais.pause import PauseWatch
 from rais.policy import policy_row
 from rais.probing.discover import ProbeRegistry, discover
 from rais.probing.runner import ProbeRunner
@@ -188,8 +189,25 @@ class NodeService(Service):
                        now=False)
         # Sampled before the beat is stamped, so round trips do not include the sampling's time.
         self._loop("heartbeat", lambda: driver.beat(sampler.sample(reactor.seconds())), interval)
-        self._loop("tick", driver.tick, interval / TICKS_PER_INTERVAL)
+        pauses = PauseWatch(interval / TICKS_PER_INTERVAL, interval)
+
+        def tick() -> None:
+            paused = pauses.ran(reactor.seconds())
+            if paused is not None:
+                self._paused(paused)
+            if not pauses.wait:  # else judged at the next tick, on what queued meanwhile, read by then
+                driver.tick()
+
+        self._loop("tick", tick, interval / TICKS_PER_INTERVAL)
         self._loop("probe schedule", driver.poll_probes, POLL)
+
+    def _paused(self, seconds: float) -> None:
+        cluster = self.config.cluster
+        self.metrics.paused(seconds)
+        self.log.warn("this node was not scheduled for {seconds:.2f}s (heartbeats every {interval:g}s, a host down "
+                      "after {dead:g}s of silence): its peers may have judged it suspect or down meanwhile; a host "
+                      "too loaded, or paused?", seconds=seconds, interval=cluster.heartbeat_interval,
+                      dead=cluster.heartbeat_interval * cluster.dead_after)
 
     def _peers_heard(self) -> None:
         """Say which peers have sent nothing lately, when that changes: a host down says so in the

@@ -138,6 +138,10 @@ class NodeMetrics:
                                  registry=registry)
         self.sync_received = Counter("rais_sync_received_bytes", "Bytes of table rows in authenticated sync "
                                      "chunks received (every host hears every transfer).", registry=registry)
+        self.pauses = Counter("rais_pauses", "Times this node was not scheduled for longer than a heartbeat "
+                              "interval (a host too loaded, or paused): its heartbeats stopped too.", registry=registry)
+        self.paused_seconds = Counter("rais_paused_seconds", "Seconds this node was not scheduled, in those "
+                                      "pauses.", registry=registry)
 
     def event(self, event: object) -> None:
         """An event the daemon logs (rais.effects): count the ones that are metrics."""
@@ -149,6 +153,10 @@ class NodeMetrics:
                 self.failovers.labels(event.decision.action).inc()
         elif isinstance(event, TablesChanged):
             self.generations.labels(event.how).inc()
+
+    def paused(self, seconds: float) -> None:
+        self.pauses.inc()
+        self.paused_seconds.inc(seconds)
 
     def probed(self, probe: str, result: ProbeResult) -> None:
         self.probe_latency.labels(probe).observe(result.latency)
