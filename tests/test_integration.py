@@ -402,7 +402,8 @@ def test_rais_move_moves_a_service_where_the_operator_says_and_refuses_what_cann
         assert (done.returncode, done.stdout) == (0, "moving web to 1.2.0.3\n"), done.stderr
         assert wait_for(lambda: confirmed_on(cluster, hid(3)) and not web_rows(master)[hid(2)]["assigned"], 15), (
             web_rows(master))
-        assert not os.path.exists(os.path.join(cluster.nodes[1].folder, "web.pid"))  # released there
+        # Released there: unassigned in the master's tables as it orders the stop, which runs a moment later.
+        assert wait_for(lambda: not os.path.exists(os.path.join(cluster.nodes[1].folder, "web.pid")), 5)
         def said():
             return [d["text"] for d in master.status()["decisions"]["web"]]
 
