@@ -153,7 +153,8 @@ class NodeService(Service):
             self.log.warn("probe module {file} not loaded: {reason}", file=failure.file, reason=failure.reason)
         mine = own_peers(config)  # at most one: host_problems refused more before twistd got here
         self.protocol = NodeProtocol(cluster.keyring, node.id, node.boot_epoch, cluster.group, cluster.port,
-                                     cluster.interface, cluster.ttl, [p for p in cluster.peers if p not in mine])
+                                     cluster.interface, cluster.ttl,
+                                     [p for p in cluster.peers if p not in mine] if cluster.peers else None)
         self.events = EventLog(config.self_id, reactor)
         sampler = self._sampler = LoadSampler(now, source_for(me, reactor, now))
         effects = DaemonEffects(

@@ -39,7 +39,7 @@ class NodeProtocol(DatagramProtocol):
         port: int,
         interface: str,
         ttl: int,
-        peers: Sequence[tuple[str, int]] = (),
+        peers: Sequence[tuple[str, int]] | None = None,
     ) -> None:
         self.keyring = keyring
         self.sender = sender
@@ -48,9 +48,11 @@ class NodeProtocol(DatagramProtocol):
         self.port = port
         self.interface = interface
         self.ttl = ttl
-        # Unicast: where each datagram goes (every peer but this host), and what each has sent us.
-        self.peers = tuple(peers)
-        self.heard: Counter[tuple[str, int]] | None = Counter({peer: 0 for peer in peers}) if peers else None
+        # Unicast (peers not None, though it may list no other host): where each datagram goes (every
+        # peer but this host), and the peers heard since the last look.
+        self.unicast = peers is not None
+        self.peers = tuple(peers or ())
+        self.heard: set[tuple[str, int]] = set()
         # Set before the port opens: where authenticated datagrams go; False means the node failed on one.
         self.deliver: Callable[[Datagram, str], bool] = lambda datagram, source: True
         self.guard = ReplayGuard(own=sender)
@@ -58,10 +60,6 @@ class NodeProtocol(DatagramProtocol):
         self.received = 0
         self.sent = 0
         self.dropped: Counter[str] = Counter()
-
-    @property
-    def unicast(self) -> bool:
-        return self.heard is not None
 
     def startProtocol(self) -> None:
         transport = self.transport
@@ -90,7 +88,7 @@ class NodeProtocol(DatagramProtocol):
 
     def datagramReceived(self, data: bytes, addr: tuple[str, int]) -> None:
         source = f"{addr[0]}:{addr[1]}"
-        if self.heard is not None and addr not in self.heard:
+        if self.unicast and addr not in self.peers:
             # Whoever sent it does not hear us (we never send to it): delivering it would make a
             # one-way link of a peer list that differs between hosts, so it is kept out whole.
             self.drop("not-a-peer", source, "not in [cluster] peers: give every host the same list")
@@ -101,8 +99,8 @@ class NodeProtocol(DatagramProtocol):
             self.drop(e.reason, source, str(e))
             return
         self.received += 1
-        if self.heard is not None:
-            self.heard[addr] += 1  # a peer is heard when what it sends is sealed with our key
+        if self.unicast:
+            self.heard.add(addr)  # a peer is heard when what it sends is sealed with our key
         if datagram.sender == self.sender and datagram.boot_epoch != self.boot_epoch:
             # Counted here, still delivered: the node judges whether another process uses our id.
             self.drop("duplicate-id", source, f"another node uses {self.sender} (boot epoch {datagram.boot_epoch})")
@@ -124,7 +122,7 @@ class NodeProtocol(DatagramProtocol):
             return
         self.sequence += 1
         data = seal(self.keyring, self.sender, self.boot_epoch, self.sequence, term, message)
-        for destination in self.peers or ((self.group, self.port),):
+        for destination in self.peers if self.unicast else ((self.group, self.port),):
             try:
                 self.transport.write(data, destination)
             except OSError as e:
@@ -135,10 +133,8 @@ class NodeProtocol(DatagramProtocol):
 
     def silent(self) -> list[tuple[str, int]]:
         """Unicast: the peers nothing has come from yet (since the last call), in the configured order."""
-        if self.heard is None:
-            return []
-        silent = [peer for peer in self.peers if not self.heard[peer]]
-        self.heard = Counter({peer: 0 for peer in self.peers})
+        silent = [peer for peer in self.peers if peer not in self.heard]
+        self.heard = set()
         return silent
 
     def counters(self) -> dict[str, object]:

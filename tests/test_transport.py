@@ -81,7 +81,7 @@ class Daemon:
         return self.protocol.counters()
 
 
-def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1, services=(), prober=None, peers=()):
+def make(host, clock, role="active", interval=1.0, dead_after=3, epoch=1, services=(), prober=None, peers=None):
     ident = Identity(id=HostClusterId.parse(f"1.2.0.{host}"), configured=role, address=f"10.0.0.{host}")
     node = Node(ident, epoch, Timing(interval=interval, dead_after=dead_after), clock.seconds(), services=services,
                 probing=ProbeDefaults(interval=interval, timeout=interval / 2))
@@ -242,6 +242,30 @@ def test_unicast_sends_each_datagram_to_every_peer_and_hears_only_peers():
     b.datagramReceived(b"junk", ("10.0.0.3", PORT))  # from a peer's address, but not sealed: not heard
     assert b.protocol.silent() == [("10.0.0.3", PORT)] and c.protocol.silent() == peers_of(3)
     assert b.protocol.silent() == peers_of(2)  # each call looks back to the one before
+
+
+class FakeUDP:
+    """listenUDP's port: writes, and none of the multicast calls."""
+
+    def __init__(self):
+        self.written = []
+
+    def write(self, data, addr):
+        self.written.append((data, addr))
+
+
+def test_a_unicast_host_whose_peers_list_only_itself_sends_to_nobody_and_hears_nobody():
+    """The first host of a cluster brought up with peers: its own entry is not sent to, so it has no
+    peer; it is still unicast (its port is listenUDP's, with no multicast calls), not the group."""
+    ident = HostClusterId.parse("1.2.0.1")
+    proto = NodeProtocol(KEYS, ident, 1, GROUP, PORT, "10.0.0.1", 1, [])
+    proto.makeConnection(FakeUDP())
+    proto.send(Heartbeat(role="active", priority=1, generation=0, address="10.0.0.1"), 0)
+    assert proto.transport.written == [] and proto.counters()["peers"] == []
+    sender = make(2, Clock(), peers=peers_of(2))
+    sender.beat()
+    proto.datagramReceived(sender.transport.written[0][0], ("10.0.0.2", PORT))
+    assert proto.counters()["received"] == 0 and proto.counters()["dropped"] == {"not-a-peer": 1}
 
 
 def test_unicast_nodes_elect_a_master_and_follow_it():
