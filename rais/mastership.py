@@ -423,7 +423,7 @@ class Mastership:
         if order.action == OrderAction.RELEASE:
             if done.ok:  # clients that found it there must now find the copies that remain
                 self.books = attrs.evolve(self.books, refresh=self.books.refresh | {service})
-                self._declared(host, service, False)
+                self._stopped(host, service)
             return [self._decided(now, Decision("released", service, host,
                                                 f"{service} released on {host}: {done.detail}"))]
         row = row_as(ServiceRow, self.ledger.view(RowKey("services", host.value, order.service)))
@@ -448,12 +448,13 @@ class Mastership:
         return [self._decided(now, Decision("started", service, host, f"{service} started on {host} "
                                             f"({done.detail}); waiting for its probe"))]
 
-    def _declared(self, host: HostClusterId, service: str, running: bool) -> None:
-        """What a host's answer to a stop says runs there, before its catalogue does. A host without a
-        stop action answers that it left the service as it is (rais.orders): that says nothing."""
+    def _stopped(self, host: HostClusterId, service: str) -> None:
+        """A host's answer to a stop says the service no longer runs there, before its catalogue does.
+        A host without a stop action answers that it left the service as it is (rais.orders): that
+        says nothing."""
         row = row_as(ServiceRow, self.ledger.view(RowKey("services", host.value, service)))
-        if row is not None and row.can_stop and row.running != running:
-            self.ledger.stage(attrs.evolve(row, running=running))
+        if row is not None and row.can_stop and row.running:
+            self.ledger.stage(attrs.evolve(row, running=False))
 
     def _decided(self, now: float, decision: Decision) -> Decided:
         """Keep the latest few decisions per service for the status document; one that repeats
