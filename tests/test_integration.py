@@ -496,9 +496,8 @@ def test_metrics_say_what_each_node_sees_and_promtool_accepts_them(cluster):
                                                       0) >= len(ROLES), 10), metrics(nodes[0])[0]
 
 
-def test_unicast_peers_on_one_machine_elect_sync_and_fail_over(tmp_path):
+def unicast_on_loopback(cluster):
     """[cluster] peers on loopback: each node its own port, every node listed as 127.0.0.1:PORT."""
-    cluster = LocalCluster(str(tmp_path), ["master", "active", "standby"], INTERVAL, DEAD_AFTER)
     ports = [free_port(socket.SOCK_DGRAM) for _ in cluster.nodes]
     peers = ", ".join(f'"127.0.0.1:{port}"' for port in ports)
     for node, port in zip(cluster.nodes, ports, strict=True):
@@ -508,6 +507,25 @@ def test_unicast_peers_on_one_machine_elect_sync_and_fail_over(tmp_path):
             assert old in text
             text = text.replace(old, new)
         open(node.config_path, "w").write(text)
+    return ports
+
+
+def test_a_unicast_cluster_of_one_host_runs_and_leads_itself(tmp_path):
+    """The first host of a cluster with peers, its list naming only itself: it sends to nobody."""
+    cluster = LocalCluster(str(tmp_path), ["master"], INTERVAL, DEAD_AFTER)
+    unicast_on_loopback(cluster)
+    try:
+        cluster.start_all()
+        cluster.wait_ready()
+        assert wait_for(lambda: cluster.nodes[0].status()["master"] == "1.2.0.1", 10), cluster.tail(cluster.nodes[0])
+        assert cluster.nodes[0].status()["traffic"] == {"received": 0, "sent": 0, "dropped": {}, "peers": []}
+    finally:
+        cluster.stop_all()
+
+
+def test_unicast_peers_on_one_machine_elect_sync_and_fail_over(tmp_path):
+    cluster = LocalCluster(str(tmp_path), ["master", "active", "standby"], INTERVAL, DEAD_AFTER)
+    ports = unicast_on_loopback(cluster)
     try:
         cluster.start_all()
         cluster.wait_ready()
